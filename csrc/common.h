@@ -1,0 +1,48 @@
+/* The dtype template.
+ *
+ * A family file (gemm.c, im2col.c, conv2d.c, pool.c) is written once against
+ * FC_T and FC_FN and #included by f32.c and f64.c, which define FC_T and
+ * FC_SUFFIX. FC_FN(fc_conv2d_forward) names fc_conv2d_forward_f32 or _f64.
+ * Family files are never compiled on their own. */
+#ifndef FASTCONV_COMMON_H
+#define FASTCONV_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FC_CAT_(a, b) a##b
+#define FC_CAT(a, b) FC_CAT_(a, b)
+#define FC_FN(name) FC_CAT(name, FC_SUFFIX)
+
+#define FC_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define FC_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#ifdef _OPENMP
+#include <omp.h>
+#define FC_PRAGMA(x) _Pragma(#x)
+#define FC_OMP(x) FC_PRAGMA(omp x)
+#else
+#define FC_OMP(x)
+#endif
+
+/* Floor division for possibly negative numerators (divisor > 0). */
+static inline int64_t fc_floordiv(int64_t a, int64_t b) {
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+static inline int64_t fc_ceildiv(int64_t a, int64_t b) {
+    return -fc_floordiv(-a, b);
+}
+
+/* Output positions o in [0, out) whose input position o*stride + off falls
+ * in [0, in): the half-open range [*lo, *hi), possibly empty. */
+static inline void fc_valid_range(int64_t off, int64_t stride, int64_t in, int64_t out,
+                                  int64_t *lo, int64_t *hi) {
+    *lo = FC_MAX(fc_ceildiv(-off, stride), (int64_t)0);
+    *hi = FC_MIN(fc_floordiv(in - 1 - off, stride) + 1, out);
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* Thread-count helpers (threads.c). */
+int fc_threads_for(int64_t tasks, double flops_per_task);
+
+#endif

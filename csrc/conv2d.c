@@ -1,0 +1,395 @@
+/* 2-D convolution, forward and gradients (geometry in fastconv.h), three
+ * ways each: _ref (plain loops, double accumulation: the C oracle),
+ * _direct (loops over planes, vectorizable rows; best where the GEMM is
+ * thin, as in depthwise) and _im2col (implicit im2col + packed GEMM).
+ * Family file: instantiated by f32.c and f64.c (see common.h).
+ *
+ * Threads own outputs: forward splits y by (image, group, pixel tile),
+ * grad-input splits gx by (image, group, channel block), grad-weight
+ * splits the batch into a fixed number of slots, each summing its share
+ * into its own copy of gw, reduced in slot order. No split depends on the
+ * thread count in a way that changes any sum's order: 1 thread and N
+ * threads agree bit for bit. */
+#include <stdlib.h>
+#include <string.h>
+
+#define GROUP_IN(s) ((s)->c_in / (s)->groups)
+#define GROUP_OUT(s) ((s)->c_out / (s)->groups)
+#define PIXELS(s) ((s)->out_h * (s)->out_w)
+
+/* ---------------------------------------------------------------- _ref */
+
+static void FC_FN(fc_conv2d_forward_ref)(const fc_conv2d_shape *s, const FC_T *x,
+                                         const FC_T *w, const FC_T *b, FC_T *y) {
+    const int64_t cin_g = GROUP_IN(s), cout_g = GROUP_OUT(s);
+    for (int64_t n = 0; n < s->n; n++)
+        for (int64_t co = 0; co < s->c_out; co++)
+            for (int64_t oh = 0; oh < s->out_h; oh++)
+                for (int64_t ow = 0; ow < s->out_w; ow++) {
+                    double acc = b ? b[co] : 0;
+                    for (int64_t c = 0; c < cin_g; c++)
+                        for (int64_t i = 0; i < s->kh; i++)
+                            for (int64_t j = 0; j < s->kw; j++) {
+                                const int64_t ih = oh * s->stride_h - s->pad_top + i * s->dil_h;
+                                const int64_t iw = ow * s->stride_w - s->pad_left + j * s->dil_w;
+                                if (ih < 0 || ih >= s->h || iw < 0 || iw >= s->w) continue;
+                                const int64_t ci = co / cout_g * cin_g + c;
+                                acc += (double)w[((co * cin_g + c) * s->kh + i) * s->kw + j] *
+                                       x[((n * s->c_in + ci) * s->h + ih) * s->w + iw];
+                            }
+                    y[((n * s->c_out + co) * s->out_h + oh) * s->out_w + ow] = (FC_T)acc;
+                }
+}
+
+static void FC_FN(fc_conv2d_grad_input_ref)(const fc_conv2d_shape *s, const FC_T *gy,
+                                            const FC_T *w, FC_T *gx) {
+    const int64_t cin_g = GROUP_IN(s), cout_g = GROUP_OUT(s);
+    for (int64_t n = 0; n < s->n; n++)
+        for (int64_t ci = 0; ci < s->c_in; ci++)
+            for (int64_t ih = 0; ih < s->h; ih++)
+                for (int64_t iw = 0; iw < s->w; iw++) {
+                    double acc = 0;
+                    for (int64_t co = ci / cin_g * cout_g; co < (ci / cin_g + 1) * cout_g; co++)
+                        for (int64_t i = 0; i < s->kh; i++)
+                            for (int64_t j = 0; j < s->kw; j++) {
+                                const int64_t th = ih + s->pad_top - i * s->dil_h;
+                                const int64_t tw = iw + s->pad_left - j * s->dil_w;
+                                if (th < 0 || tw < 0 || th % s->stride_h || tw % s->stride_w) continue;
+                                const int64_t oh = th / s->stride_h, ow = tw / s->stride_w;
+                                if (oh >= s->out_h || ow >= s->out_w) continue;
+                                acc += (double)w[((co * cin_g + ci % cin_g) * s->kh + i) * s->kw + j] *
+                                       gy[((n * s->c_out + co) * s->out_h + oh) * s->out_w + ow];
+                            }
+                    gx[((n * s->c_in + ci) * s->h + ih) * s->w + iw] = (FC_T)acc;
+                }
+}
+
+static void FC_FN(fc_conv2d_grad_weight_ref)(const fc_conv2d_shape *s, const FC_T *gy,
+                                             const FC_T *x, FC_T *gw) {
+    const int64_t cin_g = GROUP_IN(s), cout_g = GROUP_OUT(s);
+    for (int64_t co = 0; co < s->c_out; co++)
+        for (int64_t c = 0; c < cin_g; c++)
+            for (int64_t i = 0; i < s->kh; i++)
+                for (int64_t j = 0; j < s->kw; j++) {
+                    double acc = 0;
+                    const int64_t ci = co / cout_g * cin_g + c;
+                    for (int64_t n = 0; n < s->n; n++)
+                        for (int64_t oh = 0; oh < s->out_h; oh++)
+                            for (int64_t ow = 0; ow < s->out_w; ow++) {
+                                const int64_t ih = oh * s->stride_h - s->pad_top + i * s->dil_h;
+                                const int64_t iw = ow * s->stride_w - s->pad_left + j * s->dil_w;
+                                if (ih < 0 || ih >= s->h || iw < 0 || iw >= s->w) continue;
+                                acc += (double)gy[((n * s->c_out + co) * s->out_h + oh) * s->out_w + ow] *
+                                       x[((n * s->c_in + ci) * s->h + ih) * s->w + iw];
+                            }
+                    gw[((co * cin_g + c) * s->kh + i) * s->kw + j] = (FC_T)acc;
+                }
+}
+
+/* ------------------------------------------------------------- _direct */
+
+static int FC_FN(fc_conv2d_forward_direct)(const fc_conv2d_shape *s, const FC_T *x,
+                                           const FC_T *w, const FC_T *b, FC_T *y) {
+    const int64_t cin_g = GROUP_IN(s), cout_g = GROUP_OUT(s), P = PIXELS(s);
+    const int64_t planes = s->n * s->c_out;
+    const int threads = fc_threads_for(planes, 2.0 * P * cin_g * s->kh * s->kw);
+    FC_OMP(parallel for num_threads(threads) schedule(static))
+    for (int64_t plane = 0; plane < planes; plane++) {
+        const int64_t n = plane / s->c_out, co = plane % s->c_out;
+        FC_T *yp = y + plane * P;
+        for (int64_t p = 0; p < P; p++) yp[p] = b ? b[co] : 0;
+        for (int64_t c = 0; c < cin_g; c++) {
+            const FC_T *xp = x + (n * s->c_in + co / cout_g * cin_g + c) * s->h * s->w;
+            for (int64_t i = 0; i < s->kh; i++)
+                for (int64_t j = 0; j < s->kw; j++) {
+                    const FC_T wv = w[((co * cin_g + c) * s->kh + i) * s->kw + j];
+                    const int64_t col_off = j * s->dil_w - s->pad_left;
+                    int64_t lo, hi;
+                    fc_valid_range(col_off, s->stride_w, s->w, s->out_w, &lo, &hi);
+                    for (int64_t oh = 0; oh < s->out_h; oh++) {
+                        const int64_t ih = oh * s->stride_h - s->pad_top + i * s->dil_h;
+                        if (ih < 0 || ih >= s->h) continue;
+                        const FC_T *restrict row = xp + ih * s->w + col_off;
+                        FC_T *restrict out = yp + oh * s->out_w;
+                        for (int64_t ow = lo; ow < hi; ow++) out[ow] += wv * row[ow * s->stride_w];
+                    }
+                }
+        }
+    }
+    return FC_OK;
+}
+
+static int FC_FN(fc_conv2d_grad_input_direct)(const fc_conv2d_shape *s, const FC_T *gy,
+                                              const FC_T *w, FC_T *gx) {
+    const int64_t cin_g = GROUP_IN(s), cout_g = GROUP_OUT(s), P = PIXELS(s);
+    const int64_t planes = s->n * s->c_in;
+    const int threads = fc_threads_for(planes, 2.0 * P * cout_g * s->kh * s->kw);
+    FC_OMP(parallel for num_threads(threads) schedule(static))
+    for (int64_t plane = 0; plane < planes; plane++) {
+        const int64_t n = plane / s->c_in, ci = plane % s->c_in, g = ci / cin_g;
+        FC_T *gxp = gx + plane * s->h * s->w;
+        memset(gxp, 0, (size_t)(s->h * s->w) * sizeof(FC_T));
+        for (int64_t co = g * cout_g; co < (g + 1) * cout_g; co++) {
+            const FC_T *gyp = gy + (n * s->c_out + co) * P;
+            for (int64_t i = 0; i < s->kh; i++)
+                for (int64_t j = 0; j < s->kw; j++) {
+                    const FC_T wv = w[((co * cin_g + ci % cin_g) * s->kh + i) * s->kw + j];
+                    const int64_t col_off = j * s->dil_w - s->pad_left;
+                    int64_t lo, hi;
+                    fc_valid_range(col_off, s->stride_w, s->w, s->out_w, &lo, &hi);
+                    for (int64_t oh = 0; oh < s->out_h; oh++) {
+                        const int64_t ih = oh * s->stride_h - s->pad_top + i * s->dil_h;
+                        if (ih < 0 || ih >= s->h) continue;
+                        FC_T *restrict row = gxp + ih * s->w + col_off;
+                        const FC_T *restrict g_row = gyp + oh * s->out_w;
+                        for (int64_t ow = lo; ow < hi; ow++) row[ow * s->stride_w] += wv * g_row[ow];
+                    }
+                }
+        }
+    }
+    return FC_OK;
+}
+
+static int FC_FN(fc_conv2d_grad_weight_direct)(const fc_conv2d_shape *s, const FC_T *gy,
+                                               const FC_T *x, FC_T *gw) {
+    const int64_t cin_g = GROUP_IN(s), cout_g = GROUP_OUT(s), P = PIXELS(s);
+    const int64_t pairs = s->c_out * cin_g;
+    const int threads = fc_threads_for(pairs, 2.0 * s->n * P * s->kh * s->kw);
+    int status = FC_OK;
+    FC_OMP(parallel num_threads(threads))
+    {
+        /* Per-column partial sums keep the inner loop a vectorizable
+         * multiply-add; they are summed in a fixed order at the end. */
+        FC_T *acc = malloc((size_t)s->out_w * sizeof(FC_T));
+        if (!acc) {
+            FC_OMP(atomic write)
+            status = FC_ERR_NOMEM;
+        }
+        FC_OMP(for schedule(static))
+        for (int64_t pair = 0; pair < pairs; pair++) {
+            if (!acc) continue;
+            const int64_t co = pair / cin_g, c = pair % cin_g;
+            const int64_t ci = co / cout_g * cin_g + c;
+            for (int64_t i = 0; i < s->kh; i++)
+                for (int64_t j = 0; j < s->kw; j++) {
+                    const int64_t col_off = j * s->dil_w - s->pad_left;
+                    int64_t lo, hi;
+                    fc_valid_range(col_off, s->stride_w, s->w, s->out_w, &lo, &hi);
+                    memset(acc, 0, (size_t)s->out_w * sizeof(FC_T));
+                    for (int64_t n = 0; n < s->n; n++) {
+                        const FC_T *gyp = gy + (n * s->c_out + co) * P;
+                        const FC_T *xp = x + (n * s->c_in + ci) * s->h * s->w;
+                        for (int64_t oh = 0; oh < s->out_h; oh++) {
+                            const int64_t ih = oh * s->stride_h - s->pad_top + i * s->dil_h;
+                            if (ih < 0 || ih >= s->h) continue;
+                            const FC_T *restrict row = xp + ih * s->w + col_off;
+                            const FC_T *restrict g_row = gyp + oh * s->out_w;
+                            for (int64_t ow = lo; ow < hi; ow++) acc[ow] += g_row[ow] * row[ow * s->stride_w];
+                        }
+                    }
+                    FC_T sum = 0;
+                    for (int64_t ow = lo; ow < hi; ow++) sum += acc[ow];
+                    gw[(pair * s->kh + i) * s->kw + j] = sum;
+                }
+        }
+        free(acc);
+    }
+    return status;
+}
+
+/* ------------------------------------------------------------- _im2col */
+
+/* Pixels per column block in the gradients: a block of K rows stays near
+ * 256 KiB (f32), and at least 128 pixels so packing stays cheap beside the
+ * GEMM. A function of the shape alone, so sums never depend on threads. */
+static int64_t FC_FN(pixel_chunk)(int64_t K, int64_t P) {
+    return FC_MIN(P, FC_MAX((int64_t)128, (int64_t)65536 / K));
+}
+
+/* How many parts to split each of `items` work items into so that every
+ * thread gets about two tasks, at most `most` parts. */
+static int64_t split_for_threads(int64_t items, int64_t most) {
+    const int64_t want = 2 * (int64_t)fc_get_num_threads();
+    if (items >= want) return 1;
+    return FC_MAX((int64_t)1, FC_MIN(most, (want + items - 1) / items));
+}
+
+static int FC_FN(fc_conv2d_forward_im2col)(const fc_conv2d_shape *s, const FC_T *x,
+                                           const FC_T *w, const FC_T *b, FC_T *y) {
+    const int64_t M = GROUP_OUT(s), cin_g = GROUP_IN(s), K = cin_g * s->kh * s->kw, P = PIXELS(s);
+    const int64_t images = s->n * s->groups;
+    const int64_t parts = FC_MAX((P + FC_NC - 1) / FC_NC, split_for_threads(images, (P + FC_NR - 1) / FC_NR));
+    const int64_t NB = ((P + parts - 1) / parts + FC_NR - 1) / FC_NR * FC_NR;
+    const int64_t tiles = (P + NB - 1) / NB, tasks = images * tiles;
+    /* A 1x1, stride-1, unpadded conv reads the image as its B matrix. */
+    const int pointwise = s->kh == 1 && s->kw == 1 && s->stride_h == 1 && s->stride_w == 1 &&
+                          s->pad_top == 0 && s->pad_left == 0 && s->out_h == s->h && s->out_w == s->w;
+    const int threads = fc_threads_for(tasks, 2.0 * M * K * NB);
+    int status = FC_OK;
+    FC_OMP(parallel num_threads(threads))
+    {
+        FC_T *work = malloc(FC_FN(gemm_workspace)(M, NB, K) * sizeof(FC_T));
+        if (!work) {
+            FC_OMP(atomic write)
+            status = FC_ERR_NOMEM;
+        }
+        FC_OMP(for schedule(static))
+        for (int64_t t = 0; t < tasks; t++) {
+            if (!work) continue;
+            const int64_t img = t / tiles, n = img / s->groups, g = img % s->groups;
+            const int64_t p0 = t % tiles * NB, nb = FC_MIN(NB, P - p0);
+            const FC_T *xg = x + (n * s->c_in + g * cin_g) * s->h * s->w;
+            const FC_FN(fc_strided) wm = {w + g * M * K, K, 1};
+            const FC_FN(fc_strided) xm = {xg + p0, 1, P};
+            const FC_FN(fc_im2col_operand) xc = {s, xg, p0};
+            const FC_FN(fc_operand) a = {FC_FN(pack_strided), &wm};
+            const FC_FN(fc_operand) bo = pointwise ? (FC_FN(fc_operand)){FC_FN(pack_strided), &xm}
+                                                   : (FC_FN(fc_operand)){FC_FN(pack_im2col), &xc};
+            FC_FN(gemm_serial)(M, nb, K, &a, &bo, y + (n * s->c_out + g * M) * P + p0, P,
+                               b ? b + g * M : NULL, 0, work);
+        }
+        free(work);
+    }
+    return status;
+}
+
+/* gx = col2im(W^T gy), a block of pixels at a time: a task owns the gx
+ * planes of one (image, group, channel block), so no two tasks add into
+ * the same element. */
+static int FC_FN(fc_conv2d_grad_input_im2col)(const fc_conv2d_shape *s, const FC_T *gy,
+                                              const FC_T *w, FC_T *gx) {
+    const int64_t M = GROUP_OUT(s), cin_g = GROUP_IN(s), taps = s->kh * s->kw;
+    const int64_t K = cin_g * taps, P = PIXELS(s), PC = FC_FN(pixel_chunk)(K, P);
+    const int64_t images = s->n * s->groups;
+    const int64_t blocks = split_for_threads(images, cin_g);
+    const int64_t CB = (cin_g + blocks - 1) / blocks, tasks = images * blocks;
+    const int threads = fc_threads_for(tasks, 2.0 * M * CB * taps * P);
+    int status = FC_OK;
+    FC_OMP(parallel num_threads(threads))
+    {
+        FC_T *col = malloc(((size_t)(CB * taps * PC) + FC_FN(gemm_workspace)(CB * taps, PC, M)) * sizeof(FC_T));
+        if (!col) {
+            FC_OMP(atomic write)
+            status = FC_ERR_NOMEM;
+        }
+        FC_OMP(for schedule(static))
+        for (int64_t t = 0; t < tasks; t++) {
+            if (!col) continue;
+            const int64_t img = t / blocks, n = img / s->groups, g = img % s->groups;
+            const int64_t c0 = t % blocks * CB, c1 = FC_MIN(cin_g, c0 + CB);
+            if (c0 >= c1) continue;
+            FC_T *gxn = gx + n * s->c_in * s->h * s->w;
+            memset(gxn + (g * cin_g + c0) * s->h * s->w, 0, (size_t)((c1 - c0) * s->h * s->w) * sizeof(FC_T));
+            for (int64_t p0 = 0; p0 < P; p0 += PC) {
+                const int64_t pc = FC_MIN(PC, P - p0);
+                const FC_FN(fc_strided) wt = {w + g * M * K + c0 * taps, 1, K};
+                const FC_FN(fc_strided) gm = {gy + (n * s->c_out + g * M) * P + p0, 1, P};
+                const FC_FN(fc_operand) a = {FC_FN(pack_strided), &wt}, bo = {FC_FN(pack_strided), &gm};
+                FC_FN(gemm_serial)((c1 - c0) * taps, pc, M, &a, &bo, col, pc, NULL, 0, col + CB * taps * PC);
+                FC_FN(col2im)(s, col, g * cin_g + c0, g * cin_g + c1, p0, p0 + pc, gxn);
+            }
+        }
+        free(col);
+    }
+    return status;
+}
+
+/* gw = sum over images and pixel blocks of gy_block col_block^T. The
+ * blocks are cut into at most SLOTS contiguous runs; each run sums into
+ * its own copy of gw, and the copies are added in run order. */
+#define SLOTS 16
+static int FC_FN(fc_conv2d_grad_weight_im2col)(const fc_conv2d_shape *s, const FC_T *gy,
+                                               const FC_T *x, FC_T *gw) {
+    const int64_t M = GROUP_OUT(s), cin_g = GROUP_IN(s), K = cin_g * s->kh * s->kw;
+    const int64_t P = PIXELS(s), PC = FC_FN(pixel_chunk)(K, P), chunks = (P + PC - 1) / PC;
+    const int64_t units = s->n * chunks, slots = FC_MIN((int64_t)SLOTS, units);
+    const int64_t size = s->c_out * K, tasks = slots * s->groups;
+    FC_T *partial = slots == 1 ? gw : malloc((size_t)(slots * size) * sizeof(FC_T));
+    if (!partial) return FC_ERR_NOMEM;
+    const int threads = fc_threads_for(tasks, 2.0 * M * K * P * s->n / slots);
+    int status = FC_OK;
+    FC_OMP(parallel num_threads(threads))
+    {
+        FC_T *col = malloc(((size_t)(K * PC) + FC_FN(gemm_workspace)(M, K, PC)) * sizeof(FC_T));
+        if (!col) {
+            FC_OMP(atomic write)
+            status = FC_ERR_NOMEM;
+        }
+        FC_OMP(for schedule(static))
+        for (int64_t t = 0; t < tasks; t++) {
+            if (!col) continue;
+            const int64_t slot = t / s->groups, g = t % s->groups;
+            const int64_t u0 = units * slot / slots, u1 = units * (slot + 1) / slots;
+            for (int64_t u = u0; u < u1; u++) {
+                const int64_t n = u / chunks, p0 = u % chunks * PC, pc = FC_MIN(PC, P - p0);
+                FC_FN(im2col)(s, x + n * s->c_in * s->h * s->w, g * cin_g, (g + 1) * cin_g, p0, p0 + pc, col);
+                const FC_FN(fc_strided) gm = {gy + (n * s->c_out + g * M) * P + p0, P, 1};
+                const FC_FN(fc_strided) cm = {col, pc, 1};
+                const FC_FN(fc_operand) a = {FC_FN(pack_strided), &gm}, bo = {FC_FN(pack_strided), &cm};
+                FC_FN(gemm_serial)(M, K, pc, &a, &bo, partial + slot * size + g * M * K, K, NULL,
+                                   u > u0 ? FC_GEMM_ACCUMULATE : 0, col + K * PC);
+            }
+        }
+        free(col);
+    }
+    if (slots > 1) {
+        const int reduce_threads = fc_threads_for(size, (double)slots);
+        FC_OMP(parallel for num_threads(reduce_threads) schedule(static))
+        for (int64_t e = 0; e < size; e++) {
+            FC_T sum = partial[e];
+            for (int64_t slot = 1; slot < slots; slot++) sum += partial[slot * size + e];
+            gw[e] = sum;
+        }
+        free(partial);
+    }
+    return status;
+}
+
+/* ----------------------------------------------------- entry points */
+
+int FC_FN(fc_conv2d_forward)(const fc_conv2d_shape *s, fc_algorithm algo, const FC_T *x,
+                             const FC_T *w, const FC_T *b, FC_T *y) {
+    switch (algo) {
+    case FC_ALGO_REF: FC_FN(fc_conv2d_forward_ref)(s, x, w, b, y); return FC_OK;
+    case FC_ALGO_DIRECT: return FC_FN(fc_conv2d_forward_direct)(s, x, w, b, y);
+    default: return FC_FN(fc_conv2d_forward_im2col)(s, x, w, b, y);
+    }
+}
+
+int FC_FN(fc_conv2d_grad_input)(const fc_conv2d_shape *s, fc_algorithm algo, const FC_T *gy,
+                                const FC_T *w, FC_T *gx) {
+    switch (algo) {
+    case FC_ALGO_REF: FC_FN(fc_conv2d_grad_input_ref)(s, gy, w, gx); return FC_OK;
+    case FC_ALGO_DIRECT: return FC_FN(fc_conv2d_grad_input_direct)(s, gy, w, gx);
+    default: return FC_FN(fc_conv2d_grad_input_im2col)(s, gy, w, gx);
+    }
+}
+
+int FC_FN(fc_conv2d_grad_weight)(const fc_conv2d_shape *s, fc_algorithm algo, const FC_T *gy,
+                                 const FC_T *x, FC_T *gw) {
+    switch (algo) {
+    case FC_ALGO_REF: FC_FN(fc_conv2d_grad_weight_ref)(s, gy, x, gw); return FC_OK;
+    case FC_ALGO_DIRECT: return FC_FN(fc_conv2d_grad_weight_direct)(s, gy, x, gw);
+    default: return FC_FN(fc_conv2d_grad_weight_im2col)(s, gy, x, gw);
+    }
+}
+
+int FC_FN(fc_conv2d_grad_bias)(const fc_conv2d_shape *s, const FC_T *gy, FC_T *gb) {
+    const int64_t P = PIXELS(s);
+    const int threads = fc_threads_for(s->c_out, (double)s->n * P);
+    FC_OMP(parallel for num_threads(threads) schedule(static))
+    for (int64_t co = 0; co < s->c_out; co++) {
+        double sum = 0;
+        for (int64_t n = 0; n < s->n; n++) {
+            const FC_T *p = gy + (n * s->c_out + co) * P;
+            for (int64_t q = 0; q < P; q++) sum += p[q];
+        }
+        gb[co] = (FC_T)sum;
+    }
+    return FC_OK;
+}
+
+#undef GROUP_IN
+#undef GROUP_OUT
+#undef PIXELS
+#undef SLOTS

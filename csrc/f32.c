@@ -1,0 +1,10 @@
+/* The float32 instantiation of every operator family (see common.h). */
+#define FC_T float
+#define FC_SUFFIX _f32
+#define FC_NR FC_NR_F32
+#define FC_UKERNEL_AVX2 fc_gemm_f32_6x16_avx2
+
+#include "gemm.c"
+#include "im2col.c"
+#include "conv2d.c"
+#include "pool.c"

@@ -1,0 +1,10 @@
+/* The float64 instantiation of every operator family (see common.h). */
+#define FC_T double
+#define FC_SUFFIX _f64
+#define FC_NR FC_NR_F64
+#define FC_UKERNEL_AVX2 fc_gemm_f64_6x8_avx2
+
+#include "gemm.c"
+#include "im2col.c"
+#include "conv2d.c"
+#include "pool.c"

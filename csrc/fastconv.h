@@ -1,0 +1,95 @@
+/* fastconv: the C kernels, as the Cython binding sees them.
+ *
+ * Layout is NCHW, contiguous. Callers (fastconv/_validate.py) check every
+ * shape and parameter before a call; the kernels trust them, except for
+ * values a caller cannot check cheaply (pooling indices handed back by a
+ * user), which they check and report with FC_ERR_INDEX.
+ *
+ * Convolution geometry (fc_conv2d_shape):
+ *   x[n][c_in][h][w], w[c_out][c_in/groups][kh][kw], y[n][c_out][out_h][out_w]
+ *   y[n][co][oh][ow] = bias[co] + sum_{ci in group(co), i, j}
+ *       w[co][ci][i][j] * x[n][ci][oh*stride_h - pad_top + i*dil_h]
+ *                                [ow*stride_w - pad_left + j*dil_w]
+ *   (taps outside the input read zero). out_h and out_w are given: the
+ *   bottom and right padding are implied by them.
+ */
+#ifndef FASTCONV_H
+#define FASTCONV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct fc_conv2d_shape {
+    int64_t n, c_in, h, w;
+    int64_t c_out, groups, kh, kw;
+    int64_t stride_h, stride_w, pad_top, pad_left, dil_h, dil_w;
+    int64_t out_h, out_w;
+} fc_conv2d_shape;
+
+typedef enum fc_algorithm {
+    FC_ALGO_REF = 0,    /* plain loops, double accumulation: the C oracle */
+    FC_ALGO_DIRECT = 1, /* loops over output planes, vectorized rows */
+    FC_ALGO_IM2COL = 2, /* implicit im2col + packed GEMM */
+} fc_algorithm;
+
+typedef enum fc_status {
+    FC_OK = 0,
+    FC_ERR_NOMEM = 1, /* a workspace allocation failed */
+    FC_ERR_INDEX = 2, /* a pooling index lies outside its input plane */
+} fc_status;
+
+/* Pooling geometry: x[n*c][h][w] -> y[n*c][out_h][out_w]; window (oh, ow)
+ * covers rows oh*stride_h - pad_top + i*dil_h, i < kh (likewise columns). */
+typedef struct fc_pool2d_shape {
+    int64_t planes, h, w, kh, kw;
+    int64_t stride_h, stride_w, pad_top, pad_left, dil_h, dil_w;
+    int64_t out_h, out_w;
+    int64_t count_include_pad; /* avg: divide by the padded window size */
+    int64_t divisor;           /* avg: fixed divisor if > 0 */
+} fc_pool2d_shape;
+
+#define FC_DECLARE_FAMILY(T, S)                                                 \
+    /* y = conv2d(x, w) + b; b may be NULL. */                                  \
+    int fc_conv2d_forward##S(const fc_conv2d_shape *s, fc_algorithm algo,       \
+                             const T *x, const T *w, const T *b, T *y);        \
+    /* gx = d<y, gy>/dx */                                                      \
+    int fc_conv2d_grad_input##S(const fc_conv2d_shape *s, fc_algorithm algo,    \
+                                const T *gy, const T *w, T *gx);               \
+    /* gw = d<y, gy>/dw */                                                      \
+    int fc_conv2d_grad_weight##S(const fc_conv2d_shape *s, fc_algorithm algo,   \
+                                 const T *gy, const T *x, T *gw);              \
+    /* gb[co] = sum over n, oh, ow of gy */                                     \
+    int fc_conv2d_grad_bias##S(const fc_conv2d_shape *s, const T *gy, T *gb);   \
+    /* cols[n][c_in*kh*kw][out_h*out_w] from x (c_out, groups ignored) */       \
+    int fc_unfold##S(const fc_conv2d_shape *s, const T *x, T *cols);            \
+    /* x = adjoint of unfold: sums cols back into x[n][c_in][h][w] */          \
+    int fc_fold##S(const fc_conv2d_shape *s, const T *cols, T *x);              \
+    /* C[m][n] = A[m][k] B[k][n], all row-major with leading dimensions */     \
+    int fc_gemm##S(int64_t m, int64_t n, int64_t k, const T *a, int64_t lda,    \
+                   const T *b, int64_t ldb, T *c, int64_t ldc);                 \
+    int fc_max_pool2d_forward##S(const fc_pool2d_shape *s, const T *x, T *y,    \
+                                 int64_t *indices);                            \
+    int fc_max_pool2d_backward##S(const fc_pool2d_shape *s, const T *gy,        \
+                                  const int64_t *indices, T *gx);              \
+    int fc_avg_pool2d_forward##S(const fc_pool2d_shape *s, const T *x, T *y);   \
+    int fc_avg_pool2d_backward##S(const fc_pool2d_shape *s, const T *gy, T *gx); \
+    int fc_adaptive_avg_pool2d_forward##S(const fc_pool2d_shape *s, const T *x, \
+                                          T *y);                               \
+    int fc_adaptive_avg_pool2d_backward##S(const fc_pool2d_shape *s,            \
+                                           const T *gy, T *gx);
+
+FC_DECLARE_FAMILY(float, _f32)
+FC_DECLARE_FAMILY(double, _f64)
+
+/* Threads (threads.c): 1 when built without OpenMP. */
+void fc_set_num_threads(int n);
+int fc_get_num_threads(void);
+int fc_have_openmp(void);
+
+/* Instruction sets (cpu.c). */
+typedef enum fc_isa { FC_ISA_PORTABLE = 0, FC_ISA_AVX2 = 1 } fc_isa;
+int fc_isa_supported(fc_isa isa); /* compiled in and the CPU has it */
+int fc_set_isa(fc_isa isa);       /* 0 on success, -1 if unsupported */
+fc_isa fc_get_isa(void);
+
+#endif

@@ -1,0 +1,189 @@
+/* Packed, cache-blocked GEMM: BLIS's loop nest around an MR x NR microkernel.
+ * Family file: instantiated by f32.c and f64.c (see common.h).
+ *
+ *   for j0 in N step NC          B block, KC x NC, lives in L3
+ *     for k0 in K step KC        pack B block (panels of NR columns)
+ *       for i0 in M step MC      pack A block (panels of MR rows), in L2
+ *         for jr in NC step NR   B micro-panel, KC x NR, stays in L1
+ *           for ir in MC step MR microkernel
+ *
+ * Blocking for this class of CPU (Zen 4 / Skylake: 32-48 KiB L1d, 1 MiB L2,
+ * shared L3): KC = 256 keeps a B micro-panel at 16 KiB (both dtypes); MC
+ * makes the A block 192 KiB, a fifth of L2; NC makes the B block 3 MiB.
+ *
+ * Operands are not matrices but packers: a conv packs B straight from the
+ * image (implicit im2col, im2col.c), a plain matrix through its strides.
+ * The driver is serial; callers parallelize over the tiles of C they own. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "fastconv.h"
+#include "gemm.h"
+
+#define FC_KC 256
+#define FC_MC (49152 / (int)sizeof(FC_T) / FC_MR * FC_MR)
+#define FC_NC (3 * 262144 / (int)sizeof(FC_T) / FC_NR * FC_NR)
+
+/* Fills dst with `rows` rows (r0...) of an operand, k0..k0+kc of its inner
+ * dimension, as panels of `width` rows: dst[panel][k][width], zero-padded. */
+typedef void (*FC_FN(fc_pack_fn))(const void *ctx, int64_t r0, int64_t rows,
+                                  int64_t k0, int64_t kc, int width, FC_T *dst);
+typedef struct {
+    FC_FN(fc_pack_fn) pack;
+    const void *ctx;
+} FC_FN(fc_operand);
+
+/* A plain matrix: element (r, k) at base[r*rs + k*cs]. */
+typedef struct {
+    const FC_T *base;
+    int64_t rs, cs;
+} FC_FN(fc_strided);
+
+static void FC_FN(pack_strided)(const void *ctx, int64_t r0, int64_t rows,
+                                int64_t k0, int64_t kc, int width, FC_T *dst) {
+    const FC_FN(fc_strided) *m = ctx;
+    for (int64_t p = 0; p < rows; p += width, dst += kc * width) {
+        const int w = (int)FC_MIN((int64_t)width, rows - p);
+        const FC_T *src = m->base + (r0 + p) * m->rs + k0 * m->cs;
+        if (m->cs == 1) { /* rows contiguous: read along k */
+            for (int j = 0; j < w; j++)
+                for (int64_t k = 0; k < kc; k++) dst[k * width + j] = src[j * m->rs + k];
+        } else {
+            for (int64_t k = 0; k < kc; k++)
+                for (int j = 0; j < w; j++) dst[k * width + j] = src[j * m->rs + k * m->cs];
+        }
+        for (int j = w; j < width; j++)
+            for (int64_t k = 0; k < kc; k++) dst[k * width + j] = 0;
+    }
+}
+
+/* The portable microkernel (contract in gemm.h): plain loops that compilers
+ * vectorize for whatever the baseline ISA offers. */
+static void FC_FN(fc_gemm_ukernel_portable)(size_t kc, const FC_T *restrict a,
+                                            const FC_T *restrict b, FC_T *restrict c,
+                                            size_t ldc, const FC_T *restrict bias,
+                                            unsigned flags) {
+    FC_T acc[FC_MR][FC_NR];
+    memset(acc, 0, sizeof acc);
+    for (size_t k = 0; k < kc; k++, a += FC_MR, b += FC_NR)
+        for (int i = 0; i < FC_MR; i++)
+            for (int j = 0; j < FC_NR; j++) acc[i][j] += a[i] * b[j];
+    for (int i = 0; i < FC_MR; i++) {
+        const FC_T add = bias ? bias[i] : 0;
+        for (int j = 0; j < FC_NR; j++) {
+            FC_T v = acc[i][j] + ((flags & FC_GEMM_ACCUMULATE) ? c[i * ldc + j] : add);
+            if ((flags & FC_GEMM_RELU) && !(v > 0)) v = v != v ? v : 0; /* keep NaN */
+            c[i * ldc + j] = v;
+        }
+    }
+}
+
+typedef void (*FC_FN(fc_ukernel))(size_t, const FC_T *, const FC_T *, FC_T *, size_t,
+                                  const FC_T *, unsigned);
+
+static FC_FN(fc_ukernel) FC_FN(select_ukernel)(void) {
+    return fc_get_isa() == FC_ISA_AVX2 ? FC_UKERNEL_AVX2 : FC_FN(fc_gemm_ukernel_portable);
+}
+
+/* Elements of workspace fc_gemm_serial needs for an m x n x k problem. */
+static size_t FC_FN(gemm_workspace)(int64_t m, int64_t n, int64_t k) {
+    const int64_t kc = FC_MIN(k, (int64_t)FC_KC);
+    const int64_t mc = FC_MIN((m + FC_MR - 1) / FC_MR * FC_MR, (int64_t)FC_MC);
+    const int64_t nc = FC_MIN((n + FC_NR - 1) / FC_NR * FC_NR, (int64_t)FC_NC);
+    return (size_t)(kc * (mc + nc)) + 64 / sizeof(FC_T);
+}
+
+/* C[m][n] = A B (+ bias[i] per row, or + C with FC_GEMM_ACCUMULATE), then
+ * ReLU with FC_GEMM_RELU. `work` holds gemm_workspace(m, n, k) elements.
+ * The k-order of every sum is fixed by KC alone, so how a caller splits C
+ * between threads never changes a result bit. */
+static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_operand) *a,
+                               const FC_FN(fc_operand) *b, FC_T *c, int64_t ldc,
+                               const FC_T *bias, unsigned flags, FC_T *work) {
+    const FC_FN(fc_ukernel) ukernel = FC_FN(select_ukernel)();
+    const int64_t kc_max = FC_MIN(k, (int64_t)FC_KC);
+    /* 64-byte alignment for the packed panels. */
+    FC_T *apack = (FC_T *)(((uintptr_t)work + 63) & ~(uintptr_t)63);
+    FC_T *bpack = apack + kc_max * FC_MIN((m + FC_MR - 1) / FC_MR * FC_MR, (int64_t)FC_MC);
+    if (k == 0) { /* an empty sum: C = bias or C, then ReLU */
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) {
+                FC_T v = (flags & FC_GEMM_ACCUMULATE) ? c[i * ldc + j] : (bias ? bias[i] : 0);
+                c[i * ldc + j] = (flags & FC_GEMM_RELU) && v < 0 ? 0 : v;
+            }
+        return;
+    }
+    for (int64_t j0 = 0; j0 < n; j0 += FC_NC) {
+        const int64_t nc = FC_MIN((int64_t)FC_NC, n - j0);
+        for (int64_t k0 = 0; k0 < k; k0 += FC_KC) {
+            const int64_t kc = FC_MIN((int64_t)FC_KC, k - k0);
+            unsigned f = (k0 > 0 || (flags & FC_GEMM_ACCUMULATE)) ? FC_GEMM_ACCUMULATE : 0;
+            if (k0 + kc == k) f |= flags & FC_GEMM_RELU;
+            b->pack(b->ctx, j0, nc, k0, kc, FC_NR, bpack);
+            for (int64_t i0 = 0; i0 < m; i0 += FC_MC) {
+                const int64_t mc = FC_MIN((int64_t)FC_MC, m - i0);
+                a->pack(a->ctx, i0, mc, k0, kc, FC_MR, apack);
+                for (int64_t jr = 0; jr < nc; jr += FC_NR) {
+                    const FC_T *bp = bpack + jr * kc;
+                    const int cols = (int)FC_MIN((int64_t)FC_NR, nc - jr);
+                    for (int64_t ir = 0; ir < mc; ir += FC_MR) {
+                        const FC_T *ap = apack + ir * kc;
+                        const int rows = (int)FC_MIN((int64_t)FC_MR, mc - ir);
+                        FC_T *cij = c + (i0 + ir) * ldc + j0 + jr;
+                        const FC_T *bias_i = (bias && !(f & FC_GEMM_ACCUMULATE)) ? bias + i0 + ir : NULL;
+                        if (rows == FC_MR && cols == FC_NR) {
+                            ukernel((size_t)kc, ap, bp, cij, (size_t)ldc, bias_i, f);
+                            continue;
+                        }
+                        /* Edge tile: run the full kernel on a scratch tile. */
+                        FC_T tile[FC_MR * FC_NR], tile_bias[FC_MR] = {0};
+                        for (int i = 0; i < rows; i++) {
+                            if (bias_i) tile_bias[i] = bias_i[i];
+                            if (f & FC_GEMM_ACCUMULATE)
+                                memcpy(tile + i * FC_NR, cij + i * ldc, cols * sizeof(FC_T));
+                        }
+                        ukernel((size_t)kc, ap, bp, tile, FC_NR, bias_i ? tile_bias : NULL, f);
+                        for (int i = 0; i < rows; i++)
+                            memcpy(cij + i * ldc, tile + i * FC_NR, cols * sizeof(FC_T));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Public GEMM on row-major matrices: threads split C into column stripes
+ * (row stripes when C is tall), each a serial GEMM. */
+int FC_FN(fc_gemm)(int64_t m, int64_t n, int64_t k, const FC_T *a, int64_t lda,
+                   const FC_T *b, int64_t ldb, FC_T *c, int64_t ldc) {
+    const int by_rows = m > n;
+    const int64_t along = by_rows ? m : n, unit = by_rows ? FC_MR : FC_NR;
+    const int threads = fc_threads_for((along + unit - 1) / unit, 2.0 * (m < n ? m : n) * k * unit);
+    int status = FC_OK;
+    FC_OMP(parallel num_threads(threads))
+    {
+        int t = 0, nt = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        nt = omp_get_num_threads();
+#endif
+        const int64_t units = (along + unit - 1) / unit;
+        const int64_t lo = units * t / nt * unit, hi = FC_MIN(units * (t + 1) / nt * unit, along);
+        if (lo < hi) {
+            const int64_t mm = by_rows ? hi - lo : m, nn = by_rows ? n : hi - lo;
+            FC_T *work = malloc(FC_FN(gemm_workspace)(mm, nn, k) * sizeof(FC_T));
+            if (!work) {
+                FC_OMP(atomic write)
+                status = FC_ERR_NOMEM;
+            } else {
+                const FC_FN(fc_strided) am = {a + (by_rows ? lo * lda : 0), lda, 1};
+                const FC_FN(fc_strided) bm = {b + (by_rows ? 0 : lo), 1, ldb};
+                const FC_FN(fc_operand) ao = {FC_FN(pack_strided), &am}, bo = {FC_FN(pack_strided), &bm};
+                FC_FN(gemm_serial)(mm, nn, k, &ao, &bo, c + (by_rows ? lo * ldc : lo), ldc, NULL, 0, work);
+                free(work);
+            }
+        }
+    }
+    return status;
+}

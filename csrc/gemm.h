@@ -1,0 +1,33 @@
+/* The GEMM microkernel contract, shared by gemm.c and gemm_avx2.c.
+ *
+ * A microkernel computes one MR x NR tile of C from kc steps of packed
+ * panels: a[kc][MR] (a column of A per step) and b[kc][NR] (a row of B):
+ *   acc = sum_k a[k][i] * b[k][j]
+ *   acc += flags & FC_GEMM_ACCUMULATE ? c[i][j] : (bias ? bias[i] : 0)
+ *   acc = flags & FC_GEMM_RELU ? max(acc, 0) : acc
+ *   c[i*ldc + j] = acc
+ * so bias and ReLU are applied in registers, in the epilogue. Full tiles
+ * only: the driver routes edge tiles through a scratch tile. */
+#ifndef FASTCONV_GEMM_H
+#define FASTCONV_GEMM_H
+
+#include <stddef.h>
+
+#define FC_GEMM_ACCUMULATE 1u
+#define FC_GEMM_RELU 2u
+
+#define FC_MR 6
+#define FC_NR_F32 16
+#define FC_NR_F64 8
+
+typedef void (*fc_ukernel_f32)(size_t kc, const float *a, const float *b, float *c,
+                               size_t ldc, const float *bias, unsigned flags);
+typedef void (*fc_ukernel_f64)(size_t kc, const double *a, const double *b, double *c,
+                               size_t ldc, const double *bias, unsigned flags);
+
+void fc_gemm_f32_6x16_avx2(size_t kc, const float *a, const float *b, float *c,
+                           size_t ldc, const float *bias, unsigned flags);
+void fc_gemm_f64_6x8_avx2(size_t kc, const double *a, const double *b, double *c,
+                          size_t ldc, const double *bias, unsigned flags);
+
+#endif

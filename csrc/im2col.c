@@ -1,0 +1,115 @@
+/* Data movement for the GEMM convolution: im2col and its adjoint col2im,
+ * and the packer that feeds the GEMM straight from the image (implicit
+ * im2col). Family file: instantiated by f32.c and f64.c (see common.h).
+ *
+ * One image x[c_in][h][w] and its column matrix col[c_in*kh*kw][out_h*out_w]:
+ *   col[(c*kh + i)*kw + j][oh*out_w + ow] = x[c][oh*sh - pt + i*dh][ow*sw - pl + j*dw]
+ * (zero outside x). Both directions work on a block of channels [c0, c1)
+ * and of pixels [p0, p1) so that no caller needs the whole matrix. */
+#include <string.h>
+
+/* One row of col, pixels [p0, p1), for channel plane `x` and tap (i, j). */
+static void FC_FN(im2col_row)(const fc_conv2d_shape *s, const FC_T *restrict x, int64_t i,
+                              int64_t j, int64_t p0, int64_t p1, FC_T *restrict dst) {
+    const int64_t col_off = j * s->dil_w - s->pad_left;
+    int64_t lo, hi;
+    fc_valid_range(col_off, s->stride_w, s->w, s->out_w, &lo, &hi);
+    for (int64_t p = p0; p < p1;) {
+        const int64_t oh = p / s->out_w, ow0 = p % s->out_w;
+        const int64_t ow1 = FC_MIN(s->out_w, ow0 + (p1 - p));
+        const int64_t ih = oh * s->stride_h - s->pad_top + i * s->dil_h;
+        if (ih < 0 || ih >= s->h) {
+            memset(dst, 0, (size_t)(ow1 - ow0) * sizeof(FC_T));
+        } else {
+            const FC_T *row = x + ih * s->w + col_off;
+            for (int64_t ow = ow0; ow < ow1; ow++)
+                dst[ow - ow0] = (ow >= lo && ow < hi) ? row[ow * s->stride_w] : 0;
+        }
+        dst += ow1 - ow0;
+        p += ow1 - ow0;
+    }
+}
+
+/* The adjoint of im2col_row: x[...] += src over the same taps. */
+static void FC_FN(col2im_row)(const fc_conv2d_shape *s, const FC_T *restrict src, int64_t i,
+                              int64_t j, int64_t p0, int64_t p1, FC_T *restrict x) {
+    const int64_t col_off = j * s->dil_w - s->pad_left;
+    int64_t lo, hi;
+    fc_valid_range(col_off, s->stride_w, s->w, s->out_w, &lo, &hi);
+    for (int64_t p = p0; p < p1;) {
+        const int64_t oh = p / s->out_w, ow0 = p % s->out_w;
+        const int64_t ow1 = FC_MIN(s->out_w, ow0 + (p1 - p));
+        const int64_t ih = oh * s->stride_h - s->pad_top + i * s->dil_h;
+        if (ih >= 0 && ih < s->h) {
+            FC_T *row = x + ih * s->w + col_off;
+            for (int64_t ow = FC_MAX(ow0, lo); ow < FC_MIN(ow1, hi); ow++)
+                row[ow * s->stride_w] += src[ow - ow0];
+        }
+        src += ow1 - ow0;
+        p += ow1 - ow0;
+    }
+}
+
+/* col[(c - c0)*kh*kw + i*kw + j][p - p0] for c in [c0, c1), p in [p0, p1). */
+static void FC_FN(im2col)(const fc_conv2d_shape *s, const FC_T *x, int64_t c0, int64_t c1,
+                          int64_t p0, int64_t p1, FC_T *col) {
+    for (int64_t c = c0; c < c1; c++)
+        for (int64_t i = 0; i < s->kh; i++)
+            for (int64_t j = 0; j < s->kw; j++, col += p1 - p0)
+                FC_FN(im2col_row)(s, x + c * s->h * s->w, i, j, p0, p1, col);
+}
+
+/* x += col2im(col), the adjoint of im2col over the same block. */
+static void FC_FN(col2im)(const fc_conv2d_shape *s, const FC_T *col, int64_t c0, int64_t c1,
+                          int64_t p0, int64_t p1, FC_T *x) {
+    for (int64_t c = c0; c < c1; c++)
+        for (int64_t i = 0; i < s->kh; i++)
+            for (int64_t j = 0; j < s->kw; j++, col += p1 - p0)
+                FC_FN(col2im_row)(s, col, i, j, p0, p1, x + c * s->h * s->w);
+}
+
+/* Implicit im2col as a GEMM operand B^T: element (pixel p0 + r, tap k)
+ * of one image's channel group, packed without building col. */
+typedef struct {
+    const fc_conv2d_shape *s;
+    const FC_T *x; /* first channel of the group in this image */
+    int64_t p0;
+} FC_FN(fc_im2col_operand);
+
+static void FC_FN(pack_im2col)(const void *ctx, int64_t r0, int64_t rows, int64_t k0,
+                               int64_t kc, int width, FC_T *dst) {
+    const FC_FN(fc_im2col_operand) *op = ctx;
+    const fc_conv2d_shape *s = op->s;
+    const int64_t taps = s->kh * s->kw;
+    FC_T line[FC_NC];
+    for (int64_t k = k0; k < k0 + kc; k++) {
+        const int64_t c = k / taps, i = (k % taps) / s->kw, j = k % s->kw;
+        FC_FN(im2col_row)(s, op->x + c * s->h * s->w, i, j, op->p0 + r0, op->p0 + r0 + rows, line);
+        FC_T *d = dst + (k - k0) * width;
+        for (int64_t p = 0; p < rows; p += width, d += kc * width) {
+            const int64_t w = FC_MIN((int64_t)width, rows - p);
+            memcpy(d, line + p, (size_t)w * sizeof(FC_T));
+            for (int64_t q = w; q < width; q++) d[q] = 0;
+        }
+    }
+}
+
+int FC_FN(fc_unfold)(const fc_conv2d_shape *s, const FC_T *x, FC_T *cols) {
+    const int64_t P = s->out_h * s->out_w, planes = s->n * s->c_in;
+    const int threads = fc_threads_for(planes, (double)s->kh * s->kw * P);
+    FC_OMP(parallel for num_threads(threads) schedule(static))
+    for (int64_t nc = 0; nc < planes; nc++)
+        FC_FN(im2col)(s, x + nc * s->h * s->w, 0, 1, 0, P, cols + nc * s->kh * s->kw * P);
+    return FC_OK;
+}
+
+int FC_FN(fc_fold)(const fc_conv2d_shape *s, const FC_T *cols, FC_T *x) {
+    const int64_t P = s->out_h * s->out_w, planes = s->n * s->c_in;
+    const int threads = fc_threads_for(planes, (double)s->kh * s->kw * P);
+    FC_OMP(parallel for num_threads(threads) schedule(static))
+    for (int64_t nc = 0; nc < planes; nc++) {
+        memset(x + nc * s->h * s->w, 0, (size_t)(s->h * s->w) * sizeof(FC_T));
+        FC_FN(col2im)(s, cols + nc * s->kh * s->kw * P, 0, 1, 0, P, x + nc * s->h * s->w);
+    }
+    return FC_OK;
+}

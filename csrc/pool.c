@@ -1,0 +1,238 @@
+/* 2-D pooling, forward and backward (geometry in fastconv.h).
+ * Family file: instantiated by f32.c and f64.c (see common.h).
+ *
+ * Each kernel walks one output row at a time and, for each window tap,
+ * sweeps the whole row, so the inner loop runs over output columns with a
+ * fixed input stride: a loop compilers vectorize. Threads own planes.
+ * Each optimized kernel has a plain per-window _ref beside it. */
+#include <math.h>
+#include <string.h>
+
+/* Windows whose row (column) starts at o*stride - pad, PyTorch's avg-pool
+ * rule: the divisor counts padding up to in + pad, never beyond. */
+static int64_t FC_FN(avg_divisor)(const fc_pool2d_shape *s, int64_t oh, int64_t ow) {
+    if (s->divisor > 0) return s->divisor;
+    const int64_t h0 = oh * s->stride_h - s->pad_top, w0 = ow * s->stride_w - s->pad_left;
+    const int64_t h1 = FC_MIN(h0 + s->kh, s->h + s->pad_top), w1 = FC_MIN(w0 + s->kw, s->w + s->pad_left);
+    if (s->count_include_pad) return (h1 - h0) * (w1 - w0);
+    return (FC_MIN(h1, s->h) - FC_MAX(h0, (int64_t)0)) * (FC_MIN(w1, s->w) - FC_MAX(w0, (int64_t)0));
+}
+
+/* ------------------------------------------------------------ max pool */
+
+/* The first maximum in row-major window order wins; a NaN always wins
+ * (so it propagates), as in PyTorch. */
+static void FC_FN(fc_max_pool2d_forward_ref)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y,
+                                             int64_t *indices) {
+    for (int64_t pl = 0; pl < s->planes; pl++)
+        for (int64_t oh = 0; oh < s->out_h; oh++)
+            for (int64_t ow = 0; ow < s->out_w; ow++) {
+                FC_T best = -INFINITY;
+                int64_t arg = -1;
+                for (int64_t i = 0; i < s->kh; i++)
+                    for (int64_t j = 0; j < s->kw; j++) {
+                        const int64_t ih = oh * s->stride_h - s->pad_top + i * s->dil_h;
+                        const int64_t iw = ow * s->stride_w - s->pad_left + j * s->dil_w;
+                        if (ih < 0 || ih >= s->h || iw < 0 || iw >= s->w) continue;
+                        const FC_T v = x[(pl * s->h + ih) * s->w + iw];
+                        if (arg < 0 || v > best || v != v) best = v, arg = ih * s->w + iw;
+                    }
+                const int64_t o = (pl * s->out_h + oh) * s->out_w + ow;
+                y[o] = best;
+                if (indices) indices[o] = arg < 0 ? 0 : arg;
+            }
+}
+
+int FC_FN(fc_max_pool2d_forward)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y,
+                                 int64_t *indices) {
+    const int64_t P = s->out_h * s->out_w;
+    const int threads = fc_threads_for(s->planes, (double)P * s->kh * s->kw);
+    FC_OMP(parallel for num_threads(threads) schedule(static))
+    for (int64_t pl = 0; pl < s->planes; pl++) {
+        const FC_T *xp = x + pl * s->h * s->w;
+        for (int64_t oh = 0; oh < s->out_h; oh++) {
+            FC_T *restrict best = y + pl * P + oh * s->out_w;
+            int64_t *restrict arg = indices ? indices + pl * P + oh * s->out_w : NULL;
+            for (int64_t ow = 0; ow < s->out_w; ow++) best[ow] = -INFINITY;
+            if (arg)
+                for (int64_t ow = 0; ow < s->out_w; ow++) arg[ow] = -1;
+            for (int64_t i = 0; i < s->kh; i++) {
+                const int64_t ih = oh * s->stride_h - s->pad_top + i * s->dil_h;
+                if (ih < 0 || ih >= s->h) continue;
+                for (int64_t j = 0; j < s->kw; j++) {
+                    const int64_t off = j * s->dil_w - s->pad_left;
+                    int64_t lo, hi;
+                    fc_valid_range(off, s->stride_w, s->w, s->out_w, &lo, &hi);
+                    const FC_T *restrict row = xp + ih * s->w + off;
+                    if (arg) {
+                        for (int64_t ow = lo; ow < hi; ow++) {
+                            const FC_T v = row[ow * s->stride_w];
+                            if (arg[ow] < 0 || v > best[ow] || v != v)
+                                best[ow] = v, arg[ow] = ih * s->w + off + ow * s->stride_w;
+                        }
+                    } else { /* max(v, best) keeps the first maximum; NaN wins */
+                        for (int64_t ow = lo; ow < hi; ow++) {
+                            const FC_T v = row[ow * s->stride_w];
+                            best[ow] = (v > best[ow] || v != v) ? v : best[ow];
+                        }
+                    }
+                }
+            }
+            if (arg)
+                for (int64_t ow = 0; ow < s->out_w; ow++) arg[ow] = arg[ow] < 0 ? 0 : arg[ow];
+        }
+    }
+    return FC_OK;
+}
+
+/* Scatters gy to the positions in `indices`; an index outside its plane
+ * is reported, never followed. */
+int FC_FN(fc_max_pool2d_backward)(const fc_pool2d_shape *s, const FC_T *gy,
+                                  const int64_t *indices, FC_T *gx) {
+    const int64_t P = s->out_h * s->out_w, HW = s->h * s->w;
+    const int threads = fc_threads_for(s->planes, 4.0 * P);
+    int status = FC_OK;
+    FC_OMP(parallel for num_threads(threads) schedule(static))
+    for (int64_t pl = 0; pl < s->planes; pl++) {
+        FC_T *restrict g = gx + pl * HW;
+        const int64_t *idx = indices + pl * P;
+        const FC_T *gyp = gy + pl * P;
+        memset(g, 0, (size_t)HW * sizeof(FC_T));
+        for (int64_t o = 0; o < P; o++) {
+            if (idx[o] < 0 || idx[o] >= HW) {
+                FC_OMP(atomic write)
+                status = FC_ERR_INDEX;
+                break;
+            }
+            g[idx[o]] += gyp[o];
+        }
+    }
+    return status;
+}
+
+/* ------------------------------------------------------------ avg pool */
+
+static void FC_FN(fc_avg_pool2d_forward_ref)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y) {
+    for (int64_t pl = 0; pl < s->planes; pl++)
+        for (int64_t oh = 0; oh < s->out_h; oh++)
+            for (int64_t ow = 0; ow < s->out_w; ow++) {
+                double sum = 0;
+                for (int64_t i = 0; i < s->kh; i++)
+                    for (int64_t j = 0; j < s->kw; j++) {
+                        const int64_t ih = oh * s->stride_h - s->pad_top + i;
+                        const int64_t iw = ow * s->stride_w - s->pad_left + j;
+                        if (ih >= 0 && ih < s->h && iw >= 0 && iw < s->w) sum += x[(pl * s->h + ih) * s->w + iw];
+                    }
+                y[(pl * s->out_h + oh) * s->out_w + ow] = (FC_T)(sum / FC_FN(avg_divisor)(s, oh, ow));
+            }
+}
+
+int FC_FN(fc_avg_pool2d_forward)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y) {
+    const int64_t P = s->out_h * s->out_w;
+    const int threads = fc_threads_for(s->planes, (double)P * s->kh * s->kw);
+    FC_OMP(parallel for num_threads(threads) schedule(static))
+    for (int64_t pl = 0; pl < s->planes; pl++) {
+        const FC_T *xp = x + pl * s->h * s->w;
+        for (int64_t oh = 0; oh < s->out_h; oh++) {
+            FC_T *restrict acc = y + pl * P + oh * s->out_w;
+            memset(acc, 0, (size_t)s->out_w * sizeof(FC_T));
+            for (int64_t i = 0; i < s->kh; i++) {
+                const int64_t ih = oh * s->stride_h - s->pad_top + i;
+                if (ih < 0 || ih >= s->h) continue;
+                for (int64_t j = 0; j < s->kw; j++) {
+                    const int64_t off = j - s->pad_left;
+                    int64_t lo, hi;
+                    fc_valid_range(off, s->stride_w, s->w, s->out_w, &lo, &hi);
+                    const FC_T *restrict row = xp + ih * s->w + off;
+                    for (int64_t ow = lo; ow < hi; ow++) acc[ow] += row[ow * s->stride_w];
+                }
+            }
+            for (int64_t ow = 0; ow < s->out_w; ow++) acc[ow] /= (FC_T)FC_FN(avg_divisor)(s, oh, ow);
+        }
+    }
+    return FC_OK;
+}
+
+/* The adjoint of the forward: each gy, divided once, is added back over
+ * its window. */
+int FC_FN(fc_avg_pool2d_backward)(const fc_pool2d_shape *s, const FC_T *gy, FC_T *gx) {
+    const int64_t P = s->out_h * s->out_w, HW = s->h * s->w;
+    const int threads = fc_threads_for(s->planes, (double)P * s->kh * s->kw);
+    int status = FC_OK;
+    FC_OMP(parallel num_threads(threads))
+    {
+        FC_T *share = malloc((size_t)s->out_w * sizeof(FC_T));
+        if (!share) {
+            FC_OMP(atomic write)
+            status = FC_ERR_NOMEM;
+        }
+        FC_OMP(for schedule(static))
+        for (int64_t pl = 0; pl < s->planes; pl++) {
+            if (!share) continue;
+            FC_T *g = gx + pl * HW;
+            memset(g, 0, (size_t)HW * sizeof(FC_T));
+            for (int64_t oh = 0; oh < s->out_h; oh++) {
+                for (int64_t ow = 0; ow < s->out_w; ow++)
+                    share[ow] = gy[pl * P + oh * s->out_w + ow] / (FC_T)FC_FN(avg_divisor)(s, oh, ow);
+                for (int64_t i = 0; i < s->kh; i++) {
+                    const int64_t ih = oh * s->stride_h - s->pad_top + i;
+                    if (ih < 0 || ih >= s->h) continue;
+                    for (int64_t j = 0; j < s->kw; j++) {
+                        const int64_t off = j - s->pad_left;
+                        int64_t lo, hi;
+                        fc_valid_range(off, s->stride_w, s->w, s->out_w, &lo, &hi);
+                        FC_T *restrict row = g + ih * s->w + off;
+                        for (int64_t ow = lo; ow < hi; ow++) row[ow * s->stride_w] += share[ow];
+                    }
+                }
+            }
+        }
+        free(share);
+    }
+    return status;
+}
+
+/* ------------------------------------------------------- adaptive avg */
+
+/* Output o of `out` covers input [floor(o*in/out), ceil((o+1)*in/out)). */
+static void adaptive_window(int64_t o, int64_t in, int64_t out, int64_t *lo, int64_t *hi) {
+    *lo = o * in / out;
+    *hi = ((o + 1) * in + out - 1) / out;
+}
+
+int FC_FN(fc_adaptive_avg_pool2d_forward)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y) {
+    const int64_t P = s->out_h * s->out_w, HW = s->h * s->w;
+    const int threads = fc_threads_for(s->planes, 2.0 * HW);
+    FC_OMP(parallel for num_threads(threads) schedule(static))
+    for (int64_t pl = 0; pl < s->planes; pl++)
+        for (int64_t oh = 0; oh < s->out_h; oh++)
+            for (int64_t ow = 0; ow < s->out_w; ow++) {
+                int64_t h0, h1, w0, w1;
+                adaptive_window(oh, s->h, s->out_h, &h0, &h1);
+                adaptive_window(ow, s->w, s->out_w, &w0, &w1);
+                FC_T sum = 0;
+                for (int64_t ih = h0; ih < h1; ih++)
+                    for (int64_t iw = w0; iw < w1; iw++) sum += x[pl * HW + ih * s->w + iw];
+                y[pl * P + oh * s->out_w + ow] = sum / (FC_T)((h1 - h0) * (w1 - w0));
+            }
+    return FC_OK;
+}
+
+int FC_FN(fc_adaptive_avg_pool2d_backward)(const fc_pool2d_shape *s, const FC_T *gy, FC_T *gx) {
+    const int64_t P = s->out_h * s->out_w, HW = s->h * s->w;
+    const int threads = fc_threads_for(s->planes, 2.0 * HW);
+    FC_OMP(parallel for num_threads(threads) schedule(static))
+    for (int64_t pl = 0; pl < s->planes; pl++) {
+        memset(gx + pl * HW, 0, (size_t)HW * sizeof(FC_T));
+        for (int64_t oh = 0; oh < s->out_h; oh++)
+            for (int64_t ow = 0; ow < s->out_w; ow++) {
+                int64_t h0, h1, w0, w1;
+                adaptive_window(oh, s->h, s->out_h, &h0, &h1);
+                adaptive_window(ow, s->w, s->out_w, &w0, &w1);
+                const FC_T share = gy[pl * P + oh * s->out_w + ow] / (FC_T)((h1 - h0) * (w1 - w0));
+                for (int64_t ih = h0; ih < h1; ih++)
+                    for (int64_t iw = w0; iw < w1; iw++) gx[pl * HW + ih * s->w + iw] += share;
+            }
+    }
+    return FC_OK;
+}

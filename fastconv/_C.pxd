@@ -1,0 +1,52 @@
+# The C entry points of csrc/fastconv.h, as Cython sees them.
+from libc.stdint cimport int64_t
+
+cdef extern from "fastconv.h" nogil:
+    ctypedef struct fc_conv2d_shape:
+        int64_t n, c_in, h, w, c_out, groups, kh, kw
+        int64_t stride_h, stride_w, pad_top, pad_left, dil_h, dil_w, out_h, out_w
+
+    ctypedef struct fc_pool2d_shape:
+        int64_t planes, h, w, kh, kw
+        int64_t stride_h, stride_w, pad_top, pad_left, dil_h, dil_w, out_h, out_w
+        int64_t count_include_pad, divisor
+
+    ctypedef enum fc_algorithm:
+        FC_ALGO_REF, FC_ALGO_DIRECT, FC_ALGO_IM2COL
+
+    int fc_conv2d_forward_f32(const fc_conv2d_shape *s, fc_algorithm a, const float *x, const float *w, const float *b, float *y)
+    int fc_conv2d_forward_f64(const fc_conv2d_shape *s, fc_algorithm a, const double *x, const double *w, const double *b, double *y)
+    int fc_conv2d_grad_input_f32(const fc_conv2d_shape *s, fc_algorithm a, const float *gy, const float *w, float *gx)
+    int fc_conv2d_grad_input_f64(const fc_conv2d_shape *s, fc_algorithm a, const double *gy, const double *w, double *gx)
+    int fc_conv2d_grad_weight_f32(const fc_conv2d_shape *s, fc_algorithm a, const float *gy, const float *x, float *gw)
+    int fc_conv2d_grad_weight_f64(const fc_conv2d_shape *s, fc_algorithm a, const double *gy, const double *x, double *gw)
+    int fc_conv2d_grad_bias_f32(const fc_conv2d_shape *s, const float *gy, float *gb)
+    int fc_conv2d_grad_bias_f64(const fc_conv2d_shape *s, const double *gy, double *gb)
+    int fc_unfold_f32(const fc_conv2d_shape *s, const float *x, float *cols)
+    int fc_unfold_f64(const fc_conv2d_shape *s, const double *x, double *cols)
+    int fc_fold_f32(const fc_conv2d_shape *s, const float *cols, float *x)
+    int fc_fold_f64(const fc_conv2d_shape *s, const double *cols, double *x)
+    int fc_gemm_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc)
+    int fc_gemm_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t lda, const double *b, int64_t ldb, double *c, int64_t ldc)
+
+    int fc_max_pool2d_forward_f32(const fc_pool2d_shape *s, const float *x, float *y, int64_t *indices)
+    int fc_max_pool2d_forward_f64(const fc_pool2d_shape *s, const double *x, double *y, int64_t *indices)
+    int fc_max_pool2d_backward_f32(const fc_pool2d_shape *s, const float *gy, const int64_t *indices, float *gx)
+    int fc_max_pool2d_backward_f64(const fc_pool2d_shape *s, const double *gy, const int64_t *indices, double *gx)
+    int fc_avg_pool2d_forward_f32(const fc_pool2d_shape *s, const float *x, float *y)
+    int fc_avg_pool2d_forward_f64(const fc_pool2d_shape *s, const double *x, double *y)
+    int fc_avg_pool2d_backward_f32(const fc_pool2d_shape *s, const float *gy, float *gx)
+    int fc_avg_pool2d_backward_f64(const fc_pool2d_shape *s, const double *gy, double *gx)
+    int fc_adaptive_avg_pool2d_forward_f32(const fc_pool2d_shape *s, const float *x, float *y)
+    int fc_adaptive_avg_pool2d_forward_f64(const fc_pool2d_shape *s, const double *x, double *y)
+    int fc_adaptive_avg_pool2d_backward_f32(const fc_pool2d_shape *s, const float *gy, float *gx)
+    int fc_adaptive_avg_pool2d_backward_f64(const fc_pool2d_shape *s, const double *gy, double *gx)
+
+    void fc_set_num_threads(int n)
+    int fc_get_num_threads()
+    int fc_have_openmp()
+    ctypedef enum fc_isa:
+        FC_ISA_PORTABLE, FC_ISA_AVX2
+    int fc_isa_supported(fc_isa isa)
+    int fc_set_isa(fc_isa isa)
+    fc_isa fc_get_isa()

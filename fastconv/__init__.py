@@ -1,0 +1,47 @@
+"""fastconv: fast CPU convolution and pooling for NumPy, with a small autograd.
+
+The array functions take and return numpy arrays (see API.md); the
+training layer lives in fastconv.functional, fastconv.nn and fastconv.optim.
+"""
+import os
+
+from . import _C
+from .conv import (conv1d, conv1d_backward, conv2d, conv2d_backward, conv_transpose2d,
+                   conv_transpose2d_backward, fold, unfold)
+from ._validate import integer as _integer
+
+__version__ = "0.1.0"
+
+
+def set_num_threads(n):
+    """Threads every kernel may use (1 in a build without OpenMP)."""
+    _C.set_num_threads(_integer("set_num_threads", "n", n, 1))
+
+
+def get_num_threads():
+    return _C.get_num_threads()
+
+
+def build_info():
+    """What this build has: OpenMP or not, and which ISA the GEMM runs."""
+    return {
+        "version": __version__,
+        "openmp": _C.have_openmp(),
+        "isa": _C.get_isa(),
+        "isas": [name for name in ("portable", "avx2") if _C.isa_supported(name)],
+        "num_threads": _C.get_num_threads(),
+    }
+
+
+def _default_threads():
+    for var in ("FASTCONV_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+_C.set_num_threads(_default_threads())
