@@ -16,18 +16,23 @@ AVX2 void fc_gemm_f32_6x16_avx2(size_t kc, const float *restrict a,
                                 const float *restrict b, float *restrict c,
                                 size_t ldc, const float *restrict bias,
                                 unsigned flags) {
-    __m256 acc[FC_MR][2];
-    for (int i = 0; i < FC_MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    /* Named accumulators: GCC spills an acc[6][2] array to the stack on
+     * every step, halving the kernel's speed. */
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (size_t k = 0; k < kc; k++) {
         const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-        for (int i = 0; i < FC_MR; i++) {
-            const __m256 ai = _mm256_broadcast_ss(a + i);
-            acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
-            acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
-        }
+        __m256 ai;
+        ai = _mm256_broadcast_ss(a + 0), c00 = _mm256_fmadd_ps(ai, b0, c00), c01 = _mm256_fmadd_ps(ai, b1, c01);
+        ai = _mm256_broadcast_ss(a + 1), c10 = _mm256_fmadd_ps(ai, b0, c10), c11 = _mm256_fmadd_ps(ai, b1, c11);
+        ai = _mm256_broadcast_ss(a + 2), c20 = _mm256_fmadd_ps(ai, b0, c20), c21 = _mm256_fmadd_ps(ai, b1, c21);
+        ai = _mm256_broadcast_ss(a + 3), c30 = _mm256_fmadd_ps(ai, b0, c30), c31 = _mm256_fmadd_ps(ai, b1, c31);
+        ai = _mm256_broadcast_ss(a + 4), c40 = _mm256_fmadd_ps(ai, b0, c40), c41 = _mm256_fmadd_ps(ai, b1, c41);
+        ai = _mm256_broadcast_ss(a + 5), c50 = _mm256_fmadd_ps(ai, b0, c50), c51 = _mm256_fmadd_ps(ai, b1, c51);
         a += FC_MR;
         b += FC_NR_F32;
     }
+    const __m256 acc[FC_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
     const __m256 zero = _mm256_setzero_ps(); /* max(0, x) keeps a NaN x */
     for (int i = 0; i < FC_MR; i++) {
         float *ci = c + i * ldc;
@@ -53,18 +58,21 @@ AVX2 void fc_gemm_f64_6x8_avx2(size_t kc, const double *restrict a,
                                const double *restrict b, double *restrict c,
                                size_t ldc, const double *restrict bias,
                                unsigned flags) {
-    __m256d acc[FC_MR][2];
-    for (int i = 0; i < FC_MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_pd();
+    __m256d c00 = _mm256_setzero_pd(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256d c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (size_t k = 0; k < kc; k++) {
         const __m256d b0 = _mm256_loadu_pd(b), b1 = _mm256_loadu_pd(b + 4);
-        for (int i = 0; i < FC_MR; i++) {
-            const __m256d ai = _mm256_broadcast_sd(a + i);
-            acc[i][0] = _mm256_fmadd_pd(ai, b0, acc[i][0]);
-            acc[i][1] = _mm256_fmadd_pd(ai, b1, acc[i][1]);
-        }
+        __m256d ai;
+        ai = _mm256_broadcast_sd(a + 0), c00 = _mm256_fmadd_pd(ai, b0, c00), c01 = _mm256_fmadd_pd(ai, b1, c01);
+        ai = _mm256_broadcast_sd(a + 1), c10 = _mm256_fmadd_pd(ai, b0, c10), c11 = _mm256_fmadd_pd(ai, b1, c11);
+        ai = _mm256_broadcast_sd(a + 2), c20 = _mm256_fmadd_pd(ai, b0, c20), c21 = _mm256_fmadd_pd(ai, b1, c21);
+        ai = _mm256_broadcast_sd(a + 3), c30 = _mm256_fmadd_pd(ai, b0, c30), c31 = _mm256_fmadd_pd(ai, b1, c31);
+        ai = _mm256_broadcast_sd(a + 4), c40 = _mm256_fmadd_pd(ai, b0, c40), c41 = _mm256_fmadd_pd(ai, b1, c41);
+        ai = _mm256_broadcast_sd(a + 5), c50 = _mm256_fmadd_pd(ai, b0, c50), c51 = _mm256_fmadd_pd(ai, b1, c51);
         a += FC_MR;
         b += FC_NR_F64;
     }
+    const __m256d acc[FC_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
     const __m256d zero = _mm256_setzero_pd();
     for (int i = 0; i < FC_MR; i++) {
         double *ci = c + i * ldc;

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import _C, conv
+
+TOL = {np.float32: 1e-4, np.float64: 1e-10}
+
+
+def assert_close(actual, expected, dtype):
+    """Relative agreement for `dtype`, scaled by the largest expected value;
+    the failure message names the worst index, expected and actual."""
+    assert actual.dtype == np.dtype(dtype), f"dtype {actual.dtype}, expected {np.dtype(dtype)}"
+    assert actual.shape == expected.shape, f"shape {actual.shape}, expected {expected.shape}"
+    rtol = TOL[dtype]
+    scale = max(1.0, float(np.abs(expected).max(initial=0)))
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale)
+
+
+def _nan_empty(shape, dtype=float, *args, **kwargs):
+    out = np.empty(shape, dtype, *args, **kwargs)
+    if out.dtype.kind == "f":
+        out.fill(np.nan)
+    elif out.dtype.kind == "i":
+        out.fill(np.iinfo(out.dtype).min)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def nan_outputs(monkeypatch):
+    """Every output starts as NaN, so an element a kernel forgets to write fails."""
+    import fastconv.conv
+    monkeypatch.setattr(fastconv.conv, "_empty", _nan_empty)
+    try:
+        import fastconv.pool
+        monkeypatch.setattr(fastconv.pool, "_empty", _nan_empty)
+    except ImportError:
+        pass
+
+
+@pytest.fixture(params=[isa for isa in ("avx2", "portable") if _C.isa_supported(isa)])
+def isa(request):
+    """Runs a test under each GEMM microkernel this CPU supports."""
+    before = _C.get_isa()
+    _C.set_isa(request.param)
+    yield request.param
+    _C.set_isa(before)
+
+
+@pytest.fixture
+def threads():
+    """Restores the thread count a test changes."""
+    before = fastconv.get_num_threads()
+    yield fastconv.set_num_threads
+    fastconv.set_num_threads(before)

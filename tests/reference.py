@@ -1,0 +1,195 @@
+"""A pure-NumPy oracle for every fastconv operator.
+
+Written for clarity, never speed; imports only NumPy and shares no code with
+the package. Padding is always explicit ((top, bottom), (left, right)).
+"""
+import math
+
+import numpy as np
+
+
+def same_padding(size, k, stride, dilation):
+    """TensorFlow's 'same' rule for one dimension -> (before, after)."""
+    out = math.ceil(size / stride)
+    total = max((out - 1) * stride + (k - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def _taps(xp, i, j, stride, dilation, out_h, out_w):
+    """The (N, C, out_h, out_w) view of padded input xp seen by kernel tap (i, j)."""
+    h0, w0 = i * dilation[0], j * dilation[1]
+    return xp[:, :, h0:h0 + stride[0] * (out_h - 1) + 1:stride[0],
+              w0:w0 + stride[1] * (out_w - 1) + 1:stride[1]]
+
+
+def conv2d(x, w, b, stride, padding, dilation, groups):
+    (pt, pb), (pl, pr) = padding
+    n, c_in, h, wd = x.shape
+    c_out, cg, kh, kw = w.shape
+    out_h = (h + pt + pb - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    out_w = (wd + pl + pr - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    y = np.zeros((n, c_out, out_h, out_w))
+    og = c_out // groups
+    for g in range(groups):
+        for i in range(kh):
+            for j in range(kw):
+                patch = _taps(xp, i, j, stride, dilation, out_h, out_w)[:, g * cg:(g + 1) * cg]
+                y[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, w[g * og:(g + 1) * og, :, i, j])
+    if b is not None:
+        y += np.asarray(b, np.float64)[None, :, None, None]
+    return y
+
+
+def conv2d_grad_input(gy, x_shape, w, stride, padding, dilation, groups):
+    (pt, pb), (pl, pr) = padding
+    n, c_in, h, wd = x_shape
+    c_out, cg, kh, kw = w.shape
+    out_h, out_w = gy.shape[2:]
+    gxp = np.zeros((n, c_in, h + pt + pb, wd + pl + pr))
+    og = c_out // groups
+    for g in range(groups):
+        for i in range(kh):
+            for j in range(kw):
+                view = _taps(gxp, i, j, stride, dilation, out_h, out_w)[:, g * cg:(g + 1) * cg]
+                view += np.einsum("nohw,oc->nchw", gy[:, g * og:(g + 1) * og], w[g * og:(g + 1) * og, :, i, j])
+    return gxp[:, :, pt:pt + h, pl:pl + wd]
+
+
+def conv2d_grad_weight(gy, x, w_shape, stride, padding, dilation, groups):
+    (pt, pb), (pl, pr) = padding
+    c_out, cg, kh, kw = w_shape
+    out_h, out_w = gy.shape[2:]
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    gw = np.zeros(w_shape)
+    og = c_out // groups
+    for g in range(groups):
+        for i in range(kh):
+            for j in range(kw):
+                patch = _taps(xp, i, j, stride, dilation, out_h, out_w)[:, g * cg:(g + 1) * cg]
+                gw[g * og:(g + 1) * og, :, i, j] = np.einsum("nohw,nchw->oc", gy[:, g * og:(g + 1) * og], patch)
+    return gw
+
+
+def conv_transpose2d(x, w, b, stride, padding, output_padding, groups, dilation):
+    """The scatter definition: each input pixel adds w times itself to a window."""
+    n, c_in, h, wd = x.shape
+    _, og, kh, kw = w.shape
+    out_h = (h - 1) * stride[0] - 2 * padding[0] + dilation[0] * (kh - 1) + output_padding[0] + 1
+    out_w = (wd - 1) * stride[1] - 2 * padding[1] + dilation[1] * (kw - 1) + output_padding[1] + 1
+    big = np.zeros((n, og * groups, out_h + 2 * padding[0] + kh * dilation[0], out_w + 2 * padding[1] + kw * dilation[1]))
+    ig = c_in // groups
+    for ih in range(h):
+        for iw in range(wd):
+            for i in range(kh):
+                for j in range(kw):
+                    oh, ow = ih * stride[0] + i * dilation[0], iw * stride[1] + j * dilation[1]
+                    for g in range(groups):
+                        big[:, g * og:(g + 1) * og, oh, ow] += x[:, g * ig:(g + 1) * ig, ih, iw] @ w[g * ig:(g + 1) * ig, :, i, j]
+    y = big[:, :, padding[0]:padding[0] + out_h, padding[1]:padding[1] + out_w]
+    if b is not None:
+        y = y + np.asarray(b, np.float64)[None, :, None, None]
+    return y
+
+
+def unfold(x, kernel, dilation, padding, stride):
+    n, c, h, w = x.shape
+    out_h = (h + 2 * padding[0] - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1
+    out_w = (w + 2 * padding[1] - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
+    cols = np.zeros((n, c * kernel[0] * kernel[1], out_h * out_w))
+    for ci in range(c):
+        for i in range(kernel[0]):
+            for j in range(kernel[1]):
+                row = (ci * kernel[0] + i) * kernel[1] + j
+                for oh in range(out_h):
+                    for ow in range(out_w):
+                        ih = oh * stride[0] - padding[0] + i * dilation[0]
+                        iw = ow * stride[1] - padding[1] + j * dilation[1]
+                        if 0 <= ih < h and 0 <= iw < w:
+                            cols[:, row, oh * out_w + ow] = x[:, ci, ih, iw]
+    return cols
+
+
+def fold(cols, output_size, kernel, dilation, padding, stride):
+    n, rows, _ = cols.shape
+    h, w = output_size
+    c = rows // (kernel[0] * kernel[1])
+    out_w = (w + 2 * padding[1] - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
+    x = np.zeros((n, c, h, w))
+    for ci in range(c):
+        for i in range(kernel[0]):
+            for j in range(kernel[1]):
+                row = (ci * kernel[0] + i) * kernel[1] + j
+                for p in range(cols.shape[2]):
+                    ih = p // out_w * stride[0] - padding[0] + i * dilation[0]
+                    iw = p % out_w * stride[1] - padding[1] + j * dilation[1]
+                    if 0 <= ih < h and 0 <= iw < w:
+                        x[:, ci, ih, iw] += cols[:, row, p]
+    return x
+
+
+def pool_out_size(size, k, stride, pad, dilation, ceil_mode):
+    """PyTorch's pooling output size."""
+    span = dilation * (k - 1) + 1
+    num = size + 2 * pad - span
+    out = (-(-num // stride) if ceil_mode else num // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def max_pool2d(x, kernel, stride, padding, dilation, ceil_mode):
+    """-> (out, indices): the first maximum of each window wins; NaN wins."""
+    n, c, h, w = x.shape
+    out_h = pool_out_size(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
+    out_w = pool_out_size(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
+    y = np.full((n, c, out_h, out_w), -np.inf)
+    idx = np.zeros((n, c, out_h, out_w), np.int64)
+    for a in range(n):
+        for ch in range(c):
+            for oh in range(out_h):
+                for ow in range(out_w):
+                    best, arg = None, None
+                    for i in range(kernel[0]):
+                        for j in range(kernel[1]):
+                            ih = oh * stride[0] - padding[0] + i * dilation[0]
+                            iw = ow * stride[1] - padding[1] + j * dilation[1]
+                            if not (0 <= ih < h and 0 <= iw < w):
+                                continue
+                            v = x[a, ch, ih, iw]
+                            if best is None or v > best or np.isnan(v):
+                                best, arg = v, ih * w + iw
+                    y[a, ch, oh, ow], idx[a, ch, oh, ow] = best, arg
+    return y, idx
+
+
+def avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    n, c, h, w = x.shape
+    out_h = pool_out_size(h, kernel[0], stride[0], padding[0], 1, ceil_mode)
+    out_w = pool_out_size(w, kernel[1], stride[1], padding[1], 1, ceil_mode)
+    y = np.zeros((n, c, out_h, out_w))
+    for oh in range(out_h):
+        for ow in range(out_w):
+            h0, w0 = oh * stride[0] - padding[0], ow * stride[1] - padding[1]
+            h1, w1 = min(h0 + kernel[0], h + padding[0]), min(w0 + kernel[1], w + padding[1])
+            padded_count = (h1 - h0) * (w1 - w0)
+            hs, ws, he, we = max(h0, 0), max(w0, 0), min(h1, h), min(w1, w)
+            total = x[:, :, hs:he, ws:we].sum(axis=(2, 3))
+            if divisor_override:
+                div = divisor_override
+            else:
+                div = padded_count if count_include_pad else (he - hs) * (we - ws)
+            y[:, :, oh, ow] = total / div
+    return y
+
+
+def adaptive_avg_pool2d(x, output_size):
+    n, c, h, w = x.shape
+    oh_n, ow_n = output_size
+    y = np.zeros((n, c, oh_n, ow_n))
+    for oh in range(oh_n):
+        for ow in range(ow_n):
+            h0, h1 = (oh * h) // oh_n, -(-((oh + 1) * h) // oh_n)
+            w0, w1 = (ow * w) // ow_n, -(-((ow + 1) * w) // ow_n)
+            y[:, :, oh, ow] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+    return y

@@ -1,0 +1,209 @@
+"""conv2d forward and gradients against the NumPy oracle, every algorithm,
+both dtypes, both GEMM microkernels; gradients by central differences."""
+import numpy as np
+import pytest
+
+import fastconv
+import reference as ref
+from conftest import assert_close
+from gradcheck import assert_vjp, numerical_vjp
+
+# (N, C_in, H, W, C_out, (kH, kW), stride, padding, dilation, groups)
+CASES = {
+    "basic_3x3": (2, 3, 9, 11, 5, (3, 3), 1, 1, 1, 1),
+    "no_pad_5x5": (2, 2, 12, 10, 4, (5, 5), 1, 0, 1, 1),
+    "rect_kernel": (1, 3, 10, 9, 4, (2, 4), 1, (1, 2), 1, 1),
+    "stride2": (2, 4, 13, 12, 6, (3, 3), 2, 1, 1, 1),
+    "stride3_rect": (1, 3, 14, 11, 5, (3, 2), (3, 2), (2, 1), 1, 1),
+    "dilation2": (2, 3, 12, 12, 4, (3, 3), 1, 2, 2, 1),
+    "dilation3_stride2": (1, 2, 17, 15, 3, (3, 3), 2, 3, (3, 2), 1),
+    "asym_pad": (2, 3, 8, 9, 4, (3, 3), 1, ((0, 2), (1, 0)), 1, 1),
+    "asym_pad_stride2": (1, 3, 9, 10, 5, (4, 3), 2, ((2, 1), (0, 3)), 1, 1),
+    "same_s1": (2, 3, 9, 8, 4, (3, 3), 1, "same", 1, 1),
+    "same_s1_even_k": (1, 2, 7, 8, 3, (4, 2), 1, "same", 1, 1),
+    "same_s2": (2, 3, 11, 10, 4, (3, 3), 2, "same", 1, 1),
+    "same_s3_dil2": (1, 3, 13, 14, 4, (3, 3), 3, "same", 2, 1),
+    "valid": (2, 3, 8, 8, 4, (3, 3), 1, "valid", 1, 1),
+    "groups2": (2, 4, 9, 9, 6, (3, 3), 1, 1, 1, 2),
+    "groups3_stride2": (1, 6, 10, 9, 9, (3, 3), 2, 1, 1, 3),
+    "depthwise": (2, 5, 10, 10, 5, (3, 3), 1, 1, 1, 5),
+    "depthwise_mult2": (2, 4, 9, 8, 8, (3, 3), 2, 1, 1, 4),
+    "pointwise_1x1": (2, 7, 6, 5, 9, (1, 1), 1, 0, 1, 1),
+    "pointwise_1x1_stride2": (1, 5, 7, 7, 3, (1, 1), 2, 0, 1, 1),
+    "kernel_eq_input": (2, 3, 5, 5, 4, (5, 5), 1, 0, 1, 1),
+    "one_pixel": (1, 1, 1, 1, 2, (1, 1), 1, 0, 1, 1),
+    # around the 6 x 16 (f32) / 6 x 8 (f64) register tile: M and N just
+    # below, at and above the tile edges
+    "tile_m5_n15": (1, 3, 3, 5, 5, (3, 3), 1, 1, 1, 1),
+    "tile_m6_n16": (1, 3, 4, 4, 6, (3, 3), 1, 1, 1, 1),
+    "tile_m7_n17": (1, 3, 1, 17, 7, (3, 3), 1, 1, 1, 1),
+    "tile_m12_n32": (1, 4, 4, 8, 12, (3, 3), 1, 1, 1, 1),
+    "tile_m13_n33": (1, 4, 3, 11, 13, (3, 3), 1, 1, 1, 1),
+    # K around the KC = 256 block: 28*9 = 252, 29*9 = 261
+    "kc_edge_below": (1, 28, 5, 5, 7, (3, 3), 1, 1, 1, 1),
+    "kc_edge_above": (1, 29, 5, 5, 7, (3, 3), 1, 1, 1, 1),
+    # the real layers of LeNet-5 and the tutorial CNN, smaller batch
+    "lenet_c1": (2, 1, 32, 32, 6, (5, 5), 1, 0, 1, 1),
+    "lenet_c2": (2, 6, 14, 14, 16, (5, 5), 1, 0, 1, 1),
+    "mnist_c1": (2, 1, 28, 28, 64, (3, 3), 1, 1, 1, 1),
+    "mnist_c2": (1, 64, 14, 14, 128, (3, 3), 1, 1, 1, 1),
+}
+ALGORITHMS = ["reference", "direct", "im2col"]
+DTYPES = [np.float32, np.float64]
+
+
+def pair(v):
+    return v if isinstance(v, tuple) else (v, v)
+
+
+def explicit_padding(h, w, k, stride, padding, dilation):
+    if padding == "same":
+        return (ref.same_padding(h, k[0], stride[0], dilation[0]), ref.same_padding(w, k[1], stride[1], dilation[1]))
+    if padding == "valid":
+        return ((0, 0), (0, 0))
+    if isinstance(padding, tuple) and isinstance(padding[0], tuple):
+        return padding
+    p = pair(padding)
+    return ((p[0], p[0]), (p[1], p[1]))
+
+
+def make(case, dtype, seed=0):
+    n, c, h, w, co, k, stride, padding, dilation, groups = CASES[case]
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((co, c // groups) + k).astype(dtype)
+    b = rng.standard_normal(co).astype(dtype)
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    ref_kwargs = dict(stride=pair(stride), dilation=pair(dilation), groups=groups,
+                      padding=explicit_padding(h, w, k, pair(stride), padding, pair(dilation)))
+    return x, wt, b, kwargs, ref_kwargs
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("case", CASES)
+def test_forward_matches_oracle(case, algorithm, dtype, isa):
+    x, w, b, kw, rkw = make(case, dtype)
+    y = fastconv.conv2d(x, w, b, **kw, algorithm=algorithm)
+    assert_close(y, ref.conv2d(x, w, b, **rkw), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("case", CASES)
+def test_gradients_match_oracle(case, algorithm, dtype, isa):
+    x, w, b, kw, rkw = make(case, dtype)
+    gy = np.random.default_rng(1).standard_normal(ref.conv2d(x, w, b, **rkw).shape).astype(dtype)
+    gx, gw, gb = fastconv.conv2d_backward(gy, x, w, **kw, algorithm=algorithm)
+    assert_close(gx, ref.conv2d_grad_input(gy, x.shape, w, **rkw), dtype)
+    assert_close(gw, ref.conv2d_grad_weight(gy, x, w.shape, **rkw), dtype)
+    assert_close(gb, gy.astype(np.float64).sum(axis=(0, 2, 3)), dtype)
+
+
+GRAD_CASES = ["basic_3x3", "stride2", "dilation3_stride2", "asym_pad_stride2", "same_s2", "groups2",
+              "depthwise_mult2", "pointwise_1x1_stride2", "tile_m7_n17"]
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("case", GRAD_CASES)
+def test_gradients_by_central_differences(case, algorithm):
+    x, w, b, kw, _ = make(case, np.float64)
+    x, w = x[:1, :, :7, :7], w  # small enough for one difference per element
+    y = fastconv.conv2d(x, w, b, **kw)
+    gy = np.random.default_rng(2).standard_normal(y.shape)
+    gx, gw, gb = fastconv.conv2d_backward(gy, x, w, **kw, algorithm=algorithm)
+    assert_vjp(lambda v: fastconv.conv2d(v, w, b, **kw), x, gy, gx)
+    assert_vjp(lambda v: fastconv.conv2d(x, v, b, **kw), w, gy, gw)
+    assert_vjp(lambda v: fastconv.conv2d(x, w, v, **kw), b, gy, gb)
+
+
+def test_gradient_checker_catches_a_wrong_gradient():
+    x, w, b, kw, _ = make("basic_3x3", np.float64)
+    gy = np.ones(fastconv.conv2d(x, w, b, **kw).shape)
+    gx, _, _ = fastconv.conv2d_backward(gy, x, w, **kw)
+    wrong = gx.copy()
+    wrong[0, 0, 0, 0] += 1e-3
+    with pytest.raises(AssertionError):
+        assert_vjp(lambda v: fastconv.conv2d(v, w, b, **kw), x, gy, wrong)
+    assert np.abs(numerical_vjp(lambda v: fastconv.conv2d(v, w, b, **kw), x, gy) - gx).max() < 1e-6
+
+
+@pytest.mark.parametrize("case", ["stride2", "dilation3_stride2", "groups3_stride2", "asym_pad"])
+def test_adjoint_identity(case):
+    """<conv2d(x, w), y> == <x, grad_input(y)>: the forward and its input gradient are adjoint."""
+    x, w, _, kw, _ = make(case, np.float64)
+    y = np.random.default_rng(3).standard_normal(fastconv.conv2d(x, w, **kw).shape)
+    gx, _, _ = fastconv.conv2d_backward(y, x, w, **kw, needs=("input",))
+    assert np.isclose(np.vdot(fastconv.conv2d(x, w, **kw), y), np.vdot(x, gx), rtol=1e-12)
+
+
+def test_needs_skips_unrequested_gradients():
+    x, w, _, kw, _ = make("basic_3x3", np.float64)
+    gy = np.ones(fastconv.conv2d(x, w, **kw).shape)
+    gx, gw, gb = fastconv.conv2d_backward(gy, x, w, **kw, needs=("weight",))
+    assert gx is None and gb is None and gw.shape == w.shape
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_empty_batch(algorithm):
+    x = np.zeros((0, 3, 8, 8), np.float32)
+    w = np.ones((4, 3, 3, 3), np.float32)
+    y = fastconv.conv2d(x, w, padding=1, algorithm=algorithm)
+    assert y.shape == (0, 4, 8, 8) and y.dtype == np.float32
+    gx, gw, gb = fastconv.conv2d_backward(y, x, w, padding=1, algorithm=algorithm)
+    assert gx.shape == x.shape and not gw.any() and not gb.any()
+
+
+def test_layouts_fortran_sliced_bigendian():
+    x, w, b, kw, rkw = make("stride2", np.float64)
+    expected = ref.conv2d(x, w, b, **rkw)
+    assert_close(fastconv.conv2d(np.asfortranarray(x), np.asfortranarray(w), b, **kw), expected, np.float64)
+    wide = np.zeros(x.shape[:3] + (2 * x.shape[3],))
+    wide[..., ::2] = x
+    assert_close(fastconv.conv2d(wide[..., ::2], w, b, **kw), expected, np.float64)
+    assert_close(fastconv.conv2d(x.astype(">f8"), w.astype(">f8"), b, **kw), expected, np.float64)
+    x_copy = x.copy()
+    fastconv.conv2d(x, w, b, **kw)
+    assert np.array_equal(x, x_copy), "the input was modified"
+
+
+def test_result_dtypes():
+    x = np.ones((1, 2, 5, 5), np.float32)
+    w = np.ones((3, 2, 3, 3), np.float32)
+    assert fastconv.conv2d(x, w).dtype == np.float32
+    assert fastconv.conv2d(x.astype(np.float16), w.astype(np.float16)).dtype == np.float32
+    assert fastconv.conv2d(x.astype(np.int32), w.astype(np.int64)).dtype == np.float64
+    assert fastconv.conv2d(x, w.astype(np.float64)).dtype == np.float64
+    assert fastconv.conv2d(x.tolist(), w.tolist()).dtype == np.float64
+    assert fastconv.conv2d(x.astype(bool), w.astype(bool)).dtype == np.float64
+
+
+def test_nan_and_inf_propagate():
+    x = np.ones((1, 1, 7, 7))
+    x[0, 0, 6, 6] = np.nan  # seen by the 3x3 windows at outputs (4, 4) only
+    x[0, 0, 0, 0] = np.inf  # seen by output (0, 0) only
+    for algorithm in ALGORITHMS:
+        y = fastconv.conv2d(x, np.ones((1, 1, 3, 3)), algorithm=algorithm)
+        assert np.isnan(y).sum() == 1 and np.isnan(y[0, 0, 4, 4])
+        assert np.isinf(y).sum() == 1 and y[0, 0, 0, 0] == np.inf
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_auto_agrees_with_the_oracle_on_real_shapes(dtype):
+    for case in ["mnist_c2", "lenet_c1", "depthwise", "pointwise_1x1"]:
+        x, w, b, kw, rkw = make(case, dtype)
+        assert_close(fastconv.conv2d(x, w, b, **kw), ref.conv2d(x, w, b, **rkw), dtype)
+
+
+def test_torch_cross_check():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    for case in ["stride2", "dilation2", "groups3_stride2", "same_s1", "depthwise_mult2"]:
+        x, w, b, kw, _ = make(case, np.float64)
+        tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+        out = F.conv2d(tx, tw, tb, **kw)
+        gy = np.random.default_rng(4).standard_normal(tuple(out.shape))
+        out.backward(torch.tensor(gy))
+        np.testing.assert_allclose(fastconv.conv2d(x, w, b, **kw), out.detach().numpy(), rtol=1e-10, atol=1e-10)
+        for mine, theirs in zip(fastconv.conv2d_backward(gy, x, w, **kw), (tx, tw, tb)):
+            np.testing.assert_allclose(mine, theirs.grad.numpy(), rtol=1e-10, atol=1e-10)
