@@ -92,8 +92,7 @@ static int FC_FN(fc_conv2d_forward_direct)(const fc_conv2d_shape *s, const FC_T 
                                            const FC_T *w, const FC_T *b, FC_T *y) {
     const int64_t cin_g = GROUP_IN(s), cout_g = GROUP_OUT(s), P = PIXELS(s);
     const int64_t planes = s->n * s->c_out;
-    const int threads = fc_threads_for(planes, 2.0 * P * cin_g * s->kh * s->kw);
-    FC_OMP(parallel for num_threads(threads) schedule(static))
+    FC_OMP(parallel for num_threads(fc_threads_for(planes, 2.0 * P * cin_g * s->kh * s->kw)) schedule(static))
     for (int64_t plane = 0; plane < planes; plane++) {
         const int64_t n = plane / s->c_out, co = plane % s->c_out;
         FC_T *yp = y + plane * P;
@@ -123,8 +122,7 @@ static int FC_FN(fc_conv2d_grad_input_direct)(const fc_conv2d_shape *s, const FC
                                               const FC_T *w, FC_T *gx) {
     const int64_t cin_g = GROUP_IN(s), cout_g = GROUP_OUT(s), P = PIXELS(s);
     const int64_t planes = s->n * s->c_in;
-    const int threads = fc_threads_for(planes, 2.0 * P * cout_g * s->kh * s->kw);
-    FC_OMP(parallel for num_threads(threads) schedule(static))
+    FC_OMP(parallel for num_threads(fc_threads_for(planes, 2.0 * P * cout_g * s->kh * s->kw)) schedule(static))
     for (int64_t plane = 0; plane < planes; plane++) {
         const int64_t n = plane / s->c_in, ci = plane % s->c_in, g = ci / cin_g;
         FC_T *gxp = gx + plane * s->h * s->w;
@@ -154,9 +152,8 @@ static int FC_FN(fc_conv2d_grad_weight_direct)(const fc_conv2d_shape *s, const F
                                                const FC_T *x, FC_T *gw) {
     const int64_t cin_g = GROUP_IN(s), cout_g = GROUP_OUT(s), P = PIXELS(s);
     const int64_t pairs = s->c_out * cin_g;
-    const int threads = fc_threads_for(pairs, 2.0 * s->n * P * s->kh * s->kw);
     int status = FC_OK;
-    FC_OMP(parallel num_threads(threads))
+    FC_OMP(parallel num_threads(fc_threads_for(pairs, 2.0 * s->n * P * s->kh * s->kw)))
     {
         /* Per-column partial sums keep the inner loop a vectorizable
          * multiply-add; they are summed in a fixed order at the end. */
@@ -224,9 +221,8 @@ static int FC_FN(fc_conv2d_forward_im2col)(const fc_conv2d_shape *s, const FC_T 
     /* A 1x1, stride-1, unpadded conv reads the image as its B matrix. */
     const int pointwise = s->kh == 1 && s->kw == 1 && s->stride_h == 1 && s->stride_w == 1 &&
                           s->pad_top == 0 && s->pad_left == 0 && s->out_h == s->h && s->out_w == s->w;
-    const int threads = fc_threads_for(tasks, 2.0 * M * K * NB);
     int status = FC_OK;
-    FC_OMP(parallel num_threads(threads))
+    FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * M * K * NB)))
     {
         FC_T *work = malloc(FC_FN(gemm_workspace)(M, NB, K) * sizeof(FC_T));
         if (!work) {
@@ -263,9 +259,8 @@ static int FC_FN(fc_conv2d_grad_input_im2col)(const fc_conv2d_shape *s, const FC
     const int64_t images = s->n * s->groups;
     const int64_t blocks = split_for_threads(images, cin_g);
     const int64_t CB = (cin_g + blocks - 1) / blocks, tasks = images * blocks;
-    const int threads = fc_threads_for(tasks, 2.0 * M * CB * taps * P);
     int status = FC_OK;
-    FC_OMP(parallel num_threads(threads))
+    FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * M * CB * taps * P)))
     {
         FC_T *col = malloc(((size_t)(CB * taps * PC) + FC_FN(gemm_workspace)(CB * taps, PC, M)) * sizeof(FC_T));
         if (!col) {
@@ -306,9 +301,8 @@ static int FC_FN(fc_conv2d_grad_weight_im2col)(const fc_conv2d_shape *s, const F
     const int64_t size = s->c_out * K, tasks = slots * s->groups;
     FC_T *partial = slots == 1 ? gw : malloc((size_t)(slots * size) * sizeof(FC_T));
     if (!partial) return FC_ERR_NOMEM;
-    const int threads = fc_threads_for(tasks, 2.0 * M * K * P * s->n / slots);
     int status = FC_OK;
-    FC_OMP(parallel num_threads(threads))
+    FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * M * K * P * s->n / slots)))
     {
         FC_T *col = malloc(((size_t)(K * PC) + FC_FN(gemm_workspace)(M, K, PC)) * sizeof(FC_T));
         if (!col) {
@@ -333,8 +327,7 @@ static int FC_FN(fc_conv2d_grad_weight_im2col)(const fc_conv2d_shape *s, const F
         free(col);
     }
     if (slots > 1) {
-        const int reduce_threads = fc_threads_for(size, (double)slots);
-        FC_OMP(parallel for num_threads(reduce_threads) schedule(static))
+        FC_OMP(parallel for num_threads(fc_threads_for(size, (double)slots)) schedule(static))
         for (int64_t e = 0; e < size; e++) {
             FC_T sum = partial[e];
             for (int64_t slot = 1; slot < slots; slot++) sum += partial[slot * size + e];
@@ -376,8 +369,7 @@ int FC_FN(fc_conv2d_grad_weight)(const fc_conv2d_shape *s, fc_algorithm algo, co
 
 int FC_FN(fc_conv2d_grad_bias)(const fc_conv2d_shape *s, const FC_T *gy, FC_T *gb) {
     const int64_t P = PIXELS(s);
-    const int threads = fc_threads_for(s->c_out, (double)s->n * P);
-    FC_OMP(parallel for num_threads(threads) schedule(static))
+    FC_OMP(parallel for num_threads(fc_threads_for(s->c_out, (double)s->n * P)) schedule(static))
     for (int64_t co = 0; co < s->c_out; co++) {
         double sum = 0;
         for (int64_t n = 0; n < s->n; n++) {

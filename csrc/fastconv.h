@@ -67,11 +67,13 @@ typedef struct fc_pool2d_shape {
     /* C[m][n] = A[m][k] B[k][n], all row-major with leading dimensions */     \
     int fc_gemm##S(int64_t m, int64_t n, int64_t k, const T *a, int64_t lda,    \
                    const T *b, int64_t ldb, T *c, int64_t ldc);                 \
-    int fc_max_pool2d_forward##S(const fc_pool2d_shape *s, const T *x, T *y,    \
+    int fc_max_pool2d_forward##S(const fc_pool2d_shape *s, fc_algorithm algo,    \
+                                 const T *x, T *y,                            \
                                  int64_t *indices);                            \
     int fc_max_pool2d_backward##S(const fc_pool2d_shape *s, const T *gy,        \
                                   const int64_t *indices, T *gx);              \
-    int fc_avg_pool2d_forward##S(const fc_pool2d_shape *s, const T *x, T *y);   \
+    int fc_avg_pool2d_forward##S(const fc_pool2d_shape *s, fc_algorithm algo,    \
+                                 const T *x, T *y);                            \
     int fc_avg_pool2d_backward##S(const fc_pool2d_shape *s, const T *gy, T *gx); \
     int fc_adaptive_avg_pool2d_forward##S(const fc_pool2d_shape *s, const T *x, \
                                           T *y);                               \

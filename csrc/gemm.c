@@ -159,9 +159,8 @@ int FC_FN(fc_gemm)(int64_t m, int64_t n, int64_t k, const FC_T *a, int64_t lda,
                    const FC_T *b, int64_t ldb, FC_T *c, int64_t ldc) {
     const int by_rows = m > n;
     const int64_t along = by_rows ? m : n, unit = by_rows ? FC_MR : FC_NR;
-    const int threads = fc_threads_for((along + unit - 1) / unit, 2.0 * (m < n ? m : n) * k * unit);
     int status = FC_OK;
-    FC_OMP(parallel num_threads(threads))
+    FC_OMP(parallel num_threads(fc_threads_for((along + unit - 1) / unit, 2.0 * (m < n ? m : n) * k * unit)))
     {
         int t = 0, nt = 1;
 #ifdef _OPENMP

@@ -96,8 +96,7 @@ static void FC_FN(pack_im2col)(const void *ctx, int64_t r0, int64_t rows, int64_
 
 int FC_FN(fc_unfold)(const fc_conv2d_shape *s, const FC_T *x, FC_T *cols) {
     const int64_t P = s->out_h * s->out_w, planes = s->n * s->c_in;
-    const int threads = fc_threads_for(planes, (double)s->kh * s->kw * P);
-    FC_OMP(parallel for num_threads(threads) schedule(static))
+    FC_OMP(parallel for num_threads(fc_threads_for(planes, (double)s->kh * s->kw * P)) schedule(static))
     for (int64_t nc = 0; nc < planes; nc++)
         FC_FN(im2col)(s, x + nc * s->h * s->w, 0, 1, 0, P, cols + nc * s->kh * s->kw * P);
     return FC_OK;
@@ -105,8 +104,7 @@ int FC_FN(fc_unfold)(const fc_conv2d_shape *s, const FC_T *x, FC_T *cols) {
 
 int FC_FN(fc_fold)(const fc_conv2d_shape *s, const FC_T *cols, FC_T *x) {
     const int64_t P = s->out_h * s->out_w, planes = s->n * s->c_in;
-    const int threads = fc_threads_for(planes, (double)s->kh * s->kw * P);
-    FC_OMP(parallel for num_threads(threads) schedule(static))
+    FC_OMP(parallel for num_threads(fc_threads_for(planes, (double)s->kh * s->kw * P)) schedule(static))
     for (int64_t nc = 0; nc < planes; nc++) {
         memset(x + nc * s->h * s->w, 0, (size_t)(s->h * s->w) * sizeof(FC_T));
         FC_FN(col2im)(s, cols + nc * s->kh * s->kw * P, 0, 1, 0, P, x + nc * s->h * s->w);

@@ -43,11 +43,10 @@ static void FC_FN(fc_max_pool2d_forward_ref)(const fc_pool2d_shape *s, const FC_
             }
 }
 
-int FC_FN(fc_max_pool2d_forward)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y,
-                                 int64_t *indices) {
+static void FC_FN(fc_max_pool2d_forward_rows)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y,
+                                              int64_t *indices) {
     const int64_t P = s->out_h * s->out_w;
-    const int threads = fc_threads_for(s->planes, (double)P * s->kh * s->kw);
-    FC_OMP(parallel for num_threads(threads) schedule(static))
+    FC_OMP(parallel for num_threads(fc_threads_for(s->planes, (double)P * s->kh * s->kw)) schedule(static))
     for (int64_t pl = 0; pl < s->planes; pl++) {
         const FC_T *xp = x + pl * s->h * s->w;
         for (int64_t oh = 0; oh < s->out_h; oh++) {
@@ -82,6 +81,14 @@ int FC_FN(fc_max_pool2d_forward)(const fc_pool2d_shape *s, const FC_T *x, FC_T *
                 for (int64_t ow = 0; ow < s->out_w; ow++) arg[ow] = arg[ow] < 0 ? 0 : arg[ow];
         }
     }
+}
+
+int FC_FN(fc_max_pool2d_forward)(const fc_pool2d_shape *s, fc_algorithm algo, const FC_T *x,
+                                 FC_T *y, int64_t *indices) {
+    if (algo == FC_ALGO_REF)
+        FC_FN(fc_max_pool2d_forward_ref)(s, x, y, indices);
+    else
+        FC_FN(fc_max_pool2d_forward_rows)(s, x, y, indices);
     return FC_OK;
 }
 
@@ -90,9 +97,8 @@ int FC_FN(fc_max_pool2d_forward)(const fc_pool2d_shape *s, const FC_T *x, FC_T *
 int FC_FN(fc_max_pool2d_backward)(const fc_pool2d_shape *s, const FC_T *gy,
                                   const int64_t *indices, FC_T *gx) {
     const int64_t P = s->out_h * s->out_w, HW = s->h * s->w;
-    const int threads = fc_threads_for(s->planes, 4.0 * P);
     int status = FC_OK;
-    FC_OMP(parallel for num_threads(threads) schedule(static))
+    FC_OMP(parallel for num_threads(fc_threads_for(s->planes, 4.0 * P)) schedule(static))
     for (int64_t pl = 0; pl < s->planes; pl++) {
         FC_T *restrict g = gx + pl * HW;
         const int64_t *idx = indices + pl * P;
@@ -127,10 +133,9 @@ static void FC_FN(fc_avg_pool2d_forward_ref)(const fc_pool2d_shape *s, const FC_
             }
 }
 
-int FC_FN(fc_avg_pool2d_forward)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y) {
+static void FC_FN(fc_avg_pool2d_forward_rows)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y) {
     const int64_t P = s->out_h * s->out_w;
-    const int threads = fc_threads_for(s->planes, (double)P * s->kh * s->kw);
-    FC_OMP(parallel for num_threads(threads) schedule(static))
+    FC_OMP(parallel for num_threads(fc_threads_for(s->planes, (double)P * s->kh * s->kw)) schedule(static))
     for (int64_t pl = 0; pl < s->planes; pl++) {
         const FC_T *xp = x + pl * s->h * s->w;
         for (int64_t oh = 0; oh < s->out_h; oh++) {
@@ -150,6 +155,13 @@ int FC_FN(fc_avg_pool2d_forward)(const fc_pool2d_shape *s, const FC_T *x, FC_T *
             for (int64_t ow = 0; ow < s->out_w; ow++) acc[ow] /= (FC_T)FC_FN(avg_divisor)(s, oh, ow);
         }
     }
+}
+
+int FC_FN(fc_avg_pool2d_forward)(const fc_pool2d_shape *s, fc_algorithm algo, const FC_T *x, FC_T *y) {
+    if (algo == FC_ALGO_REF)
+        FC_FN(fc_avg_pool2d_forward_ref)(s, x, y);
+    else
+        FC_FN(fc_avg_pool2d_forward_rows)(s, x, y);
     return FC_OK;
 }
 
@@ -157,9 +169,8 @@ int FC_FN(fc_avg_pool2d_forward)(const fc_pool2d_shape *s, const FC_T *x, FC_T *
  * its window. */
 int FC_FN(fc_avg_pool2d_backward)(const fc_pool2d_shape *s, const FC_T *gy, FC_T *gx) {
     const int64_t P = s->out_h * s->out_w, HW = s->h * s->w;
-    const int threads = fc_threads_for(s->planes, (double)P * s->kh * s->kw);
     int status = FC_OK;
-    FC_OMP(parallel num_threads(threads))
+    FC_OMP(parallel num_threads(fc_threads_for(s->planes, (double)P * s->kh * s->kw)))
     {
         FC_T *share = malloc((size_t)s->out_w * sizeof(FC_T));
         if (!share) {
@@ -202,8 +213,7 @@ static void adaptive_window(int64_t o, int64_t in, int64_t out, int64_t *lo, int
 
 int FC_FN(fc_adaptive_avg_pool2d_forward)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y) {
     const int64_t P = s->out_h * s->out_w, HW = s->h * s->w;
-    const int threads = fc_threads_for(s->planes, 2.0 * HW);
-    FC_OMP(parallel for num_threads(threads) schedule(static))
+    FC_OMP(parallel for num_threads(fc_threads_for(s->planes, 2.0 * HW)) schedule(static))
     for (int64_t pl = 0; pl < s->planes; pl++)
         for (int64_t oh = 0; oh < s->out_h; oh++)
             for (int64_t ow = 0; ow < s->out_w; ow++) {
@@ -220,8 +230,7 @@ int FC_FN(fc_adaptive_avg_pool2d_forward)(const fc_pool2d_shape *s, const FC_T *
 
 int FC_FN(fc_adaptive_avg_pool2d_backward)(const fc_pool2d_shape *s, const FC_T *gy, FC_T *gx) {
     const int64_t P = s->out_h * s->out_w, HW = s->h * s->w;
-    const int threads = fc_threads_for(s->planes, 2.0 * HW);
-    FC_OMP(parallel for num_threads(threads) schedule(static))
+    FC_OMP(parallel for num_threads(fc_threads_for(s->planes, 2.0 * HW)) schedule(static))
     for (int64_t pl = 0; pl < s->planes; pl++) {
         memset(gx + pl * HW, 0, (size_t)HW * sizeof(FC_T));
         for (int64_t oh = 0; oh < s->out_h; oh++)

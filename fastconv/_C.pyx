@@ -117,15 +117,16 @@ def gemm(int64_t m, int64_t n, int64_t k, real[::1] a, real[::1] b, real[::1] c)
     check(rc)
 
 
-def max_pool2d_forward(tuple shape, real[::1] x, real[::1] y, int64_t[::1] indices):
+def max_pool2d_forward(tuple shape, str algorithm, real[::1] x, real[::1] y, int64_t[::1] indices):
     cdef fc_pool2d_shape s = pool_shape(shape)
+    cdef fc_algorithm a = ALGORITHMS[algorithm]
     cdef int64_t *ip = NULL if indices is None else &indices[0]
     cdef int rc
     with nogil:
         if real is float:
-            rc = fc_max_pool2d_forward_f32(&s, &x[0], &y[0], ip)
+            rc = fc_max_pool2d_forward_f32(&s, a, &x[0], &y[0], ip)
         else:
-            rc = fc_max_pool2d_forward_f64(&s, &x[0], &y[0], ip)
+            rc = fc_max_pool2d_forward_f64(&s, a, &x[0], &y[0], ip)
     check(rc)
 
 
@@ -140,14 +141,15 @@ def max_pool2d_backward(tuple shape, real[::1] gy, const int64_t[::1] indices, r
     check(rc)
 
 
-def avg_pool2d_forward(tuple shape, real[::1] x, real[::1] y):
+def avg_pool2d_forward(tuple shape, str algorithm, real[::1] x, real[::1] y):
     cdef fc_pool2d_shape s = pool_shape(shape)
+    cdef fc_algorithm a = ALGORITHMS[algorithm]
     cdef int rc
     with nogil:
         if real is float:
-            rc = fc_avg_pool2d_forward_f32(&s, &x[0], &y[0])
+            rc = fc_avg_pool2d_forward_f32(&s, a, &x[0], &y[0])
         else:
-            rc = fc_avg_pool2d_forward_f64(&s, &x[0], &y[0])
+            rc = fc_avg_pool2d_forward_f64(&s, a, &x[0], &y[0])
     check(rc)
 
 

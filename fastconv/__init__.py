@@ -8,6 +8,8 @@ import os
 from . import _C
 from .conv import (conv1d, conv1d_backward, conv2d, conv2d_backward, conv_transpose2d,
                    conv_transpose2d_backward, fold, unfold)
+from .pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward,
+                   max_pool2d, max_pool2d_backward)
 from ._validate import integer as _integer
 
 __version__ = "0.1.0"

@@ -1,0 +1,157 @@
+"""Pooling on NumPy arrays (N, C, H, W) or (C, H, W), forward and backward,
+with PyTorch's semantics. Validation lives in _validate; loops in csrc/pool.c."""
+import numpy as np
+
+from . import _C
+from . import _validate as V
+
+_empty = np.empty  # tests swap in a NaN-filled allocator to catch unwritten outputs
+_LAYOUT = "3-D (C, H, W) or 4-D (N, C, H, W)"
+_ALGORITHMS = {"auto": "direct", "reference": "reference"}
+
+
+def _flat(arr, dtype):
+    return V.contiguous(arr, dtype).reshape(-1)
+
+
+def _algorithm(fn, value):
+    if value not in _ALGORITHMS:
+        raise ValueError(f"{fn}: algorithm must be one of {tuple(_ALGORITHMS)}, got {value!r}")
+    return _ALGORITHMS[value]
+
+
+def _input(fn, value):
+    x = V.array(fn, "input", value)
+    V.ndim(fn, "input", x, (3, 4), _LAYOUT)
+    return x
+
+
+def _c_shape(shape, window, out, count_include_pad=True, divisor=0):
+    kernel, stride, padding, dilation = window
+    planes = int(np.prod(shape[:-2]))
+    return (planes, shape[-2], shape[-1], kernel[0], kernel[1], stride[0], stride[1], padding[0],
+            padding[1], dilation[0], dilation[1], out[0], out[1], int(bool(count_include_pad)), divisor)
+
+
+def _pool_window(fn, shape, kernel_size, stride, padding, dilation, ceil_mode):
+    k, s, p, d, out_h, out_w = V.pool_window(fn, shape[-2:], kernel_size, stride, padding, dilation, ceil_mode)
+    return (k, s, p, d), (out_h, out_w)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False, *, algorithm="auto"):
+    """Max pooling; padding is -inf. With return_indices, also the int64 flat
+    positions h * W + w of each maximum within its input plane."""
+    fn = "max_pool2d"
+    x = _input(fn, input)
+    window, out = _pool_window(fn, x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    algorithm = _algorithm(fn, algorithm)
+    dtype = V.result_dtype(x)
+    y = _empty(x.shape[:-2] + out, dtype)
+    indices = _empty(y.shape, np.int64) if return_indices else None
+    if y.size:
+        _C.max_pool2d_forward(_c_shape(x.shape, window, out), algorithm, _flat(x, dtype), y.reshape(-1),
+                              None if indices is None else indices.reshape(-1))
+    return (y, indices) if return_indices else y
+
+
+def max_pool2d_backward(grad_output, indices, input_shape):
+    """Scatters grad_output to the positions max_pool2d returned; an index
+    outside its plane is a ValueError."""
+    fn = "max_pool2d_backward"
+    input_shape = V.shape(fn, "input_shape", input_shape, (3, 4))
+    gy = V.array(fn, "grad_output", grad_output)
+    idx = np.asarray(indices)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{fn}: indices must be an integer array, got dtype {idx.dtype}")
+    if gy.ndim != len(input_shape) or gy.shape[:-2] != input_shape[:-2]:
+        raise ValueError(f"{fn}: grad_output has shape {gy.shape}, which does not pool input_shape {input_shape}")
+    if idx.shape != gy.shape:
+        raise ValueError(f"{fn}: indices has shape {idx.shape} but grad_output has shape {gy.shape}")
+    dtype = V.result_dtype(gy)
+    gx = _empty(input_shape, dtype)
+    if gx.size and gy.size:
+        window = ((1, 1), (1, 1), (0, 0), (1, 1))
+        _C.max_pool2d_backward(_c_shape(input_shape, window, gy.shape[-2:]), _flat(gy, dtype),
+                               V.contiguous(idx, np.int64).reshape(-1), gx.reshape(-1))
+    else:
+        gx[...] = 0
+    return gx
+
+
+def _avg_args(fn, shape, kernel_size, stride, padding, ceil_mode, divisor_override):
+    window, out = _pool_window(fn, shape, kernel_size, stride, padding, 1, ceil_mode)
+    divisor = 0 if divisor_override is None else V.integer(fn, "divisor_override", divisor_override, 1)
+    return window, out, divisor
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None, *, algorithm="auto"):
+    """Average pooling with PyTorch's divisor rules."""
+    fn = "avg_pool2d"
+    x = _input(fn, input)
+    window, out, divisor = _avg_args(fn, x.shape, kernel_size, stride, padding, ceil_mode, divisor_override)
+    algorithm = _algorithm(fn, algorithm)
+    dtype = V.result_dtype(x)
+    y = _empty(x.shape[:-2] + out, dtype)
+    if y.size:
+        _C.avg_pool2d_forward(_c_shape(x.shape, window, out, count_include_pad, divisor), algorithm,
+                              _flat(x, dtype), y.reshape(-1))
+    return y
+
+
+def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True, divisor_override=None):
+    """The adjoint of avg_pool2d with the same parameters."""
+    fn = "avg_pool2d_backward"
+    input_shape = V.shape(fn, "input_shape", input_shape, (3, 4))
+    window, out, divisor = _avg_args(fn, input_shape, kernel_size, stride, padding, ceil_mode, divisor_override)
+    gy = V.array(fn, "grad_output", grad_output)
+    V.grad_shape(fn, gy, input_shape[:-2] + out)
+    dtype = V.result_dtype(gy)
+    gx = _empty(input_shape, dtype)
+    if gx.size:
+        _C.avg_pool2d_backward(_c_shape(input_shape, window, out, count_include_pad, divisor),
+                               _flat(gy, dtype), gx.reshape(-1))
+    return gx
+
+
+def _adaptive_out(fn, shape, output_size):
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != 2:
+            raise ValueError(f"{fn}: output_size must be an int or 2 ints (or None), got {output_size!r}")
+        sizes = output_size
+    else:
+        sizes = (output_size, output_size)
+    out = tuple(size if o is None else V.integer(fn, "output_size", o, 1) for o, size in zip(sizes, shape[-2:]))
+    if min(shape[-2:]) < 1:
+        raise ValueError(f"{fn}: input has an empty spatial dimension, shape {tuple(shape)}")
+    return out
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Average pooling to a fixed output size, as torch's adaptive_avg_pool2d."""
+    fn = "adaptive_avg_pool2d"
+    x = _input(fn, input)
+    out = _adaptive_out(fn, x.shape, output_size)
+    dtype = V.result_dtype(x)
+    y = _empty(x.shape[:-2] + out, dtype)
+    if y.size:
+        _C.adaptive_avg_pool2d_forward(_c_shape(x.shape, ((1, 1),) * 4, out), _flat(x, dtype), y.reshape(-1))
+    return y
+
+
+def adaptive_avg_pool2d_backward(grad_output, input_shape):
+    fn = "adaptive_avg_pool2d_backward"
+    input_shape = V.shape(fn, "input_shape", input_shape, (3, 4))
+    gy = V.array(fn, "grad_output", grad_output)
+    if gy.ndim != len(input_shape):
+        raise ValueError(f"{fn}: grad_output has shape {gy.shape} but input_shape is {input_shape}")
+    out = _adaptive_out(fn, input_shape, gy.shape[-2:])
+    V.grad_shape(fn, gy, input_shape[:-2] + out)
+    dtype = V.result_dtype(gy)
+    gx = _empty(input_shape, dtype)
+    if gx.size:
+        _C.adaptive_avg_pool2d_backward(_c_shape(input_shape, ((1, 1),) * 4, out), _flat(gy, dtype),
+                                        gx.reshape(-1))
+    return gx

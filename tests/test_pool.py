@@ -1,0 +1,196 @@
+"""Pooling against the NumPy oracle, gradients by central differences,
+PyTorch's tie, NaN and ceil_mode rules, and index validation."""
+import numpy as np
+import pytest
+
+import fastconv
+import reference as ref
+from conftest import assert_close
+from gradcheck import assert_vjp
+
+DTYPES = [np.float32, np.float64]
+ALGORITHMS = ["auto", "reference"]
+
+# (shape, kernel, stride, padding, dilation, ceil_mode)
+MAX_CASES = {
+    "2x2_s2": ((2, 3, 8, 8), 2, None, 0, 1, False),
+    "3x3_s2_odd": ((1, 2, 11, 9), 3, 2, 0, 1, False),
+    "3x3_s2_pad1": ((2, 2, 10, 7), 3, 2, 1, 1, False),
+    "rect_kernel_stride": ((1, 3, 9, 12), (2, 3), (1, 2), (1, 1), 1, False),
+    "dilated": ((1, 2, 12, 11), 3, 1, 1, 2, False),
+    "ceil_mode": ((2, 2, 7, 7), 2, 2, 0, 1, True),
+    "ceil_mode_pad_last_window_dropped": ((1, 2, 6, 6), 3, 2, 1, 1, True),
+    "ceil_mode_s3": ((1, 1, 10, 8), 3, 3, 1, 1, True),
+    "3d_input": ((3, 7, 6), 2, 1, 0, 1, False),
+    "global": ((2, 3, 5, 5), 5, None, 0, 1, False),
+}
+
+
+def pair(v):
+    return v if isinstance(v, tuple) else (v, v)
+
+
+def as4d(x):
+    return x if x.ndim == 4 else x[None]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("case", MAX_CASES)
+def test_max_pool2d_matches_oracle(case, algorithm, dtype):
+    shape, k, s, p, d, ceil = MAX_CASES[case]
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    y, idx = fastconv.max_pool2d(x, k, s, p, d, ceil, return_indices=True, algorithm=algorithm)
+    ey, eidx = ref.max_pool2d(as4d(x), pair(k), pair(k if s is None else s), pair(p), pair(d), ceil)
+    assert_close(as4d(y), ey, dtype)
+    assert idx.dtype == np.int64 and np.array_equal(as4d(idx), eidx)
+    assert np.array_equal(fastconv.max_pool2d(x, k, s, p, d, ceil, algorithm=algorithm), y)
+
+
+@pytest.mark.parametrize("case", MAX_CASES)
+def test_max_pool2d_backward_by_central_differences(case):
+    shape, k, s, p, d, ceil = MAX_CASES[case]
+    x = np.random.default_rng(0).permutation(np.prod(shape)).reshape(shape) / 7.0  # distinct: no ties
+    y, idx = fastconv.max_pool2d(x, k, s, p, d, ceil, return_indices=True)
+    gy = np.random.default_rng(1).standard_normal(y.shape)
+    gx = fastconv.max_pool2d_backward(gy, idx, x.shape)
+    assert_vjp(lambda v: fastconv.max_pool2d(v, k, s, p, d, ceil), x, gy, gx)
+
+
+def test_max_pool2d_ties_pick_the_first_maximum():
+    x = np.zeros((1, 1, 4, 4))
+    y, idx = fastconv.max_pool2d(x, 2, return_indices=True)
+    assert np.array_equal(idx[0, 0], [[0, 2], [8, 10]])
+    x = np.array([[[[1.0, 5.0], [5.0, 5.0]]]])
+    assert fastconv.max_pool2d(x, 2, return_indices=True)[1].item() == 1
+
+
+def test_max_pool2d_nan_propagates_and_padding_is_minus_inf():
+    x = np.full((1, 1, 4, 4), -5.0)
+    x[0, 0, 1, 1] = np.nan
+    y = fastconv.max_pool2d(x, 3, 1, 1)
+    assert np.isnan(y[0, 0, :3, :3]).all() and (y[0, 0, 3, :] == -5).all()
+    assert (fastconv.max_pool2d(np.full((1, 1, 2, 2), -9.0), 2, 1, 1) == -9).all()
+
+
+def test_max_pool2d_torch_cross_check():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x = np.random.default_rng(0).standard_normal((2, 3, 11, 10))
+    x[0, 0, 3, 3] = np.nan
+    x[1, 1, :4, :4] = 1.0  # ties
+    for k, s, p, d, ceil in [(2, 2, 0, 1, False), (3, 2, 1, 1, True), (3, 1, 1, 2, False), (2, 3, 1, 1, True)]:
+        ty, ti = F.max_pool2d(torch.tensor(x), k, s, p, d, ceil, return_indices=True)
+        y, i = fastconv.max_pool2d(x, k, s, p, d, ceil, return_indices=True)
+        np.testing.assert_array_equal(y, ty.numpy())
+        np.testing.assert_array_equal(i, ti.numpy())
+
+
+@pytest.mark.parametrize("bad", [-1, 16, 1 << 40])
+def test_max_pool2d_backward_rejects_out_of_range_indices(bad):
+    x = np.random.default_rng(0).standard_normal((2, 2, 4, 4))
+    y, idx = fastconv.max_pool2d(x, 2, return_indices=True)
+    idx[1, 1, 0, 1] = bad
+    with pytest.raises(ValueError, match="indices"):
+        fastconv.max_pool2d_backward(np.ones_like(y), idx, x.shape)
+
+
+# (shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+AVG_CASES = {
+    "2x2_s2": ((2, 3, 8, 8), 2, None, 0, False, True, None),
+    "3x3_s2_pad_incl": ((1, 2, 9, 10), 3, 2, 1, False, True, None),
+    "3x3_s2_pad_excl": ((1, 2, 9, 10), 3, 2, 1, False, False, None),
+    "ceil_incl": ((2, 1, 7, 6), 2, 2, 1, True, True, None),
+    "ceil_excl": ((2, 1, 7, 6), 3, 2, 1, True, False, None),
+    "divisor": ((1, 2, 6, 6), 3, 1, 1, False, True, 4),
+    "rect": ((1, 2, 8, 9), (2, 3), (2, 1), (1, 0), False, False, None),
+    "3d_input": ((2, 5, 5), 3, 2, 1, True, True, None),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("case", AVG_CASES)
+def test_avg_pool2d_matches_oracle(case, algorithm, dtype):
+    shape, k, s, p, ceil, incl, div = AVG_CASES[case]
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    y = fastconv.avg_pool2d(x, k, s, p, ceil, incl, div, algorithm=algorithm)
+    expected = ref.avg_pool2d(as4d(x), pair(k), pair(k if s is None else s), pair(p), ceil, incl, div)
+    assert_close(as4d(y), expected, dtype)
+
+
+@pytest.mark.parametrize("case", AVG_CASES)
+def test_avg_pool2d_backward_by_central_differences(case):
+    shape, k, s, p, ceil, incl, div = AVG_CASES[case]
+    x = np.random.default_rng(0).standard_normal(shape)
+    y = fastconv.avg_pool2d(x, k, s, p, ceil, incl, div)
+    gy = np.random.default_rng(1).standard_normal(y.shape)
+    gx = fastconv.avg_pool2d_backward(gy, x.shape, k, s, p, ceil, incl, div)
+    assert_vjp(lambda v: fastconv.avg_pool2d(v, k, s, p, ceil, incl, div), x, gy, gx)
+
+
+def test_avg_pool2d_torch_cross_check():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((2, 3, 11, 10))
+    for args in [(2, 2, 0, False, True, None), (3, 2, 1, True, False, None), (3, 2, 1, True, True, None),
+                 (2, 3, 1, True, True, 3)]:
+        theirs = torch.nn.functional.avg_pool2d(torch.tensor(x), *args).numpy()
+        np.testing.assert_allclose(fastconv.avg_pool2d(x, *args), theirs, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape, out", [((2, 3, 7, 9), (3, 4)), ((1, 2, 5, 5), 1), ((1, 1, 4, 6), (6, None)),
+                                        ((2, 8, 8), (8, 3))])
+def test_adaptive_avg_pool2d(shape, out, dtype):
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    y = fastconv.adaptive_avg_pool2d(x, out)
+    o = out if isinstance(out, tuple) else (out, out)
+    o = tuple(shape[-2 + i] if v is None else v for i, v in enumerate(o))
+    assert_close(as4d(y), ref.adaptive_avg_pool2d(as4d(x), o), dtype)
+    if dtype == np.float64:
+        gy = np.random.default_rng(1).standard_normal(y.shape)
+        gx = fastconv.adaptive_avg_pool2d_backward(gy, x.shape)
+        assert_vjp(lambda v: fastconv.adaptive_avg_pool2d(v, out), x, gy, gx)
+
+
+@pytest.mark.parametrize("fn", [lambda: fastconv.max_pool2d(np.zeros((0, 3, 4, 4)), 2),
+                                lambda: fastconv.avg_pool2d(np.zeros((0, 3, 4, 4)), 2),
+                                lambda: fastconv.adaptive_avg_pool2d(np.zeros((0, 3, 4, 4)), 2)])
+def test_empty_batch(fn):
+    assert fn().shape == (0, 3, 2, 2)
+
+
+x4 = np.ones((2, 3, 6, 6))
+ERRORS = [
+    (lambda: fastconv.max_pool2d(np.ones((6, 6)), 2), ValueError, ["max_pool2d", "input"]),
+    (lambda: fastconv.max_pool2d(x4, 0), ValueError, ["max_pool2d", "kernel_size"]),
+    (lambda: fastconv.max_pool2d(x4, 2, 0), ValueError, ["max_pool2d", "stride"]),
+    (lambda: fastconv.max_pool2d(x4, 2, padding=2), ValueError, ["max_pool2d", "padding 2", "half"]),
+    (lambda: fastconv.max_pool2d(x4, 7), ValueError, ["max_pool2d", "output height"]),
+    (lambda: fastconv.max_pool2d(x4, 2, dilation=0), ValueError, ["max_pool2d", "dilation"]),
+    (lambda: fastconv.max_pool2d(x4, 2.5), TypeError, ["max_pool2d", "kernel_size"]),
+    (lambda: fastconv.max_pool2d(x4.astype(complex), 2), TypeError, ["max_pool2d", "input"]),
+    (lambda: fastconv.max_pool2d_backward(np.ones((2, 3, 3, 3)), np.zeros((2, 3, 3, 3)), (2, 3, 6, 6)),
+     TypeError, ["max_pool2d_backward", "indices"]),
+    (lambda: fastconv.max_pool2d_backward(np.ones((2, 3, 3, 3)), np.zeros((2, 3, 3, 2), int), (2, 3, 6, 6)),
+     ValueError, ["max_pool2d_backward", "indices", "(2, 3, 3, 2)"]),
+    (lambda: fastconv.max_pool2d_backward(np.ones((2, 4, 3, 3)), np.zeros((2, 4, 3, 3), int), (2, 3, 6, 6)),
+     ValueError, ["max_pool2d_backward", "grad_output"]),
+    (lambda: fastconv.max_pool2d_backward(np.ones((2, 3, 3, 3)), np.zeros((2, 3, 3, 3), int), (2, 3)),
+     ValueError, ["max_pool2d_backward", "input_shape"]),
+    (lambda: fastconv.avg_pool2d(x4, 2, divisor_override=0), ValueError, ["avg_pool2d", "divisor_override"]),
+    (lambda: fastconv.avg_pool2d(x4, 3, padding=2), ValueError, ["avg_pool2d", "padding"]),
+    (lambda: fastconv.avg_pool2d_backward(np.ones((2, 3, 2, 2)), (2, 3, 6, 6), 2), ValueError,
+     ["avg_pool2d_backward", "grad_output", "(2, 3, 3, 3)"]),
+    (lambda: fastconv.adaptive_avg_pool2d(x4, 0), ValueError, ["adaptive_avg_pool2d", "output_size"]),
+    (lambda: fastconv.adaptive_avg_pool2d(x4, (1, 2, 3)), ValueError, ["adaptive_avg_pool2d", "output_size"]),
+    (lambda: fastconv.max_pool2d(x4, 2, algorithm="fast"), ValueError, ["max_pool2d", "algorithm"]),
+]
+
+
+@pytest.mark.parametrize("call, exc, words", ERRORS, ids=[f"case{i}" for i in range(len(ERRORS))])
+def test_bad_input_raises_a_clear_error(call, exc, words):
+    with pytest.raises(exc) as info:
+        call()
+    for word in words:
+        assert word in str(info.value), f"{word!r} not in {str(info.value)!r}"
