@@ -1,0 +1,119 @@
+"""Timing and reporting shared by the benchmarks, plus NumPy baselines.
+
+Only ratios taken side by side mean anything on a shared, noisy machine, so
+candidates are timed interleaved (round robin), and each reports the median.
+"""
+import argparse
+import time
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+def parser(description):
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--repeats", type=int, default=7, help="timed runs per candidate (median reported)")
+    p.add_argument("--threads", type=int, default=None, help="threads for fastconv and PyTorch")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--only", nargs="*", default=None, help="shape names to run")
+    return p
+
+
+def setup_threads(threads):
+    import fastconv
+    if threads:
+        fastconv.set_num_threads(threads)
+    torch = try_torch()
+    if torch is not None:
+        torch.set_num_threads(fastconv.get_num_threads())
+    return fastconv.get_num_threads()
+
+
+def try_torch():
+    try:
+        import torch
+        return torch
+    except ImportError:
+        return None
+
+
+def interleaved(candidates, repeats):
+    """{name: fn} -> {name: median seconds}, runs alternating between candidates."""
+    times = {name: [] for name in candidates}
+    for fn in candidates.values():
+        fn()  # warm up: first-touch allocation, thread team start
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def gemm_ceiling(dtype, n=2048, repeats=3):
+    """GFLOP/s of NumPy's BLAS GEMM at n^3, this machine's measured ceiling."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
+    t = interleaved({"blas": lambda: a @ a}, repeats)["blas"]
+    return 2 * n ** 3 / t / 1e9
+
+
+def table(header, rows):
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(str(c).rjust(w) for c, w in zip(r, widths)) + " |"
+    print(line(header))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print(line(r))
+
+
+# ---------------------------------------------------------------- NumPy
+# A plain NumPy im2col + matmul convolution: the baseline a NumPy user has.
+
+def _windows(x, k, stride, padding, dilation):
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    span = dilation * (k - 1) + 1
+    v = sliding_window_view(xp, (span, span), axis=(2, 3))
+    return v[:, :, ::stride, ::stride, ::dilation, ::dilation]  # (N, C, OH, OW, k, k)
+
+
+def numpy_conv2d(x, w, stride, padding, dilation, groups):
+    n, c, _, _ = x.shape
+    co, cg, k, _ = w.shape
+    win = _windows(x, k, stride, padding, dilation)
+    oh, ow = win.shape[2:4]
+    og = co // groups
+    out = np.empty((n, co, oh, ow), x.dtype)
+    for g in range(groups):
+        cols = win[:, g * cg:(g + 1) * cg].transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, cg * k * k)
+        y = cols @ w[g * og:(g + 1) * og].reshape(og, -1).T
+        out[:, g * og:(g + 1) * og] = y.reshape(n, oh, ow, og).transpose(0, 3, 1, 2)
+    return out
+
+
+def numpy_conv2d_grad_input(gy, x_shape, w, stride, padding, dilation, groups):
+    n, c, h, wd = x_shape
+    co, cg, k, _ = w.shape
+    og, (oh, ow) = co // groups, gy.shape[2:]
+    gxp = np.zeros((n, c, h + 2 * padding, wd + 2 * padding), gy.dtype)
+    for g in range(groups):
+        gyg = gy[:, g * og:(g + 1) * og].transpose(0, 2, 3, 1).reshape(-1, og)
+        cols = (gyg @ w[g * og:(g + 1) * og].reshape(og, -1)).reshape(n, oh, ow, cg, k, k)
+        for i in range(k):
+            for j in range(k):
+                gxp[:, g * cg:(g + 1) * cg, i * dilation:i * dilation + stride * (oh - 1) + 1:stride,
+                    j * dilation:j * dilation + stride * (ow - 1) + 1:stride] += cols[..., i, j].transpose(0, 3, 1, 2)
+    return gxp[:, :, padding:padding + h, padding:padding + wd]
+
+
+def numpy_conv2d_grad_weight(gy, x, w_shape, stride, padding, dilation, groups):
+    n = x.shape[0]
+    co, cg, k, _ = w_shape
+    win = _windows(x, k, stride, padding, dilation)
+    oh, ow = win.shape[2:4]
+    og = co // groups
+    gw = np.empty(w_shape, x.dtype)
+    for g in range(groups):
+        cols = win[:, g * cg:(g + 1) * cg].transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, -1)
+        gyg = gy[:, g * og:(g + 1) * og].transpose(1, 0, 2, 3).reshape(og, -1)
+        gw[g * og:(g + 1) * og] = (gyg @ cols).reshape(og, cg, k, k)
+    return gw
