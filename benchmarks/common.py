@@ -37,6 +37,12 @@ def try_torch():
         return None
 
 
+# Thread pools (PyTorch's OpenMP, OpenBLAS, ours) spin for a while after a
+# call; on 2 cores a spinning pool halves the next candidate's speed. A
+# pause before each timed run lets the previous candidate's pool go idle.
+SETTLE_S = 0.02
+
+
 def interleaved(candidates, repeats):
     """{name: fn} -> {name: median seconds}, runs alternating between candidates."""
     times = {name: [] for name in candidates}
@@ -44,6 +50,7 @@ def interleaved(candidates, repeats):
         fn()  # warm up: first-touch allocation, thread team start
     for _ in range(repeats):
         for name, fn in candidates.items():
+            time.sleep(SETTLE_S)
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)

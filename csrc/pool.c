@@ -1,10 +1,9 @@
 /* 2-D pooling, forward and backward (geometry in fastconv.h).
  * Family file: instantiated by f32.c and f64.c (see common.h).
  *
- * Each kernel walks one output row at a time and, for each window tap,
- * sweeps the whole row, so the inner loop runs over output columns with a
- * fixed input stride: a loop compilers vectorize. Threads own planes.
- * Each optimized kernel has a plain per-window _ref beside it. */
+ * The kernels visit one output at a time with its window clipped to the
+ * input once, so the inner loops carry no bounds checks; threads own
+ * planes. Each forward has a plain, checked-per-tap _ref beside it. */
 #include <math.h>
 #include <string.h>
 
@@ -43,42 +42,59 @@ static void FC_FN(fc_max_pool2d_forward_ref)(const fc_pool2d_shape *s, const FC_
             }
 }
 
-static void FC_FN(fc_max_pool2d_forward_rows)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y,
-                                              int64_t *indices) {
-    const int64_t P = s->out_h * s->out_w;
-    FC_OMP(parallel for num_threads(fc_threads_for(s->planes, (double)P * s->kh * s->kw)) schedule(static))
-    for (int64_t pl = 0; pl < s->planes; pl++) {
-        const FC_T *xp = x + pl * s->h * s->w;
-        for (int64_t oh = 0; oh < s->out_h; oh++) {
-            FC_T *restrict best = y + pl * P + oh * s->out_w;
-            int64_t *restrict arg = indices ? indices + pl * P + oh * s->out_w : NULL;
-            for (int64_t ow = 0; ow < s->out_w; ow++) best[ow] = -INFINITY;
-            if (arg)
-                for (int64_t ow = 0; ow < s->out_w; ow++) arg[ow] = -1;
-            for (int64_t i = 0; i < s->kh; i++) {
-                const int64_t ih = oh * s->stride_h - s->pad_top + i * s->dil_h;
-                if (ih < 0 || ih >= s->h) continue;
-                for (int64_t j = 0; j < s->kw; j++) {
-                    const int64_t off = j * s->dil_w - s->pad_left;
-                    int64_t lo, hi;
-                    fc_valid_range(off, s->stride_w, s->w, s->out_w, &lo, &hi);
-                    const FC_T *restrict row = xp + ih * s->w + off;
-                    if (arg) {
-                        for (int64_t ow = lo; ow < hi; ow++) {
-                            const FC_T v = row[ow * s->stride_w];
-                            if (arg[ow] < 0 || v > best[ow] || v != v)
-                                best[ow] = v, arg[ow] = ih * s->w + off + ow * s->stride_w;
-                        }
-                    } else { /* max(v, best) keeps the first maximum; NaN wins */
-                        for (int64_t ow = lo; ow < hi; ow++) {
-                            const FC_T v = row[ow * s->stride_w];
-                            best[ow] = (v > best[ow] || v != v) ? v : best[ow];
-                        }
+/* Window taps i in [*lo, *hi) whose row start + i*dil lies in [0, in). */
+static inline void window_taps(int64_t start, int64_t k, int64_t dil, int64_t in, int64_t *lo, int64_t *hi) {
+    *lo = start >= 0 ? 0 : fc_ceildiv(-start, dil);
+    *hi = start + (k - 1) * dil < in ? k : fc_floordiv(in - 1 - start, dil) + 1;
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* One output at a time with the window clipped once: the running maximum
+ * and its index live in registers and update through selects, never a
+ * data-dependent branch (random data would mispredict half of them). */
+static void FC_FN(fc_max_pool2d_forward_windows)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y,
+                                                 int64_t *indices) {
+    /* Locals, not s->: stores through the int64_t indices could alias the
+     * shape's int64_t fields and force a reload of each on every output. */
+    const int64_t H = s->h, W = s->w, kh = s->kh, kw = s->kw, dh = s->dil_h, dw = s->dil_w;
+    const int64_t sh = s->stride_h, sw = s->stride_w, pt = s->pad_top, pl = s->pad_left;
+    const int64_t OH = s->out_h, OW = s->out_w, P = OH * OW;
+    FC_OMP(parallel for num_threads(fc_threads_for(s->planes, 2.0 * P * kh * kw)) schedule(static))
+    for (int64_t plane = 0; plane < s->planes; plane++) {
+        const FC_T *restrict xp = x + plane * H * W;
+        FC_T *restrict yp = y + plane * P;
+        int64_t *restrict ip = indices ? indices + plane * P : NULL;
+        for (int64_t oh = 0; oh < OH; oh++) {
+            const int64_t h0 = oh * sh - pt;
+            int64_t ilo, ihi;
+            window_taps(h0, kh, dh, H, &ilo, &ihi);
+            for (int64_t ow = 0; ow < OW; ow++) {
+                const int64_t w0 = ow * sw - pl;
+                int64_t jlo, jhi;
+                window_taps(w0, kw, dw, W, &jlo, &jhi);
+                FC_T best = -INFINITY;
+                int64_t arg = 0;
+                if (ilo < ihi && jlo < jhi) {
+                    arg = (h0 + ilo * dh) * W + w0 + jlo * dw;
+                    best = xp[arg];
+                }
+                for (int64_t i = ilo; i < ihi; i++) {
+                    const int64_t row = (h0 + i * dh) * W + w0;
+                    for (int64_t j = jlo; j < jhi; j++) {
+                        const int64_t pos = row + j * dw;
+                        const FC_T v = xp[pos];
+                        /* Bitwise on purpose: `take ? v : best` compiles to a
+                         * branch (random data mispredicts half of them); an
+                         * integer mask and a max do not. */
+                        const int64_t take = -(int64_t)((v > best) | (v != v));
+                        arg ^= (arg ^ pos) & take;
+                        best = (v > best) ? v : best;
+                        best = (v != v) ? v : best;
                     }
                 }
+                yp[oh * OW + ow] = best;
+                if (ip) ip[oh * OW + ow] = arg;
             }
-            if (arg)
-                for (int64_t ow = 0; ow < s->out_w; ow++) arg[ow] = arg[ow] < 0 ? 0 : arg[ow];
         }
     }
 }
@@ -88,7 +104,7 @@ int FC_FN(fc_max_pool2d_forward)(const fc_pool2d_shape *s, fc_algorithm algo, co
     if (algo == FC_ALGO_REF)
         FC_FN(fc_max_pool2d_forward_ref)(s, x, y, indices);
     else
-        FC_FN(fc_max_pool2d_forward_rows)(s, x, y, indices);
+        FC_FN(fc_max_pool2d_forward_windows)(s, x, y, indices);
     return FC_OK;
 }
 
@@ -133,26 +149,24 @@ static void FC_FN(fc_avg_pool2d_forward_ref)(const fc_pool2d_shape *s, const FC_
             }
 }
 
-static void FC_FN(fc_avg_pool2d_forward_rows)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y) {
+static void FC_FN(fc_avg_pool2d_forward_windows)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y) {
     const int64_t P = s->out_h * s->out_w;
     FC_OMP(parallel for num_threads(fc_threads_for(s->planes, (double)P * s->kh * s->kw)) schedule(static))
     for (int64_t pl = 0; pl < s->planes; pl++) {
         const FC_T *xp = x + pl * s->h * s->w;
         for (int64_t oh = 0; oh < s->out_h; oh++) {
-            FC_T *restrict acc = y + pl * P + oh * s->out_w;
-            memset(acc, 0, (size_t)s->out_w * sizeof(FC_T));
-            for (int64_t i = 0; i < s->kh; i++) {
-                const int64_t ih = oh * s->stride_h - s->pad_top + i;
-                if (ih < 0 || ih >= s->h) continue;
-                for (int64_t j = 0; j < s->kw; j++) {
-                    const int64_t off = j - s->pad_left;
-                    int64_t lo, hi;
-                    fc_valid_range(off, s->stride_w, s->w, s->out_w, &lo, &hi);
-                    const FC_T *restrict row = xp + ih * s->w + off;
-                    for (int64_t ow = lo; ow < hi; ow++) acc[ow] += row[ow * s->stride_w];
-                }
+            const int64_t h0 = oh * s->stride_h - s->pad_top;
+            int64_t ilo, ihi;
+            window_taps(h0, s->kh, 1, s->h, &ilo, &ihi);
+            for (int64_t ow = 0; ow < s->out_w; ow++) {
+                const int64_t w0 = ow * s->stride_w - s->pad_left;
+                int64_t jlo, jhi;
+                window_taps(w0, s->kw, 1, s->w, &jlo, &jhi);
+                FC_T sum = 0;
+                for (int64_t i = ilo; i < ihi; i++)
+                    for (int64_t j = jlo; j < jhi; j++) sum += xp[(h0 + i) * s->w + w0 + j];
+                y[pl * P + oh * s->out_w + ow] = sum / (FC_T)FC_FN(avg_divisor)(s, oh, ow);
             }
-            for (int64_t ow = 0; ow < s->out_w; ow++) acc[ow] /= (FC_T)FC_FN(avg_divisor)(s, oh, ow);
         }
     }
 }
@@ -161,46 +175,33 @@ int FC_FN(fc_avg_pool2d_forward)(const fc_pool2d_shape *s, fc_algorithm algo, co
     if (algo == FC_ALGO_REF)
         FC_FN(fc_avg_pool2d_forward_ref)(s, x, y);
     else
-        FC_FN(fc_avg_pool2d_forward_rows)(s, x, y);
+        FC_FN(fc_avg_pool2d_forward_windows)(s, x, y);
     return FC_OK;
 }
 
 /* The adjoint of the forward: each gy, divided once, is added back over
- * its window. */
+ * its window. A thread owns whole planes. */
 int FC_FN(fc_avg_pool2d_backward)(const fc_pool2d_shape *s, const FC_T *gy, FC_T *gx) {
     const int64_t P = s->out_h * s->out_w, HW = s->h * s->w;
-    int status = FC_OK;
-    FC_OMP(parallel num_threads(fc_threads_for(s->planes, (double)P * s->kh * s->kw)))
-    {
-        FC_T *share = malloc((size_t)s->out_w * sizeof(FC_T));
-        if (!share) {
-            FC_OMP(atomic write)
-            status = FC_ERR_NOMEM;
-        }
-        FC_OMP(for schedule(static))
-        for (int64_t pl = 0; pl < s->planes; pl++) {
-            if (!share) continue;
-            FC_T *g = gx + pl * HW;
-            memset(g, 0, (size_t)HW * sizeof(FC_T));
-            for (int64_t oh = 0; oh < s->out_h; oh++) {
-                for (int64_t ow = 0; ow < s->out_w; ow++)
-                    share[ow] = gy[pl * P + oh * s->out_w + ow] / (FC_T)FC_FN(avg_divisor)(s, oh, ow);
-                for (int64_t i = 0; i < s->kh; i++) {
-                    const int64_t ih = oh * s->stride_h - s->pad_top + i;
-                    if (ih < 0 || ih >= s->h) continue;
-                    for (int64_t j = 0; j < s->kw; j++) {
-                        const int64_t off = j - s->pad_left;
-                        int64_t lo, hi;
-                        fc_valid_range(off, s->stride_w, s->w, s->out_w, &lo, &hi);
-                        FC_T *restrict row = g + ih * s->w + off;
-                        for (int64_t ow = lo; ow < hi; ow++) row[ow * s->stride_w] += share[ow];
-                    }
-                }
+    FC_OMP(parallel for num_threads(fc_threads_for(s->planes, (double)P * s->kh * s->kw)) schedule(static))
+    for (int64_t pl = 0; pl < s->planes; pl++) {
+        FC_T *g = gx + pl * HW;
+        memset(g, 0, (size_t)HW * sizeof(FC_T));
+        for (int64_t oh = 0; oh < s->out_h; oh++) {
+            const int64_t h0 = oh * s->stride_h - s->pad_top;
+            int64_t ilo, ihi;
+            window_taps(h0, s->kh, 1, s->h, &ilo, &ihi);
+            for (int64_t ow = 0; ow < s->out_w; ow++) {
+                const int64_t w0 = ow * s->stride_w - s->pad_left;
+                int64_t jlo, jhi;
+                window_taps(w0, s->kw, 1, s->w, &jlo, &jhi);
+                const FC_T share = gy[pl * P + oh * s->out_w + ow] / (FC_T)FC_FN(avg_divisor)(s, oh, ow);
+                for (int64_t i = ilo; i < ihi; i++)
+                    for (int64_t j = jlo; j < jhi; j++) g[(h0 + i) * s->w + w0 + j] += share;
             }
         }
-        free(share);
     }
-    return status;
+    return FC_OK;
 }
 
 /* ------------------------------------------------------- adaptive avg */
