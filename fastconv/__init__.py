@@ -11,6 +11,8 @@ from .conv import (conv1d, conv1d_backward, conv2d, conv2d_backward, conv_transp
 from .pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward,
                    max_pool2d, max_pool2d_backward)
 from ._validate import integer as _integer
+from .autograd import Tensor, no_grad
+from . import functional, nn, optim, data, models
 
 __version__ = "0.1.0"
 

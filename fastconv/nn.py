@@ -1,0 +1,273 @@
+"""Layers: Module and friends, as in torch.nn.
+
+A Module finds its parameters and sub-modules in its attributes, in the
+order they were set. Weights start as PyTorch's defaults (uniform in
++-1/sqrt(fan_in), its kaiming_uniform(a=sqrt(5))) drawn from a generator
+that `manual_seed` makes reproducible.
+"""
+import math
+
+import numpy as np
+
+from . import functional as F
+from ._validate import integer, ints
+from .autograd import Tensor, no_grad
+
+_rng = np.random.default_rng()
+
+
+def manual_seed(seed):
+    """Seeds the generator that initializes layers and draws dropout masks."""
+    global _rng
+    _rng = np.random.default_rng(seed)
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module trains: requires gradients."""
+
+    def __init__(self, data):
+        super().__init__(np.asarray(data), requires_grad=True)
+
+
+class Module:
+    training = True
+
+    def forward(self, *args):
+        raise NotImplementedError
+
+    def __call__(self, *args):
+        out = self.forward(*args)
+        if _summary is not None:
+            _summary.append((self, out.shape))
+        return out
+
+    def children(self):
+        for value in vars(self).values():
+            if isinstance(value, Module):
+                yield value
+            elif isinstance(value, (list, tuple)):
+                yield from (v for v in value if isinstance(v, Module))
+
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for name, value in vars(self).items():
+            items = [(f"{name}.{i}", v) for i, v in enumerate(value)] if isinstance(value, (list, tuple)) else [(name, value)]
+            for sub_name, sub in items:
+                if isinstance(sub, Module):
+                    yield from sub.named_modules(f"{prefix}{sub_name}.")
+
+    def named_parameters(self):
+        for prefix, module in self.named_modules():
+            for name, value in vars(module).items():
+                if isinstance(value, Parameter):
+                    yield prefix + name, value
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self):
+        for prefix, module in self.named_modules():
+            for name in getattr(module, "_buffers", ()):
+                yield prefix + name, getattr(module, name)
+
+    def train(self, mode=True):
+        for _, module in self.named_modules():
+            module.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    def state_dict(self):
+        state = {name: p.data.copy() for name, p in self.named_parameters()}
+        state.update({name: b.copy() for name, b in self.named_buffers()})
+        return state
+
+    def load_state_dict(self, state):
+        """Copies arrays into the parameters and buffers in place; the names
+        and shapes must match exactly."""
+        own = dict(self.named_parameters())
+        own.update((name, Tensor(b)) for name, b in self.named_buffers())
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        for name, target in own.items():
+            value = np.asarray(state[name])
+            if value.shape != target.shape:
+                raise ValueError(f"load_state_dict: {name} has shape {value.shape}, expected {target.shape}")
+            target.data[...] = value
+
+    def save(self, path):
+        np.savez(path, **self.state_dict())
+
+    def load(self, path):
+        with np.load(path) as archive:
+            self.load_state_dict(dict(archive))
+        return self
+
+    def summary(self, input_shape, dtype=np.float32):
+        """Prints each layer's output shape and parameter count, and the total;
+        returns the total."""
+        global _summary
+        _summary = []
+        try:
+            with no_grad():
+                was_training = self.training
+                self.eval()
+                self(Tensor(np.zeros(input_shape, dtype)))
+                self.train(was_training)
+            calls = _summary
+        finally:
+            _summary = None
+        rows = [(type(m).__name__, str(tuple(shape)), sum(p.data.size for p in vars(m).values()
+                                                          if isinstance(p, Parameter)))
+                for m, shape in calls if m is not self and not isinstance(m, Sequential)]
+        total = sum(p.data.size for p in self.parameters())
+        width = max([len(r[0]) for r in rows] + [5])
+        print(f"{'layer':<{width}}  {'output shape':<22}{'params':>10}")
+        for name, shape, count in rows:
+            print(f"{name:<{width}}  {shape:<22}{count:>10,}")
+        print(f"{'total':<{width}}  {'':<22}{total:>10,}")
+        return total
+
+
+_summary = None  # the (module, output shape) list while summary() runs
+
+
+def _uniform(shape, fan_in, dtype):
+    bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+    return Parameter(_rng.uniform(-bound, bound, shape).astype(dtype))
+
+
+class Sequential(Module):
+    def __init__(self, *layers):
+        self.layers = list(layers)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self.layers)
+
+
+class Conv2d(Module):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 bias=True, dtype=np.float32):
+        kh, kw = ints("Conv2d", "kernel_size", kernel_size, 2, 1)
+        groups = integer("Conv2d", "groups", groups, 1)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"Conv2d: groups={groups} must divide in_channels={in_channels} "
+                             f"and out_channels={out_channels}")
+        fan_in = in_channels // groups * kh * kw
+        self.weight = _uniform((out_channels, in_channels // groups, kh, kw), fan_in, dtype)
+        self.bias = _uniform((out_channels,), fan_in, dtype) if bias else None
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class ConvTranspose2d(Module):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, dtype=np.float32):
+        kh, kw = ints("ConvTranspose2d", "kernel_size", kernel_size, 2, 1)
+        groups = integer("ConvTranspose2d", "groups", groups, 1)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"ConvTranspose2d: groups={groups} must divide in_channels={in_channels} "
+                             f"and out_channels={out_channels}")
+        fan_in = out_channels // groups * kh * kw  # PyTorch's fan_in for this weight layout
+        self.weight = _uniform((in_channels, out_channels // groups, kh, kw), fan_in, dtype)
+        self.bias = _uniform((out_channels,), fan_in, dtype) if bias else None
+        self.stride, self.padding, self.output_padding = stride, padding, output_padding
+        self.groups, self.dilation = groups, dilation
+
+    def forward(self, x):
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+                                  self.groups, self.dilation)
+
+
+class Linear(Module):
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float32):
+        self.weight = _uniform((out_features, in_features), in_features, dtype)
+        self.bias = _uniform((out_features,), in_features, dtype) if bias else None
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+
+class MaxPool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+        self.args = (kernel_size, stride, padding, dilation, ceil_mode)
+
+    def forward(self, x):
+        return F.max_pool2d(x, *self.args)
+
+
+class AvgPool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
+        self.args = (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+
+    def forward(self, x):
+        return F.avg_pool2d(x, *self.args)
+
+
+class AdaptiveAvgPool2d(Module):
+    def __init__(self, output_size):
+        self.output_size = output_size
+
+    def forward(self, x):
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+
+class ReLU(Module):
+    def forward(self, x): return F.relu(x)
+
+
+class Tanh(Module):
+    def forward(self, x): return F.tanh(x)
+
+
+class Sigmoid(Module):
+    def forward(self, x): return F.sigmoid(x)
+
+
+class Flatten(Module):
+    def __init__(self, start_dim=1):
+        self.start_dim = start_dim
+
+    def forward(self, x): return F.flatten(x, self.start_dim)
+
+
+class Dropout(Module):
+    def __init__(self, p=0.5):
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training, _rng)
+
+
+class BatchNorm2d(Module):
+    _buffers = ("running_mean", "running_var")
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float32):
+        self.weight = Parameter(np.ones(num_features, dtype))
+        self.bias = Parameter(np.zeros(num_features, dtype))
+        self.running_mean = np.zeros(num_features, dtype)
+        self.running_var = np.ones(num_features, dtype)
+        self.eps, self.momentum = eps, momentum
+
+    def forward(self, x):
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training,
+                            self.momentum, self.eps)

@@ -1,0 +1,105 @@
+"""Optimizers that update parameters in place, as torch.optim.
+
+Each keeps its per-parameter state (momentum, moments) and one scratch
+buffer allocated at the first step, so a step allocates nothing
+parameter-sized: every operation writes through `out=`.
+"""
+import math
+
+import numpy as np
+
+
+class Optimizer:
+    def __init__(self, params, lr):
+        self.params = [p for p in params]
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        if lr <= 0:
+            raise ValueError(f"{type(self).__name__}: lr must be > 0, got {lr}")
+        self.lr = lr
+        self.state = [None] * len(self.params)
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    def _gradient(self, p, scratch, weight_decay):
+        """p.grad (+ weight_decay * p) in scratch, without touching p.grad."""
+        if weight_decay:
+            np.multiply(p.data, weight_decay, out=scratch)
+            scratch += p.grad
+        else:
+            np.copyto(scratch, p.grad)
+        return scratch
+
+
+class SGD(Optimizer):
+    """p -= lr * d, with d the gradient (+ weight decay), through momentum
+    (d = buf = momentum * buf + d; Nesterov: d += momentum * buf)."""
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
+        super().__init__(params, lr)
+        if momentum < 0 or weight_decay < 0:
+            raise ValueError(f"SGD: momentum and weight_decay must be >= 0, got {momentum}, {weight_decay}")
+        if nesterov and momentum == 0:
+            raise ValueError("SGD: nesterov needs a momentum > 0")
+        self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
+
+    def step(self):
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            first = self.state[i] is None
+            if first:  # d, and with momentum its buffer and a temporary
+                self.state[i] = tuple(np.empty_like(p.data) for _ in range(3 if self.momentum else 1))
+            d = self._gradient(p, self.state[i][0], self.weight_decay)
+            if self.momentum:
+                _, buf, tmp = self.state[i]
+                if first:
+                    np.copyto(buf, d)
+                else:
+                    buf *= self.momentum
+                    buf += d
+                if self.nesterov:
+                    d += np.multiply(buf, self.momentum, out=tmp)
+                else:
+                    np.copyto(d, buf)
+            d *= self.lr
+            p.data -= d
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) with PyTorch's bias correction; weight_decay adds
+    weight_decay * p to the gradient (L2, not AdamW)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr)
+        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
+            raise ValueError(f"Adam: betas must lie in [0, 1), got {betas}")
+        self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
+        self.steps = 0
+
+    def step(self):
+        self.steps += 1
+        b1, b2 = self.betas
+        step_size = self.lr / (1 - b1 ** self.steps)
+        root_correction = math.sqrt(1 - b2 ** self.steps)
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            if self.state[i] is None:
+                self.state[i] = tuple(np.zeros_like(p.data) for _ in range(4))
+            m, v, g, t = self.state[i]
+            self._gradient(p, g, self.weight_decay)
+            m *= b1                          # m = b1 m + (1 - b1) g
+            m += np.multiply(g, 1 - b1, out=t)
+            v *= b2                          # v = b2 v + (1 - b2) g^2
+            np.multiply(g, g, out=t)
+            t *= 1 - b2
+            v += t
+            np.sqrt(v, out=t)                # p -= step_size * m / (sqrt(v) / rc + eps)
+            t *= 1 / root_correction
+            t += self.eps
+            np.divide(m, t, out=t)
+            t *= step_size
+            p.data -= t

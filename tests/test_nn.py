@@ -1,0 +1,101 @@
+"""Modules: parameters, initialization, train/eval, state dicts, checkpoints, summary."""
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import Tensor, nn
+from fastconv.models import InceptionBlock, LeNet5, ResidualBlock, TutorialCNN
+
+
+def conv_params(cin, cout, k, groups=1, bias=True):
+    return cout * (cin // groups) * k * k + (cout if bias else 0)
+
+
+def test_summary_counts_match_the_formula(capsys):
+    lenet = conv_params(1, 6, 5) + conv_params(6, 16, 5) + 400 * 120 + 120 + 120 * 84 + 84 + 84 * 10 + 10
+    assert LeNet5().summary((1, 1, 28, 28)) == lenet
+    tutorial = conv_params(1, 64, 3) + conv_params(64, 128, 3) + 6272 * 1024 + 1024 + 1024 * 10 + 10
+    assert TutorialCNN().summary((2, 1, 28, 28)) == tutorial
+    out = capsys.readouterr().out
+    assert "(2, 128, 7, 7)" in out and "6,423,552" in out and f"{tutorial:,}" in out
+    grouped = nn.Conv2d(8, 12, 3, groups=4)
+    assert grouped.summary((1, 8, 5, 5)) == conv_params(8, 12, 3, groups=4)
+
+
+def test_named_parameters_and_state_dict_round_trip(tmp_path):
+    nn.manual_seed(0)
+    a = ResidualBlock(4, 8, stride=2)
+    names = [n for n, _ in a.named_parameters()]
+    assert names[:2] == ["conv1.weight", "bn1.weight"] and "shortcut.layers.0.weight" in names
+    state = a.state_dict()
+    assert "bn1.running_mean" in state and "shortcut.layers.1.running_var" in state
+    nn.manual_seed(1)
+    b = ResidualBlock(4, 8, stride=2)
+    b.load_state_dict(state)
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 4, 8, 8)).astype(np.float32))
+    a.eval(), b.eval()
+    assert np.array_equal(a(x).data, b(x).data)
+    a.save(tmp_path / "a.npz")
+    c = ResidualBlock(4, 8, stride=2).load(tmp_path / "a.npz").eval()
+    assert np.array_equal(a(x).data, c(x).data)
+
+
+def test_load_state_dict_rejects_mismatches():
+    m = nn.Linear(3, 2)
+    with pytest.raises(ValueError, match="missing keys"):
+        m.load_state_dict({"weight": np.zeros((2, 3))})
+    with pytest.raises(ValueError, match="shape"):
+        m.load_state_dict({"weight": np.zeros((3, 3)), "bias": np.zeros(2)})
+
+
+def test_initialization_is_pytorch_like_and_seedable():
+    nn.manual_seed(3)
+    a = nn.Conv2d(4, 8, 3)
+    nn.manual_seed(3)
+    b = nn.Conv2d(4, 8, 3)
+    assert np.array_equal(a.weight.data, b.weight.data)
+    bound = 1 / np.sqrt(4 * 9)
+    assert np.abs(a.weight.data).max() <= bound and np.abs(a.weight.data).max() > 0.8 * bound
+    assert a.weight.dtype == np.float32 and a.weight.requires_grad
+
+
+def test_train_eval_switches_dropout_and_batch_norm():
+    nn.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Dropout(0.5), nn.Flatten())
+    x = Tensor(np.random.default_rng(0).standard_normal((4, 1, 5, 5)).astype(np.float32))
+    model.train()
+    model(x)
+    bn = model[1]
+    assert not np.allclose(bn.running_mean, 0)
+    model.eval()
+    assert all(not m.training for _, m in model.named_modules())
+    assert np.array_equal(model(x).data, model(x).data)
+
+
+def test_batch_norm_matches_torch():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((4, 3, 5, 5)).astype(np.float32)
+    mine, theirs = nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3)
+    for _ in range(3):
+        out = mine(Tensor(x)).data
+        ref = theirs(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(mine.running_var, theirs.running_var.numpy(), rtol=1e-5)
+
+
+def test_inception_block_concatenates_branches():
+    block = InceptionBlock(8, 4, 3, 6, 2, 3, 5)
+    y = block(Tensor(np.zeros((2, 8, 7, 7), np.float32)))
+    assert y.shape == (2, 4 + 6 + 3 + 5, 7, 7)
+    y.sum().backward()
+    assert all(p.grad is not None for p in block.parameters())
+
+
+def test_module_layers_match_functional():
+    nn.manual_seed(0)
+    convt = nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1)
+    x = np.random.default_rng(0).standard_normal((1, 3, 4, 4)).astype(np.float32)
+    assert convt(Tensor(x)).shape == (1, 4, 8, 8)
+    assert np.allclose(convt(Tensor(x)).data, fastconv.conv_transpose2d(x, convt.weight.data, convt.bias.data, 2, 1, 1))
+    assert nn.AvgPool2d(2)(Tensor(x)).shape == (1, 3, 2, 2)
+    assert nn.Tanh()(Tensor(x)).shape == x.shape and nn.Sigmoid()(Tensor(x)).shape == x.shape
