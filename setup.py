@@ -19,7 +19,7 @@ from Cython.Build import cythonize
 # Translation units. Family files (gemm.c, im2col.c, conv2d.c, pool.c) are
 # #included by f32.c and f64.c, one instantiation per dtype.
 SOURCES = ["fastconv/_C.pyx"] + [
-    f"csrc/{name}.c" for name in ("f32", "f64", "gemm_avx2", "cpu", "threads")
+    f"csrc/{name}.c" for name in ("f32", "f64", "gemm_avx2", "gemm_avx512", "cpu", "threads")
 ]
 
 

@@ -215,8 +215,9 @@ static int FC_FN(fc_conv2d_forward_im2col)(const fc_conv2d_shape *s, const FC_T 
                                            const FC_T *w, const FC_T *b, FC_T *y) {
     const int64_t M = GROUP_OUT(s), cin_g = GROUP_IN(s), K = cin_g * s->kh * s->kw, P = PIXELS(s);
     const int64_t images = s->n * s->groups;
-    const int64_t parts = FC_MAX((P + FC_NC - 1) / FC_NC, split_for_threads(images, (P + FC_NR - 1) / FC_NR));
-    const int64_t NB = ((P + parts - 1) / parts + FC_NR - 1) / FC_NR * FC_NR;
+    const int64_t nr = FC_FN(gemm_nr)();
+    const int64_t parts = FC_MAX((P + FC_NC - 1) / FC_NC, split_for_threads(images, (P + nr - 1) / nr));
+    const int64_t NB = ((P + parts - 1) / parts + nr - 1) / nr * nr;
     const int64_t tiles = (P + NB - 1) / NB, tasks = images * tiles;
     /* A 1x1, stride-1, unpadded conv reads the image as its B matrix. */
     const int pointwise = s->kh == 1 && s->kw == 1 && s->stride_h == 1 && s->stride_w == 1 &&

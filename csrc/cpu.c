@@ -1,6 +1,7 @@
-/* Run-time instruction-set choice: AVX2+FMA microkernels where the CPU has
- * them, the portable C ones elsewhere. FASTCONV_ISA=portable forces the
- * portable path (tests cover both on one machine). */
+/* Run-time instruction-set choice: the widest GEMM microkernels the CPU
+ * has (AVX-512F, else AVX2+FMA), the portable C ones elsewhere.
+ * FASTCONV_ISA=portable|avx2|avx512 caps the choice (tests cover every
+ * supported one on one machine through fc_set_isa). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,10 +12,9 @@ static int isa = -1; /* -1: not chosen yet */
 int fc_isa_supported(fc_isa which) {
     if (which == FC_ISA_PORTABLE) return 1;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    if (which == FC_ISA_AVX2) {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
+    __builtin_cpu_init();
+    if (which == FC_ISA_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (which == FC_ISA_AVX512) return __builtin_cpu_supports("avx512f");
 #endif
     return 0;
 }
@@ -28,9 +28,15 @@ int fc_set_isa(fc_isa which) {
 fc_isa fc_get_isa(void) {
     if (isa < 0) {
         const char *env = getenv("FASTCONV_ISA");
-        int forced_portable = env != NULL && strcmp(env, "portable") == 0;
-        isa = (!forced_portable && fc_isa_supported(FC_ISA_AVX2)) ? FC_ISA_AVX2
-                                                                   : FC_ISA_PORTABLE;
+        int cap = FC_ISA_AVX512;
+        if (env && strcmp(env, "portable") == 0) cap = FC_ISA_PORTABLE;
+        if (env && strcmp(env, "avx2") == 0) cap = FC_ISA_AVX2;
+        isa = FC_ISA_PORTABLE;
+        for (int i = cap; i > FC_ISA_PORTABLE; i--)
+            if (fc_isa_supported((fc_isa)i)) {
+                isa = i;
+                break;
+            }
     }
     return (fc_isa)isa;
 }

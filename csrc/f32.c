@@ -2,6 +2,7 @@
 #define FC_T float
 #define FC_SUFFIX _f32
 #define FC_NR FC_NR_F32
+#define FC_UKERNEL_AVX512 fc_gemm_f32_6x32_avx512
 #define FC_UKERNEL_AVX2 fc_gemm_f32_6x16_avx2
 
 #include "gemm.c"

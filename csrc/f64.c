@@ -2,6 +2,7 @@
 #define FC_T double
 #define FC_SUFFIX _f64
 #define FC_NR FC_NR_F64
+#define FC_UKERNEL_AVX512 fc_gemm_f64_6x16_avx512
 #define FC_UKERNEL_AVX2 fc_gemm_f64_6x8_avx2
 
 #include "gemm.c"

@@ -89,7 +89,7 @@ int fc_get_num_threads(void);
 int fc_have_openmp(void);
 
 /* Instruction sets (cpu.c). */
-typedef enum fc_isa { FC_ISA_PORTABLE = 0, FC_ISA_AVX2 = 1 } fc_isa;
+typedef enum fc_isa { FC_ISA_PORTABLE = 0, FC_ISA_AVX2 = 1, FC_ISA_AVX512 = 2 } fc_isa;
 int fc_isa_supported(fc_isa isa); /* compiled in and the CPU has it */
 int fc_set_isa(fc_isa isa);       /* 0 on success, -1 if unsupported */
 fc_isa fc_get_isa(void);

@@ -22,8 +22,9 @@
 #include "gemm.h"
 
 #define FC_KC 256
-#define FC_MC (49152 / (int)sizeof(FC_T) / FC_MR * FC_MR)
-#define FC_NC (3 * 262144 / (int)sizeof(FC_T) / FC_NR * FC_NR)
+#define FC_MC (196608 / (FC_KC * (int)sizeof(FC_T)) / FC_MR * FC_MR) /* 192 f32, 96 f64 */
+#define FC_NR_MAX (2 * FC_NR)  /* the widest kernel's NR: AVX-512's */
+#define FC_NC (3145728 / (FC_KC * (int)sizeof(FC_T)) / FC_NR_MAX * FC_NR_MAX) /* 3072 f32, 1536 f64 */
 
 /* Fills dst with `rows` rows (r0...) of an operand, k0..k0+kc of its inner
  * dimension, as panels of `width` rows: dst[panel][k][width], zero-padded. */
@@ -79,18 +80,27 @@ static void FC_FN(fc_gemm_ukernel_portable)(size_t kc, const FC_T *restrict a,
     }
 }
 
-typedef void (*FC_FN(fc_ukernel))(size_t, const FC_T *, const FC_T *, FC_T *, size_t,
-                                  const FC_T *, unsigned);
+typedef struct {
+    void (*fn)(size_t, const FC_T *, const FC_T *, FC_T *, size_t, const FC_T *, unsigned);
+    int nr; /* the tile's width; B is packed in panels of nr columns */
+} FC_FN(fc_ukernel);
 
 static FC_FN(fc_ukernel) FC_FN(select_ukernel)(void) {
-    return fc_get_isa() == FC_ISA_AVX2 ? FC_UKERNEL_AVX2 : FC_FN(fc_gemm_ukernel_portable);
+    switch (fc_get_isa()) {
+    case FC_ISA_AVX512: return (FC_FN(fc_ukernel)){FC_UKERNEL_AVX512, 2 * FC_NR};
+    case FC_ISA_AVX2: return (FC_FN(fc_ukernel)){FC_UKERNEL_AVX2, FC_NR};
+    default: return (FC_FN(fc_ukernel)){FC_FN(fc_gemm_ukernel_portable), FC_NR};
+    }
 }
+
+/* The column count callers should round tiles of C to. */
+static int64_t FC_FN(gemm_nr)(void) { return FC_FN(select_ukernel)().nr; }
 
 /* Elements of workspace fc_gemm_serial needs for an m x n x k problem. */
 static size_t FC_FN(gemm_workspace)(int64_t m, int64_t n, int64_t k) {
     const int64_t kc = FC_MIN(k, (int64_t)FC_KC);
     const int64_t mc = FC_MIN((m + FC_MR - 1) / FC_MR * FC_MR, (int64_t)FC_MC);
-    const int64_t nc = FC_MIN((n + FC_NR - 1) / FC_NR * FC_NR, (int64_t)FC_NC);
+    const int64_t nc = FC_MIN((n + FC_NR_MAX - 1) / FC_NR_MAX * FC_NR_MAX, (int64_t)FC_NC);
     return (size_t)(kc * (mc + nc)) + 64 / sizeof(FC_T);
 }
 
@@ -102,6 +112,7 @@ static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_o
                                const FC_FN(fc_operand) *b, FC_T *c, int64_t ldc,
                                const FC_T *bias, unsigned flags, FC_T *work) {
     const FC_FN(fc_ukernel) ukernel = FC_FN(select_ukernel)();
+    const int nr = ukernel.nr;
     const int64_t kc_max = FC_MIN(k, (int64_t)FC_KC);
     /* 64-byte alignment for the packed panels. */
     FC_T *apack = (FC_T *)(((uintptr_t)work + 63) & ~(uintptr_t)63);
@@ -120,32 +131,32 @@ static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_o
             const int64_t kc = FC_MIN((int64_t)FC_KC, k - k0);
             unsigned f = (k0 > 0 || (flags & FC_GEMM_ACCUMULATE)) ? FC_GEMM_ACCUMULATE : 0;
             if (k0 + kc == k) f |= flags & FC_GEMM_RELU;
-            b->pack(b->ctx, j0, nc, k0, kc, FC_NR, bpack);
+            b->pack(b->ctx, j0, nc, k0, kc, nr, bpack);
             for (int64_t i0 = 0; i0 < m; i0 += FC_MC) {
                 const int64_t mc = FC_MIN((int64_t)FC_MC, m - i0);
                 a->pack(a->ctx, i0, mc, k0, kc, FC_MR, apack);
-                for (int64_t jr = 0; jr < nc; jr += FC_NR) {
+                for (int64_t jr = 0; jr < nc; jr += nr) {
                     const FC_T *bp = bpack + jr * kc;
-                    const int cols = (int)FC_MIN((int64_t)FC_NR, nc - jr);
+                    const int cols = (int)FC_MIN((int64_t)nr, nc - jr);
                     for (int64_t ir = 0; ir < mc; ir += FC_MR) {
                         const FC_T *ap = apack + ir * kc;
                         const int rows = (int)FC_MIN((int64_t)FC_MR, mc - ir);
                         FC_T *cij = c + (i0 + ir) * ldc + j0 + jr;
                         const FC_T *bias_i = (bias && !(f & FC_GEMM_ACCUMULATE)) ? bias + i0 + ir : NULL;
-                        if (rows == FC_MR && cols == FC_NR) {
-                            ukernel((size_t)kc, ap, bp, cij, (size_t)ldc, bias_i, f);
+                        if (rows == FC_MR && cols == nr) {
+                            ukernel.fn((size_t)kc, ap, bp, cij, (size_t)ldc, bias_i, f);
                             continue;
                         }
                         /* Edge tile: run the full kernel on a scratch tile. */
-                        FC_T tile[FC_MR * FC_NR], tile_bias[FC_MR] = {0};
+                        FC_T tile[FC_MR * FC_NR_MAX], tile_bias[FC_MR] = {0};
                         for (int i = 0; i < rows; i++) {
                             if (bias_i) tile_bias[i] = bias_i[i];
                             if (f & FC_GEMM_ACCUMULATE)
-                                memcpy(tile + i * FC_NR, cij + i * ldc, cols * sizeof(FC_T));
+                                memcpy(tile + i * nr, cij + i * ldc, cols * sizeof(FC_T));
                         }
-                        ukernel((size_t)kc, ap, bp, tile, FC_NR, bias_i ? tile_bias : NULL, f);
+                        ukernel.fn((size_t)kc, ap, bp, tile, (size_t)nr, bias_i ? tile_bias : NULL, f);
                         for (int i = 0; i < rows; i++)
-                            memcpy(cij + i * ldc, tile + i * FC_NR, cols * sizeof(FC_T));
+                            memcpy(cij + i * ldc, tile + i * nr, cols * sizeof(FC_T));
                     }
                 }
             }
@@ -158,7 +169,7 @@ static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_o
 int FC_FN(fc_gemm)(int64_t m, int64_t n, int64_t k, const FC_T *a, int64_t lda,
                    const FC_T *b, int64_t ldb, FC_T *c, int64_t ldc) {
     const int by_rows = m > n;
-    const int64_t along = by_rows ? m : n, unit = by_rows ? FC_MR : FC_NR;
+    const int64_t along = by_rows ? m : n, unit = by_rows ? FC_MR : FC_FN(gemm_nr)();
     int status = FC_OK;
     FC_OMP(parallel num_threads(fc_threads_for((along + unit - 1) / unit, 2.0 * (m < n ? m : n) * k * unit)))
     {

@@ -16,18 +16,19 @@
 #define FC_GEMM_ACCUMULATE 1u
 #define FC_GEMM_RELU 2u
 
+/* Every kernel is MR = 6 rows tall; its width NR is 16 (f32) / 8 (f64)
+ * for the portable and AVX2 kernels, twice that for AVX-512. */
 #define FC_MR 6
 #define FC_NR_F32 16
 #define FC_NR_F64 8
-
-typedef void (*fc_ukernel_f32)(size_t kc, const float *a, const float *b, float *c,
-                               size_t ldc, const float *bias, unsigned flags);
-typedef void (*fc_ukernel_f64)(size_t kc, const double *a, const double *b, double *c,
-                               size_t ldc, const double *bias, unsigned flags);
 
 void fc_gemm_f32_6x16_avx2(size_t kc, const float *a, const float *b, float *c,
                            size_t ldc, const float *bias, unsigned flags);
 void fc_gemm_f64_6x8_avx2(size_t kc, const double *a, const double *b, double *c,
                           size_t ldc, const double *bias, unsigned flags);
+void fc_gemm_f32_6x32_avx512(size_t kc, const float *a, const float *b, float *c,
+                             size_t ldc, const float *bias, unsigned flags);
+void fc_gemm_f64_6x16_avx512(size_t kc, const double *a, const double *b, double *c,
+                             size_t ldc, const double *bias, unsigned flags);
 
 #endif

@@ -46,7 +46,7 @@ cdef extern from "fastconv.h" nogil:
     int fc_get_num_threads()
     int fc_have_openmp()
     ctypedef enum fc_isa:
-        FC_ISA_PORTABLE, FC_ISA_AVX2
+        FC_ISA_PORTABLE, FC_ISA_AVX2, FC_ISA_AVX512
     int fc_isa_supported(fc_isa isa)
     int fc_set_isa(fc_isa isa)
     fc_isa fc_get_isa()

@@ -11,7 +11,7 @@ ctypedef fused real:
     double
 
 ALGORITHMS = {"reference": FC_ALGO_REF, "direct": FC_ALGO_DIRECT, "im2col": FC_ALGO_IM2COL}
-ISAS = {"portable": FC_ISA_PORTABLE, "avx2": FC_ISA_AVX2}
+ISAS = {"portable": FC_ISA_PORTABLE, "avx2": FC_ISA_AVX2, "avx512": FC_ISA_AVX512}
 
 
 cdef int check(int status) except -1:
@@ -209,4 +209,4 @@ def set_isa(str name):
 
 
 def get_isa():
-    return "avx2" if fc_get_isa() == FC_ISA_AVX2 else "portable"
+    return {v: k for k, v in ISAS.items()}[fc_get_isa()]

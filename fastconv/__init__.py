@@ -32,7 +32,7 @@ def build_info():
         "version": __version__,
         "openmp": _C.have_openmp(),
         "isa": _C.get_isa(),
-        "isas": [name for name in ("portable", "avx2") if _C.isa_supported(name)],
+        "isas": [name for name in _C.ISAS if _C.isa_supported(name)],
         "num_threads": _C.get_num_threads(),
     }
 

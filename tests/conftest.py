@@ -38,7 +38,7 @@ def nan_outputs(monkeypatch):
         pass
 
 
-@pytest.fixture(params=[isa for isa in ("avx2", "portable") if _C.isa_supported(isa)])
+@pytest.fixture(params=[isa for isa in _C.ISAS if _C.isa_supported(isa)])
 def isa(request):
     """Runs a test under each GEMM microkernel this CPU supports."""
     before = _C.get_isa()
