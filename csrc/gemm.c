@@ -60,22 +60,33 @@ static void FC_FN(pack_strided)(const void *ctx, int64_t r0, int64_t rows,
 }
 
 /* The portable microkernel (contract in gemm.h): plain loops that compilers
- * vectorize for whatever the baseline ISA offers. */
+ * vectorize for whatever the baseline ISA offers. Two rows at a time: the
+ * whole 6 x NR tile would need 24 SSE registers of the baseline's 16 and
+ * spill on every step; two rows fit, and the B panel they re-read stays
+ * in L1. */
 static void FC_FN(fc_gemm_ukernel_portable)(size_t kc, const FC_T *restrict a,
                                             const FC_T *restrict b, FC_T *restrict c,
                                             size_t ldc, const FC_T *restrict bias,
                                             unsigned flags) {
-    FC_T acc[FC_MR][FC_NR];
-    memset(acc, 0, sizeof acc);
-    for (size_t k = 0; k < kc; k++, a += FC_MR, b += FC_NR)
-        for (int i = 0; i < FC_MR; i++)
-            for (int j = 0; j < FC_NR; j++) acc[i][j] += a[i] * b[j];
-    for (int i = 0; i < FC_MR; i++) {
-        const FC_T add = bias ? bias[i] : 0;
-        for (int j = 0; j < FC_NR; j++) {
-            FC_T v = acc[i][j] + ((flags & FC_GEMM_ACCUMULATE) ? c[i * ldc + j] : add);
-            if ((flags & FC_GEMM_RELU) && !(v > 0)) v = v != v ? v : 0; /* keep NaN */
-            c[i * ldc + j] = v;
+    for (int i = 0; i < FC_MR; i += 2) {
+        FC_T acc0[FC_NR] = {0}, acc1[FC_NR] = {0};
+        for (size_t k = 0; k < kc; k++) {
+            const FC_T a0 = a[k * FC_MR + i], a1 = a[k * FC_MR + i + 1];
+            const FC_T *restrict bk = b + k * FC_NR;
+            for (int j = 0; j < FC_NR; j++) {
+                acc0[j] += a0 * bk[j];
+                acc1[j] += a1 * bk[j];
+            }
+        }
+        for (int r = 0; r < 2; r++) {
+            const FC_T *acc = r ? acc1 : acc0;
+            FC_T *ci = c + (i + r) * ldc;
+            const FC_T add = bias ? bias[i + r] : 0;
+            for (int j = 0; j < FC_NR; j++) {
+                FC_T v = acc[j] + ((flags & FC_GEMM_ACCUMULATE) ? ci[j] : add);
+                if ((flags & FC_GEMM_RELU) && !(v > 0)) v = v != v ? v : 0; /* keep NaN */
+                ci[j] = v;
+            }
         }
     }
 }
