@@ -37,20 +37,19 @@ def try_torch():
         return None
 
 
-# Thread pools (PyTorch's OpenMP, OpenBLAS, ours) spin for a while after a
-# call; on 2 cores a spinning pool halves the next candidate's speed. A
-# pause before each timed run lets the previous candidate's pool go idle.
-SETTLE_S = 0.02
-
-
 def interleaved(candidates, repeats):
-    """{name: fn} -> {name: median seconds}, runs alternating between candidates."""
+    """{name: fn} -> {name: median seconds}, runs alternating between candidates.
+
+    Each timed run directly follows an untimed run of the same candidate, so
+    every candidate is measured warm (its caches, pages and thread pool),
+    never paying for the one before it: a NumPy baseline that streams large
+    temporaries, or a thread pool still spinning, would otherwise slow
+    whichever candidate comes next by up to several times on 2 cores.
+    """
     times = {name: [] for name in candidates}
-    for fn in candidates.values():
-        fn()  # warm up: first-touch allocation, thread team start
     for _ in range(repeats):
         for name, fn in candidates.items():
-            time.sleep(SETTLE_S)
+            fn()
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)

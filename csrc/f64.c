@@ -9,3 +9,4 @@
 #include "im2col.c"
 #include "conv2d.c"
 #include "pool.c"
+#include "optim.c"

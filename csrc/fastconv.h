@@ -78,7 +78,11 @@ typedef struct fc_pool2d_shape {
     int fc_adaptive_avg_pool2d_forward##S(const fc_pool2d_shape *s, const T *x, \
                                           T *y);                               \
     int fc_adaptive_avg_pool2d_backward##S(const fc_pool2d_shape *s,            \
-                                           const T *gy, T *gx);
+                                           const T *gy, T *gx);                \
+    /* One fused Adam step over n elements (optim.c) */                         \
+    int fc_adam_step##S(int64_t n, T *p, const T *grad, T *m, T *v,             \
+                        double step_size, double b1, double b2, double eps,     \
+                        double root_correction, double weight_decay);
 
 FC_DECLARE_FAMILY(float, _f32)
 FC_DECLARE_FAMILY(double, _f64)

@@ -42,6 +42,9 @@ cdef extern from "fastconv.h" nogil:
     int fc_adaptive_avg_pool2d_backward_f32(const fc_pool2d_shape *s, const float *gy, float *gx)
     int fc_adaptive_avg_pool2d_backward_f64(const fc_pool2d_shape *s, const double *gy, double *gx)
 
+    int fc_adam_step_f32(int64_t n, float *p, const float *g, float *m, float *v, double step_size, double b1, double b2, double eps, double root_correction, double weight_decay)
+    int fc_adam_step_f64(int64_t n, double *p, const double *g, double *m, double *v, double step_size, double b1, double b2, double eps, double root_correction, double weight_decay)
+
     void fc_set_num_threads(int n)
     int fc_get_num_threads()
     int fc_have_openmp()

@@ -186,6 +186,19 @@ def adaptive_avg_pool2d_backward(tuple shape, real[::1] gy, real[::1] gx):
     check(rc)
 
 
+def adam_step(real[::1] p, real[::1] grad, real[::1] m, real[::1] v, double step_size, double b1,
+              double b2, double eps, double root_correction, double weight_decay):
+    cdef int rc
+    with nogil:
+        if real is float:
+            rc = fc_adam_step_f32(p.shape[0], &p[0], &grad[0], &m[0], &v[0], step_size, b1, b2, eps,
+                                  root_correction, weight_decay)
+        else:
+            rc = fc_adam_step_f64(p.shape[0], &p[0], &grad[0], &m[0], &v[0], step_size, b1, b2, eps,
+                                  root_correction, weight_decay)
+    check(rc)
+
+
 def set_num_threads(int n):
     fc_set_num_threads(n)
 

@@ -26,7 +26,8 @@ class Parameter(Tensor):
     """A Tensor that a Module trains: requires gradients."""
 
     def __init__(self, data):
-        super().__init__(np.asarray(data), requires_grad=True)
+        # contiguous, so optimizers can update it in place through a flat view
+        super().__init__(np.ascontiguousarray(data), requires_grad=True)
 
 
 class Module:

@@ -1,12 +1,14 @@
 """Optimizers that update parameters in place, as torch.optim.
 
-Each keeps its per-parameter state (momentum, moments) and one scratch
-buffer allocated at the first step, so a step allocates nothing
-parameter-sized: every operation writes through `out=`.
+Each keeps its per-parameter state (momentum, moments) allocated at the
+first step, so a step allocates nothing parameter-sized: SGD writes through
+`out=`, Adam is one fused pass in C.
 """
 import math
 
 import numpy as np
+
+from . import _C
 
 
 class Optimizer:
@@ -85,21 +87,14 @@ class Adam(Optimizer):
         step_size = self.lr / (1 - b1 ** self.steps)
         root_correction = math.sqrt(1 - b2 ** self.steps)
         for i, p in enumerate(self.params):
-            if p.grad is None:
+            if p.grad is None or p.data.size == 0:
                 continue
             if self.state[i] is None:
-                self.state[i] = tuple(np.zeros_like(p.data) for _ in range(4))
-            m, v, g, t = self.state[i]
-            self._gradient(p, g, self.weight_decay)
-            m *= b1                          # m = b1 m + (1 - b1) g
-            m += np.multiply(g, 1 - b1, out=t)
-            v *= b2                          # v = b2 v + (1 - b2) g^2
-            np.multiply(g, g, out=t)
-            t *= 1 - b2
-            v += t
-            np.sqrt(v, out=t)                # p -= step_size * m / (sqrt(v) / rc + eps)
-            t *= 1 / root_correction
-            t += self.eps
-            np.divide(m, t, out=t)
-            t *= step_size
-            p.data -= t
+                self.state[i] = (np.zeros(p.data.size, p.dtype), np.zeros(p.data.size, p.dtype))
+            m, v = self.state[i]
+            if not p.data.flags.c_contiguous:  # reshape(-1) below must be a view
+                p.data = np.ascontiguousarray(p.data)
+            grad = np.ascontiguousarray(p.grad, dtype=p.dtype).reshape(-1)
+            # one fused pass in C (csrc/optim.c) instead of ten NumPy passes
+            _C.adam_step(p.data.reshape(-1), grad, m, v, step_size, b1, b2, self.eps, root_correction,
+                         self.weight_decay)
