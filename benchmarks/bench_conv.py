@@ -3,8 +3,9 @@ fastconv (each algorithm) beside PyTorch (CPU) and NumPy im2col + matmul,
 timed interleaved in one run.
 
 GFLOP/s = 2 * N * C_out * H_out * W_out * (C_in / groups) * kH * kW / time,
-the same count for every pass. "% peak" is against NumPy's BLAS GEMM at
-2048^3 measured in the same run.
+the same count for every pass. "% peak" is against the machine's GEMM
+ceiling measured in the same run: the better of NumPy's BLAS and
+fastconv's GEMM at 2048^3.
 
     python -m benchmarks.bench_conv [--threads 2] [--dtype float32] [--only mnist_c2]
 """
@@ -60,7 +61,7 @@ def main():
     ceiling = common.gemm_ceiling(dtype)
     print(f"fastconv {fastconv.build_info()}, {threads} threads, {dtype}; "
           f"torch {'%s' % torch.__version__ if torch else 'not installed'}; "
-          f"NumPy BLAS GEMM ceiling {ceiling:.0f} GFLOP/s\n")
+          f"GEMM ceiling {ceiling:.0f} GFLOP/s\n")
     rows = []
     for name, shape in CONV.items():
         if args.only and name not in args.only:

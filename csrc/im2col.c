@@ -8,45 +8,58 @@
  * and of pixels [p0, p1) so that no caller needs the whole matrix. */
 #include <string.h>
 
-/* One row of col, pixels [p0, p1), for channel plane `x` and tap (i, j). */
+/* One row of col, pixels [p0, p1), for channel plane `x` and tap (i, j).
+ * Each output row splits into a zero span (left padding), a copy span and
+ * a zero span (right padding), so the copy is a branch-free loop: this
+ * is the packing that feeds the GEMM, and it must run near memcpy speed. */
 static void FC_FN(im2col_row)(const fc_conv2d_shape *s, const FC_T *restrict x, int64_t i,
                               int64_t j, int64_t p0, int64_t p1, FC_T *restrict dst) {
-    const int64_t col_off = j * s->dil_w - s->pad_left;
+    const int64_t col_off = j * s->dil_w - s->pad_left, sw = s->stride_w, OW = s->out_w;
     int64_t lo, hi;
-    fc_valid_range(col_off, s->stride_w, s->w, s->out_w, &lo, &hi);
-    for (int64_t p = p0; p < p1;) {
-        const int64_t oh = p / s->out_w, ow0 = p % s->out_w;
-        const int64_t ow1 = FC_MIN(s->out_w, ow0 + (p1 - p));
+    fc_valid_range(col_off, sw, s->w, OW, &lo, &hi);
+    int64_t oh = p0 / OW, ow0 = p0 % OW;
+    for (int64_t p = p0; p < p1; oh++, ow0 = 0) {
+        const int64_t ow1 = FC_MIN(OW, ow0 + (p1 - p)), n = ow1 - ow0;
         const int64_t ih = oh * s->stride_h - s->pad_top + i * s->dil_h;
         if (ih < 0 || ih >= s->h) {
-            memset(dst, 0, (size_t)(ow1 - ow0) * sizeof(FC_T));
+            for (int64_t q = 0; q < n; q++) dst[q] = 0;
         } else {
-            const FC_T *row = x + ih * s->w + col_off;
-            for (int64_t ow = ow0; ow < ow1; ow++)
-                dst[ow - ow0] = (ow >= lo && ow < hi) ? row[ow * s->stride_w] : 0;
+            const int64_t a = FC_MIN(FC_MAX(lo, ow0), ow1), b = FC_MAX(FC_MIN(hi, ow1), a);
+            const FC_T *restrict row = x + ih * s->w + col_off;
+            FC_T *restrict out = dst - ow0;
+            for (int64_t ow = ow0; ow < a; ow++) out[ow] = 0;
+            if (sw == 1)
+                for (int64_t ow = a; ow < b; ow++) out[ow] = row[ow];
+            else
+                for (int64_t ow = a; ow < b; ow++) out[ow] = row[ow * sw];
+            for (int64_t ow = b; ow < ow1; ow++) out[ow] = 0;
         }
-        dst += ow1 - ow0;
-        p += ow1 - ow0;
+        dst += n;
+        p += n;
     }
 }
 
 /* The adjoint of im2col_row: x[...] += src over the same taps. */
 static void FC_FN(col2im_row)(const fc_conv2d_shape *s, const FC_T *restrict src, int64_t i,
                               int64_t j, int64_t p0, int64_t p1, FC_T *restrict x) {
-    const int64_t col_off = j * s->dil_w - s->pad_left;
+    const int64_t col_off = j * s->dil_w - s->pad_left, sw = s->stride_w, OW = s->out_w;
     int64_t lo, hi;
-    fc_valid_range(col_off, s->stride_w, s->w, s->out_w, &lo, &hi);
-    for (int64_t p = p0; p < p1;) {
-        const int64_t oh = p / s->out_w, ow0 = p % s->out_w;
-        const int64_t ow1 = FC_MIN(s->out_w, ow0 + (p1 - p));
+    fc_valid_range(col_off, sw, s->w, OW, &lo, &hi);
+    int64_t oh = p0 / OW, ow0 = p0 % OW;
+    for (int64_t p = p0; p < p1; oh++, ow0 = 0) {
+        const int64_t ow1 = FC_MIN(OW, ow0 + (p1 - p)), n = ow1 - ow0;
         const int64_t ih = oh * s->stride_h - s->pad_top + i * s->dil_h;
         if (ih >= 0 && ih < s->h) {
-            FC_T *row = x + ih * s->w + col_off;
-            for (int64_t ow = FC_MAX(ow0, lo); ow < FC_MIN(ow1, hi); ow++)
-                row[ow * s->stride_w] += src[ow - ow0];
+            const int64_t a = FC_MIN(FC_MAX(lo, ow0), ow1), b = FC_MAX(FC_MIN(hi, ow1), a);
+            FC_T *restrict row = x + ih * s->w + col_off;
+            const FC_T *restrict in = src - ow0;
+            if (sw == 1)
+                for (int64_t ow = a; ow < b; ow++) row[ow] += in[ow];
+            else
+                for (int64_t ow = a; ow < b; ow++) row[ow * sw] += in[ow];
         }
-        src += ow1 - ow0;
-        p += ow1 - ow0;
+        src += n;
+        p += n;
     }
 }
 
