@@ -5,16 +5,21 @@
  * input once, so the inner loops carry no bounds checks; threads own
  * planes. Each forward has a plain, checked-per-tap _ref beside it. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* Windows whose row (column) starts at o*stride - pad, PyTorch's avg-pool
- * rule: the divisor counts padding up to in + pad, never beyond. */
-static int64_t FC_FN(avg_divisor)(const fc_pool2d_shape *s, int64_t oh, int64_t ow) {
+/* PyTorch's average-pool divisor is a product of a row and a column
+ * extent: the window (from o*stride - pad) counts padding up to in + pad,
+ * never beyond, or with count_include_pad off only the input it covers. */
+static int64_t avg_extent(int64_t o, int64_t stride, int64_t pad, int64_t k, int64_t in, int64_t count_pad) {
+    const int64_t start = o * stride - pad, end = FC_MIN(start + k, in + pad);
+    return count_pad ? end - start : FC_MIN(end, in) - FC_MAX(start, (int64_t)0);
+}
+
+static int64_t avg_divisor(const fc_pool2d_shape *s, int64_t oh, int64_t ow) {
     if (s->divisor > 0) return s->divisor;
-    const int64_t h0 = oh * s->stride_h - s->pad_top, w0 = ow * s->stride_w - s->pad_left;
-    const int64_t h1 = FC_MIN(h0 + s->kh, s->h + s->pad_top), w1 = FC_MIN(w0 + s->kw, s->w + s->pad_left);
-    if (s->count_include_pad) return (h1 - h0) * (w1 - w0);
-    return (FC_MIN(h1, s->h) - FC_MAX(h0, (int64_t)0)) * (FC_MIN(w1, s->w) - FC_MAX(w0, (int64_t)0));
+    return avg_extent(oh, s->stride_h, s->pad_top, s->kh, s->h, s->count_include_pad) *
+           avg_extent(ow, s->stride_w, s->pad_left, s->kw, s->w, s->count_include_pad);
 }
 
 /* ------------------------------------------------------------ max pool */
@@ -49,17 +54,50 @@ static inline void window_taps(int64_t start, int64_t k, int64_t dil, int64_t in
     if (*hi < *lo) *hi = *lo;
 }
 
+/* Every output column's window, clipped once per call rather than once
+ * per output: taps [lo[ow], hi[ow]) of the kernel's width, and the column
+ * extent of the average-pool divisor. */
+typedef struct {
+    int64_t *lo, *hi, *extent;
+} pool_columns;
+
+static int pool_columns_make(const fc_pool2d_shape *s, pool_columns *cols) {
+    cols->lo = malloc(3 * (size_t)s->out_w * sizeof(int64_t));
+    if (!cols->lo) return FC_ERR_NOMEM;
+    cols->hi = cols->lo + s->out_w;
+    cols->extent = cols->hi + s->out_w;
+    for (int64_t ow = 0; ow < s->out_w; ow++) {
+        window_taps(ow * s->stride_w - s->pad_left, s->kw, s->dil_w, s->w, &cols->lo[ow], &cols->hi[ow]);
+        cols->extent[ow] = avg_extent(ow, s->stride_w, s->pad_left, s->kw, s->w, s->count_include_pad);
+    }
+    return FC_OK;
+}
+
+/* 1 / divisor for output row `oh`'s extent and each column: outputs then
+ * cost two multiplies instead of a division (within an ulp of dividing). */
+static void FC_FN(avg_reciprocals)(const fc_pool2d_shape *s, const pool_columns *cols, FC_T *inv_cols) {
+    for (int64_t ow = 0; ow < s->out_w; ow++)
+        inv_cols[ow] = s->divisor > 0 ? 1 : (FC_T)1 / (FC_T)cols->extent[ow];
+}
+
+static FC_T FC_FN(avg_row_reciprocal)(const fc_pool2d_shape *s, int64_t oh) {
+    if (s->divisor > 0) return (FC_T)1 / (FC_T)s->divisor;
+    return (FC_T)1 / (FC_T)avg_extent(oh, s->stride_h, s->pad_top, s->kh, s->h, s->count_include_pad);
+}
+
 /* One output at a time with the window clipped once: the running maximum
  * and its index live in registers and update through selects, never a
  * data-dependent branch (random data would mispredict half of them). */
-static void FC_FN(fc_max_pool2d_forward_windows)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y,
-                                                 int64_t *indices) {
+static int FC_FN(fc_max_pool2d_forward_windows)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y,
+                                                int64_t *indices) {
+    pool_columns cols;
+    if (pool_columns_make(s, &cols) != FC_OK) return FC_ERR_NOMEM;
     /* Locals, not s->: stores through the int64_t indices could alias the
      * shape's int64_t fields and force a reload of each on every output. */
-    const int64_t H = s->h, W = s->w, kh = s->kh, kw = s->kw, dh = s->dil_h, dw = s->dil_w;
+    const int64_t H = s->h, W = s->w, kh = s->kh, dh = s->dil_h, dw = s->dil_w;
     const int64_t sh = s->stride_h, sw = s->stride_w, pt = s->pad_top, pl = s->pad_left;
     const int64_t OH = s->out_h, OW = s->out_w, P = OH * OW;
-    FC_OMP(parallel for num_threads(fc_threads_for(s->planes, 2.0 * P * kh * kw)) schedule(static))
+    FC_OMP(parallel for num_threads(fc_threads_for(s->planes, 2.0 * P * kh * s->kw)) schedule(static))
     for (int64_t plane = 0; plane < s->planes; plane++) {
         const FC_T *restrict xp = x + plane * H * W;
         FC_T *restrict yp = y + plane * P;
@@ -69,9 +107,7 @@ static void FC_FN(fc_max_pool2d_forward_windows)(const fc_pool2d_shape *s, const
             int64_t ilo, ihi;
             window_taps(h0, kh, dh, H, &ilo, &ihi);
             for (int64_t ow = 0; ow < OW; ow++) {
-                const int64_t w0 = ow * sw - pl;
-                int64_t jlo, jhi;
-                window_taps(w0, kw, dw, W, &jlo, &jhi);
+                const int64_t w0 = ow * sw - pl, jlo = cols.lo[ow], jhi = cols.hi[ow];
                 FC_T best = -INFINITY;
                 int64_t arg = 0;
                 if (ilo < ihi && jlo < jhi) {
@@ -97,15 +133,17 @@ static void FC_FN(fc_max_pool2d_forward_windows)(const fc_pool2d_shape *s, const
             }
         }
     }
+    free(cols.lo);
+    return FC_OK;
 }
 
 int FC_FN(fc_max_pool2d_forward)(const fc_pool2d_shape *s, fc_algorithm algo, const FC_T *x,
                                  FC_T *y, int64_t *indices) {
-    if (algo == FC_ALGO_REF)
+    if (algo == FC_ALGO_REF) {
         FC_FN(fc_max_pool2d_forward_ref)(s, x, y, indices);
-    else
-        FC_FN(fc_max_pool2d_forward_windows)(s, x, y, indices);
-    return FC_OK;
+        return FC_OK;
+    }
+    return FC_FN(fc_max_pool2d_forward_windows)(s, x, y, indices);
 }
 
 /* Scatters gy to the positions in `indices`; an index outside its plane
@@ -145,63 +183,109 @@ static void FC_FN(fc_avg_pool2d_forward_ref)(const fc_pool2d_shape *s, const FC_
                         const int64_t iw = ow * s->stride_w - s->pad_left + j;
                         if (ih >= 0 && ih < s->h && iw >= 0 && iw < s->w) sum += x[(pl * s->h + ih) * s->w + iw];
                     }
-                y[(pl * s->out_h + oh) * s->out_w + ow] = (FC_T)(sum / FC_FN(avg_divisor)(s, oh, ow));
+                y[(pl * s->out_h + oh) * s->out_w + ow] = (FC_T)(sum / avg_divisor(s, oh, ow));
             }
 }
 
-static void FC_FN(fc_avg_pool2d_forward_windows)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y) {
-    const int64_t P = s->out_h * s->out_w;
-    FC_OMP(parallel for num_threads(fc_threads_for(s->planes, (double)P * s->kh * s->kw)) schedule(static))
-    for (int64_t pl = 0; pl < s->planes; pl++) {
-        const FC_T *xp = x + pl * s->h * s->w;
-        for (int64_t oh = 0; oh < s->out_h; oh++) {
-            const int64_t h0 = oh * s->stride_h - s->pad_top;
-            int64_t ilo, ihi;
-            window_taps(h0, s->kh, 1, s->h, &ilo, &ihi);
-            for (int64_t ow = 0; ow < s->out_w; ow++) {
-                const int64_t w0 = ow * s->stride_w - s->pad_left;
-                int64_t jlo, jhi;
-                window_taps(w0, s->kw, 1, s->w, &jlo, &jhi);
-                FC_T sum = 0;
-                for (int64_t i = ilo; i < ihi; i++)
-                    for (int64_t j = jlo; j < jhi; j++) sum += xp[(h0 + i) * s->w + w0 + j];
-                y[pl * P + oh * s->out_w + ow] = sum / (FC_T)FC_FN(avg_divisor)(s, oh, ow);
+/* Average pooling separates: per output row, sum the window's input rows
+ * into one row (a vectorized pass), then each output adds its columns of
+ * that row. */
+static int FC_FN(fc_avg_pool2d_forward_rows)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y) {
+    const int64_t H = s->h, W = s->w, OW = s->out_w, P = s->out_h * OW;
+    pool_columns cols;
+    if (pool_columns_make(s, &cols) != FC_OK) return FC_ERR_NOMEM;
+    int status = FC_OK;
+    FC_OMP(parallel num_threads(fc_threads_for(s->planes, (double)P * s->kh * s->kw)))
+    {
+        FC_T *rowsum = malloc((size_t)(W + OW) * sizeof(FC_T)), *inv_cols = rowsum + W;
+        if (!rowsum) {
+            FC_OMP(atomic write)
+            status = FC_ERR_NOMEM;
+        } else {
+            FC_FN(avg_reciprocals)(s, &cols, inv_cols);
+        }
+        FC_OMP(for schedule(static))
+        for (int64_t plane = 0; plane < s->planes; plane++) {
+            if (!rowsum) continue;
+            const FC_T *xp = x + plane * H * W;
+            for (int64_t oh = 0; oh < s->out_h; oh++) {
+                const int64_t h0 = oh * s->stride_h - s->pad_top;
+                int64_t ilo, ihi;
+                window_taps(h0, s->kh, 1, H, &ilo, &ihi);
+                for (int64_t iw = 0; iw < W; iw++) rowsum[iw] = 0;
+                for (int64_t i = ilo; i < ihi; i++) {
+                    const FC_T *restrict row = xp + (h0 + i) * W;
+                    for (int64_t iw = 0; iw < W; iw++) rowsum[iw] += row[iw];
+                }
+                FC_T *restrict out = y + plane * P + oh * OW;
+                const FC_T inv_row = FC_FN(avg_row_reciprocal)(s, oh);
+                for (int64_t ow = 0; ow < OW; ow++) {
+                    const FC_T *win = rowsum + ow * s->stride_w - s->pad_left;
+                    FC_T sum = 0;
+                    for (int64_t j = cols.lo[ow]; j < cols.hi[ow]; j++) sum += win[j];
+                    out[ow] = sum * inv_row * inv_cols[ow];
+                }
             }
         }
+        free(rowsum);
     }
+    free(cols.lo);
+    return status;
 }
 
 int FC_FN(fc_avg_pool2d_forward)(const fc_pool2d_shape *s, fc_algorithm algo, const FC_T *x, FC_T *y) {
-    if (algo == FC_ALGO_REF)
+    if (algo == FC_ALGO_REF) {
         FC_FN(fc_avg_pool2d_forward_ref)(s, x, y);
-    else
-        FC_FN(fc_avg_pool2d_forward_windows)(s, x, y);
-    return FC_OK;
+        return FC_OK;
+    }
+    return FC_FN(fc_avg_pool2d_forward_rows)(s, x, y);
 }
 
-/* The adjoint of the forward: each gy, divided once, is added back over
- * its window. A thread owns whole planes. */
+/* The adjoint of the forward, separated the same way: each output row's
+ * shares are spread along one row, which is then added to every input row
+ * of the window. A thread owns whole planes. */
 int FC_FN(fc_avg_pool2d_backward)(const fc_pool2d_shape *s, const FC_T *gy, FC_T *gx) {
-    const int64_t P = s->out_h * s->out_w, HW = s->h * s->w;
-    FC_OMP(parallel for num_threads(fc_threads_for(s->planes, (double)P * s->kh * s->kw)) schedule(static))
-    for (int64_t pl = 0; pl < s->planes; pl++) {
-        FC_T *g = gx + pl * HW;
-        memset(g, 0, (size_t)HW * sizeof(FC_T));
-        for (int64_t oh = 0; oh < s->out_h; oh++) {
-            const int64_t h0 = oh * s->stride_h - s->pad_top;
-            int64_t ilo, ihi;
-            window_taps(h0, s->kh, 1, s->h, &ilo, &ihi);
-            for (int64_t ow = 0; ow < s->out_w; ow++) {
-                const int64_t w0 = ow * s->stride_w - s->pad_left;
-                int64_t jlo, jhi;
-                window_taps(w0, s->kw, 1, s->w, &jlo, &jhi);
-                const FC_T share = gy[pl * P + oh * s->out_w + ow] / (FC_T)FC_FN(avg_divisor)(s, oh, ow);
-                for (int64_t i = ilo; i < ihi; i++)
-                    for (int64_t j = jlo; j < jhi; j++) g[(h0 + i) * s->w + w0 + j] += share;
+    const int64_t H = s->h, W = s->w, OW = s->out_w, P = s->out_h * OW;
+    pool_columns cols;
+    if (pool_columns_make(s, &cols) != FC_OK) return FC_ERR_NOMEM;
+    int status = FC_OK;
+    FC_OMP(parallel num_threads(fc_threads_for(s->planes, (double)P * s->kh * s->kw)))
+    {
+        FC_T *rowg = malloc((size_t)(W + OW) * sizeof(FC_T)), *inv_cols = rowg + W;
+        if (!rowg) {
+            FC_OMP(atomic write)
+            status = FC_ERR_NOMEM;
+        } else {
+            FC_FN(avg_reciprocals)(s, &cols, inv_cols);
+        }
+        FC_OMP(for schedule(static))
+        for (int64_t plane = 0; plane < s->planes; plane++) {
+            if (!rowg) continue;
+            FC_T *g = gx + plane * H * W;
+            memset(g, 0, (size_t)(H * W) * sizeof(FC_T));
+            for (int64_t oh = 0; oh < s->out_h; oh++) {
+                const int64_t h0 = oh * s->stride_h - s->pad_top;
+                int64_t ilo, ihi;
+                window_taps(h0, s->kh, 1, H, &ilo, &ihi);
+                if (ilo == ihi) continue;
+                for (int64_t iw = 0; iw < W; iw++) rowg[iw] = 0;
+                const FC_T *gyr = gy + plane * P + oh * OW;
+                const FC_T inv_row = FC_FN(avg_row_reciprocal)(s, oh);
+                for (int64_t ow = 0; ow < OW; ow++) {
+                    const FC_T share = gyr[ow] * inv_row * inv_cols[ow];
+                    FC_T *win = rowg + ow * s->stride_w - s->pad_left;
+                    for (int64_t j = cols.lo[ow]; j < cols.hi[ow]; j++) win[j] += share;
+                }
+                for (int64_t i = ilo; i < ihi; i++) {
+                    FC_T *restrict row = g + (h0 + i) * W;
+                    for (int64_t iw = 0; iw < W; iw++) row[iw] += rowg[iw];
+                }
             }
         }
+        free(rowg);
     }
-    return FC_OK;
+    free(cols.lo);
+    return status;
 }
 
 /* ------------------------------------------------------- adaptive avg */
