@@ -292,7 +292,13 @@ static int FC_FN(fc_conv2d_grad_input_im2col)(const fc_conv2d_shape *s, const FC
 
 /* gw = sum over images and pixel blocks of gy_block col_block^T. The
  * blocks are cut into at most SLOTS contiguous runs; each run sums into
- * its own copy of gw, and the copies are added in run order. */
+ * its own copy of gw, and the copies are added in run order.
+ *
+ * The GEMM's N dimension (the 6 x NR tile's wide side) is the larger of
+ * M (channels) and K (taps): a one-channel first layer has K = 9 beside
+ * M = 64, and N = 9 would fill 9 of the kernel's 32 columns. When K < M
+ * the runs compute gw^T = col gy^T instead, and the reduction transposes
+ * back. */
 #define SLOTS 16
 static int FC_FN(fc_conv2d_grad_weight_im2col)(const fc_conv2d_shape *s, const FC_T *gy,
                                                const FC_T *x, FC_T *gw) {
@@ -300,7 +306,8 @@ static int FC_FN(fc_conv2d_grad_weight_im2col)(const fc_conv2d_shape *s, const F
     const int64_t P = PIXELS(s), PC = FC_FN(pixel_chunk)(K, P), chunks = (P + PC - 1) / PC;
     const int64_t units = s->n * chunks, slots = FC_MIN((int64_t)SLOTS, units);
     const int64_t size = s->c_out * K, tasks = slots * s->groups;
-    FC_T *partial = slots == 1 ? gw : malloc((size_t)(slots * size) * sizeof(FC_T));
+    const int transposed = K < M;
+    FC_T *partial = (slots == 1 && !transposed) ? gw : malloc((size_t)(slots * size) * sizeof(FC_T));
     if (!partial) return FC_ERR_NOMEM;
     int status = FC_OK;
     FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * M * K * P * s->n / slots)))
@@ -315,23 +322,30 @@ static int FC_FN(fc_conv2d_grad_weight_im2col)(const fc_conv2d_shape *s, const F
             if (!col) continue;
             const int64_t slot = t / s->groups, g = t % s->groups;
             const int64_t u0 = units * slot / slots, u1 = units * (slot + 1) / slots;
+            FC_T *out = partial + slot * size + g * M * K;
             for (int64_t u = u0; u < u1; u++) {
                 const int64_t n = u / chunks, p0 = u % chunks * PC, pc = FC_MIN(PC, P - p0);
                 FC_FN(im2col)(s, x + n * s->c_in * s->h * s->w, g * cin_g, (g + 1) * cin_g, p0, p0 + pc, col);
                 const FC_FN(fc_strided) gm = {gy + (n * s->c_out + g * M) * P + p0, P, 1};
                 const FC_FN(fc_strided) cm = {col, pc, 1};
-                const FC_FN(fc_operand) a = {FC_FN(pack_strided), &gm}, bo = {FC_FN(pack_strided), &cm};
-                FC_FN(gemm_serial)(M, K, pc, &a, &bo, partial + slot * size + g * M * K, K, NULL,
-                                   u > u0 ? FC_GEMM_ACCUMULATE : 0, col + K * PC);
+                const FC_FN(fc_operand) go = {FC_FN(pack_strided), &gm}, co = {FC_FN(pack_strided), &cm};
+                const unsigned flags = u > u0 ? FC_GEMM_ACCUMULATE : 0;
+                if (transposed)
+                    FC_FN(gemm_serial)(K, M, pc, &co, &go, out, M, NULL, flags, col + K * PC);
+                else
+                    FC_FN(gemm_serial)(M, K, pc, &go, &co, out, K, NULL, flags, col + K * PC);
             }
         }
         free(col);
     }
-    if (slots > 1) {
+    if (partial != gw) {
         FC_OMP(parallel for num_threads(fc_threads_for(size, (double)slots)) schedule(static))
         for (int64_t e = 0; e < size; e++) {
-            FC_T sum = partial[e];
-            for (int64_t slot = 1; slot < slots; slot++) sum += partial[slot * size + e];
+            /* e = (g*M + m)*K + k in gw; the runs hold (g*K + k)*M + m when transposed */
+            const int64_t g = e / (M * K), m = e / K % M, k = e % K;
+            const int64_t from = transposed ? (g * K + k) * M + m : e;
+            FC_T sum = partial[from];
+            for (int64_t slot = 1; slot < slots; slot++) sum += partial[slot * size + from];
             gw[e] = sum;
         }
         free(partial);
