@@ -4,6 +4,7 @@ architecture and initialization scheme), timed interleaved; then where
 fastconv's step time goes.
 
     python -m benchmarks.bench_train [--threads 2] [--repeats 7]
+    python -m benchmarks.bench_train --epoch tutorial   # one Fashion-MNIST epoch each
 """
 import time
 from collections import defaultdict
@@ -74,10 +75,48 @@ def breakdown(model, opt, x, y, repeats):
     return spent, total / repeats
 
 
+def epoch(name, torch, batch=50, lr=1e-4):
+    """One epoch of Fashion-MNIST (the tutorial's settings: Adam, batch 50),
+    fastconv then PyTorch, same architecture, initialization scheme and data
+    order: seconds and test accuracy for each."""
+    from fastconv import data
+    from fastconv.mnist import evaluate, train_epoch
+    train_x, train_y, test_x, test_y = data.load("fashion", download_missing=False)
+    nn.manual_seed(0)
+    model = {"tutorial": TutorialCNN, "lenet5": LeNet5}[name]()
+    opt = optim.Adam(model.parameters(), lr=lr)
+    start = time.perf_counter()
+    train_epoch(model, opt, train_x, train_y, batch, np.random.default_rng(0))
+    rows = [["fastconv", name, f"{time.perf_counter() - start:.1f}", f"{evaluate(model, test_x, test_y):.4f}"]]
+    if torch is not None:
+        torch.manual_seed(0)
+        tm = torch_model(torch, name)
+        topt = torch.optim.Adam(tm.parameters(), lr=lr)
+        start = time.perf_counter()
+        tm.train()
+        for x, y in data.batches(train_x, train_y, batch, rng=np.random.default_rng(0)):
+            loss = torch.nn.functional.cross_entropy(tm(torch.from_numpy(x)), torch.from_numpy(y))
+            topt.zero_grad()
+            loss.backward()
+            topt.step()
+        seconds = time.perf_counter() - start
+        tm.eval()
+        with torch.no_grad():
+            correct = sum(int((tm(torch.from_numpy(x)).argmax(1).numpy() == y).sum())
+                          for x, y in data.batches(test_x, test_y, 500, shuffle=False))
+        rows.append(["torch", name, f"{seconds:.1f}", f"{correct / len(test_y):.4f}"])
+    common.table(["framework", "model", "epoch seconds", "test accuracy"], rows)
+
+
 def main():
-    args = common.parser(__doc__.splitlines()[0]).parse_args()
+    ap = common.parser(__doc__.splitlines()[0])
+    ap.add_argument("--epoch", choices=["tutorial", "lenet5"], default=None,
+                    help="instead: one Fashion-MNIST training epoch in each framework")
+    args = ap.parse_args()
     threads = common.setup_threads(args.threads)
     torch = common.try_torch()
+    if args.epoch:
+        return epoch(args.epoch, torch)
     print(f"fastconv {fastconv.build_info()}, {threads} threads; torch {torch.__version__ if torch else '-'}\n")
     rows, parts = [], []
     for name, cls in (("tutorial", TutorialCNN), ("lenet5", LeNet5)):

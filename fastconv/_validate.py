@@ -33,6 +33,11 @@ def contiguous(arr, dtype):
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
+def flat(arr, dtype):
+    """The 1-D C-contiguous view the kernels take (None stays None)."""
+    return None if arr is None else contiguous(arr, dtype).reshape(-1)
+
+
 def integer(fn, name, value, minimum=None):
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{fn}: {name} must be an int, got {value!r}")

@@ -9,11 +9,7 @@ from . import _validate as V
 _empty = np.empty  # tests swap in a NaN-filled allocator to catch unwritten outputs
 
 
-def _flat(arr, dtype):
-    return None if arr is None else V.contiguous(arr, dtype).reshape(-1)
-
-
-def _choose(algorithm, g, pass_):
+def _choose(algorithm, g):
     """The algorithm "auto" picks for geometry `g` (every pass alike).
 
     The GEMM wins whenever its per-group problem is more than a sliver.
@@ -37,7 +33,7 @@ def _grad_bias(grad_output, dtype):
     n, c, h, w = grad_output.shape
     gb = _empty((c,), dtype)
     if grad_output.size:
-        _C.conv2d_grad_bias((n, 0, 0, 0, c, 1, 1, 1, 1, 1, 0, 0, 1, 1, h, w), _flat(grad_output, dtype), gb)
+        _C.conv2d_grad_bias((n, 0, 0, 0, c, 1, 1, 1, 1, 1, 0, 0, 1, 1, h, w), V.flat(grad_output, dtype), gb)
     else:
         gb[...] = 0
     return gb
@@ -46,24 +42,24 @@ def _grad_bias(grad_output, dtype):
 def _conv_forward(g, algorithm, x, w, b, dtype):
     y = _empty(g.output_shape, dtype)
     if y.size:
-        _C.conv2d_forward(g.c_shape(), _choose(algorithm, g, "forward"), _flat(x, dtype),
-                          _flat(w, dtype), _flat(b, dtype), y.reshape(-1))
+        _C.conv2d_forward(g.c_shape(), _choose(algorithm, g), V.flat(x, dtype),
+                          V.flat(w, dtype), V.flat(b, dtype), y.reshape(-1))
     return y
 
 
 def _conv_grad_input(g, algorithm, gy, w, dtype):
     gx = _empty(g.input_shape, dtype)
     if gx.size:
-        _C.conv2d_grad_input(g.c_shape(), _choose(algorithm, g, "grad_input"), _flat(gy, dtype),
-                             _flat(w, dtype), gx.reshape(-1))
+        _C.conv2d_grad_input(g.c_shape(), _choose(algorithm, g), V.flat(gy, dtype),
+                             V.flat(w, dtype), gx.reshape(-1))
     return gx
 
 
 def _conv_grad_weight(g, algorithm, gy, x, dtype):
     gw = _empty(g.weight_shape, dtype)
     if g.n:
-        _C.conv2d_grad_weight(g.c_shape(), _choose(algorithm, g, "grad_weight"), _flat(gy, dtype),
-                              _flat(x, dtype), gw.reshape(-1))
+        _C.conv2d_grad_weight(g.c_shape(), _choose(algorithm, g), V.flat(gy, dtype),
+                              V.flat(x, dtype), gw.reshape(-1))
     else:
         gw[...] = 0
     return gw
@@ -219,7 +215,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     dtype = V.result_dtype(x)
     cols = _empty((g.n, g.c_in * g.kh * g.kw, g.out_h * g.out_w), dtype)
     if cols.size:
-        _C.unfold(g.c_shape(), _flat(x, dtype), cols.reshape(-1))
+        _C.unfold(g.c_shape(), V.flat(x, dtype), cols.reshape(-1))
     return cols
 
 
@@ -240,5 +236,5 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     dtype = V.result_dtype(cols)
     x = _empty(g.input_shape, dtype)
     if x.size:
-        _C.fold(g.c_shape(), _flat(cols, dtype), x.reshape(-1))
+        _C.fold(g.c_shape(), V.flat(cols, dtype), x.reshape(-1))
     return x

@@ -10,10 +10,6 @@ _LAYOUT = "3-D (C, H, W) or 4-D (N, C, H, W)"
 _ALGORITHMS = {"auto": "direct", "reference": "reference"}
 
 
-def _flat(arr, dtype):
-    return V.contiguous(arr, dtype).reshape(-1)
-
-
 def _algorithm(fn, value):
     if value not in _ALGORITHMS:
         raise ValueError(f"{fn}: algorithm must be one of {tuple(_ALGORITHMS)}, got {value!r}")
@@ -50,7 +46,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     y = _empty(x.shape[:-2] + out, dtype)
     indices = _empty(y.shape, np.int64) if return_indices else None
     if y.size:
-        _C.max_pool2d_forward(_c_shape(x.shape, window, out), algorithm, _flat(x, dtype), y.reshape(-1),
+        _C.max_pool2d_forward(_c_shape(x.shape, window, out), algorithm, V.flat(x, dtype), y.reshape(-1),
                               None if indices is None else indices.reshape(-1))
     return (y, indices) if return_indices else y
 
@@ -72,8 +68,8 @@ def max_pool2d_backward(grad_output, indices, input_shape):
     gx = _empty(input_shape, dtype)
     if gx.size and gy.size:
         window = ((1, 1), (1, 1), (0, 0), (1, 1))
-        _C.max_pool2d_backward(_c_shape(input_shape, window, gy.shape[-2:]), _flat(gy, dtype),
-                               V.contiguous(idx, np.int64).reshape(-1), gx.reshape(-1))
+        _C.max_pool2d_backward(_c_shape(input_shape, window, gy.shape[-2:]), V.flat(gy, dtype),
+                               V.flat(idx, np.int64), gx.reshape(-1))
     else:
         gx[...] = 0
     return gx
@@ -96,7 +92,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     y = _empty(x.shape[:-2] + out, dtype)
     if y.size:
         _C.avg_pool2d_forward(_c_shape(x.shape, window, out, count_include_pad, divisor), algorithm,
-                              _flat(x, dtype), y.reshape(-1))
+                              V.flat(x, dtype), y.reshape(-1))
     return y
 
 
@@ -112,7 +108,7 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
     gx = _empty(input_shape, dtype)
     if gx.size:
         _C.avg_pool2d_backward(_c_shape(input_shape, window, out, count_include_pad, divisor),
-                               _flat(gy, dtype), gx.reshape(-1))
+                               V.flat(gy, dtype), gx.reshape(-1))
     return gx
 
 
@@ -137,7 +133,7 @@ def adaptive_avg_pool2d(input, output_size):
     dtype = V.result_dtype(x)
     y = _empty(x.shape[:-2] + out, dtype)
     if y.size:
-        _C.adaptive_avg_pool2d_forward(_c_shape(x.shape, ((1, 1),) * 4, out), _flat(x, dtype), y.reshape(-1))
+        _C.adaptive_avg_pool2d_forward(_c_shape(x.shape, ((1, 1),) * 4, out), V.flat(x, dtype), y.reshape(-1))
     return y
 
 
@@ -152,6 +148,6 @@ def adaptive_avg_pool2d_backward(grad_output, input_shape):
     dtype = V.result_dtype(gy)
     gx = _empty(input_shape, dtype)
     if gx.size:
-        _C.adaptive_avg_pool2d_backward(_c_shape(input_shape, ((1, 1),) * 4, out), _flat(gy, dtype),
+        _C.adaptive_avg_pool2d_backward(_c_shape(input_shape, ((1, 1),) * 4, out), V.flat(gy, dtype),
                                         gx.reshape(-1))
     return gx

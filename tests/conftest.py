@@ -17,6 +17,14 @@ def assert_close(actual, expected, dtype):
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale)
 
 
+def assert_raises_naming(call, exc, words):
+    """call() raises exc, and its message contains every one of words."""
+    with pytest.raises(exc) as info:
+        call()
+    for word in words:
+        assert word in str(info.value), f"{word!r} not in {str(info.value)!r}"
+
+
 def _nan_empty(shape, dtype=float, *args, **kwargs):
     out = np.empty(shape, dtype, *args, **kwargs)
     if out.dtype.kind == "f":
