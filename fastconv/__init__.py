@@ -5,7 +5,14 @@ training layer lives in fastconv.functional, fastconv.nn and fastconv.optim.
 """
 import os
 
-from . import _C
+try:
+    from . import _C
+except ImportError as e:  # the classic trap: importing the source tree, not the installed package
+    raise ImportError(
+        f"fastconv: the compiled extension fastconv._C is missing beside {os.path.dirname(__file__)}. "
+        "This is the source folder, not an installed fastconv: run `pip install .` and start Python "
+        "(or `pytest`, not `python -m pytest`) outside the checkout, or build in place with "
+        "`pip install -e .`.") from e
 from .conv import (conv1d, conv1d_backward, conv2d, conv2d_backward, conv_transpose2d,
                    conv_transpose2d_backward, fold, unfold)
 from .pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward,
