@@ -222,6 +222,15 @@ static int FC_FN(fc_conv2d_forward_im2col)(const fc_conv2d_shape *s, const FC_T 
     /* A 1x1, stride-1, unpadded conv reads the image as its B matrix. */
     const int pointwise = s->kh == 1 && s->kw == 1 && s->stride_h == 1 && s->stride_w == 1 &&
                           s->pad_top == 0 && s->pad_left == 0 && s->out_h == s->h && s->out_w == s->w;
+    /* Every task of a group multiplies by the same weights: pack them once. */
+    const size_t a_size = FC_FN(gemm_packed_a_size)(M, K);
+    FC_T *wpack = malloc(a_size * (size_t)s->groups * sizeof(FC_T));
+    if (!wpack) return FC_ERR_NOMEM;
+    for (int64_t g = 0; g < s->groups; g++) {
+        const FC_FN(fc_strided) wm = {w + g * M * K, K, 1};
+        const FC_FN(fc_operand) a = {FC_FN(pack_strided), &wm, NULL};
+        FC_FN(gemm_pack_a)(M, K, &a, wpack + g * a_size);
+    }
     int status = FC_OK;
     FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * M * K * NB)))
     {
@@ -236,17 +245,17 @@ static int FC_FN(fc_conv2d_forward_im2col)(const fc_conv2d_shape *s, const FC_T 
             const int64_t img = t / tiles, n = img / s->groups, g = img % s->groups;
             const int64_t p0 = t % tiles * NB, nb = FC_MIN(NB, P - p0);
             const FC_T *xg = x + (n * s->c_in + g * cin_g) * s->h * s->w;
-            const FC_FN(fc_strided) wm = {w + g * M * K, K, 1};
             const FC_FN(fc_strided) xm = {xg + p0, 1, P};
             const FC_FN(fc_im2col_operand) xc = {s, xg, p0};
-            const FC_FN(fc_operand) a = {FC_FN(pack_strided), &wm};
-            const FC_FN(fc_operand) bo = pointwise ? (FC_FN(fc_operand)){FC_FN(pack_strided), &xm}
-                                                   : (FC_FN(fc_operand)){FC_FN(pack_im2col), &xc};
+            const FC_FN(fc_operand) a = {NULL, NULL, wpack + g * a_size};
+            const FC_FN(fc_operand) bo = pointwise ? (FC_FN(fc_operand)){FC_FN(pack_strided), &xm, NULL}
+                                                   : (FC_FN(fc_operand)){FC_FN(pack_im2col), &xc, NULL};
             FC_FN(gemm_serial)(M, nb, K, &a, &bo, y + (n * s->c_out + g * M) * P + p0, P,
                                b ? b + g * M : NULL, 0, work);
         }
         free(work);
     }
+    free(wpack);
     return status;
 }
 
@@ -260,6 +269,19 @@ static int FC_FN(fc_conv2d_grad_input_im2col)(const fc_conv2d_shape *s, const FC
     const int64_t images = s->n * s->groups;
     const int64_t blocks = split_for_threads(images, cin_g);
     const int64_t CB = (cin_g + blocks - 1) / blocks, tasks = images * blocks;
+    /* With one channel block per group, every task of a group multiplies by
+     * all of W^T: pack it once. (Split blocks pack their rows per task.) */
+    const size_t a_size = blocks == 1 ? FC_FN(gemm_packed_a_size)(K, M) : 0;
+    FC_T *wpack = NULL;
+    if (blocks == 1) {
+        wpack = malloc(a_size * (size_t)s->groups * sizeof(FC_T));
+        if (!wpack) return FC_ERR_NOMEM;
+        for (int64_t g = 0; g < s->groups; g++) {
+            const FC_FN(fc_strided) wt = {w + g * M * K, 1, K};
+            const FC_FN(fc_operand) a = {FC_FN(pack_strided), &wt, NULL};
+            FC_FN(gemm_pack_a)(K, M, &a, wpack + g * a_size);
+        }
+    }
     int status = FC_OK;
     FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * M * CB * taps * P)))
     {
@@ -280,13 +302,15 @@ static int FC_FN(fc_conv2d_grad_input_im2col)(const fc_conv2d_shape *s, const FC
                 const int64_t pc = FC_MIN(PC, P - p0);
                 const FC_FN(fc_strided) wt = {w + g * M * K + c0 * taps, 1, K};
                 const FC_FN(fc_strided) gm = {gy + (n * s->c_out + g * M) * P + p0, 1, P};
-                const FC_FN(fc_operand) a = {FC_FN(pack_strided), &wt}, bo = {FC_FN(pack_strided), &gm};
+                const FC_FN(fc_operand) a = {FC_FN(pack_strided), &wt, wpack ? wpack + g * a_size : NULL};
+                const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &gm, NULL};
                 FC_FN(gemm_serial)((c1 - c0) * taps, pc, M, &a, &bo, col, pc, NULL, 0, col + CB * taps * PC);
                 FC_FN(col2im)(s, col, g * cin_g + c0, g * cin_g + c1, p0, p0 + pc, gxn);
             }
         }
         free(col);
     }
+    free(wpack);
     return status;
 }
 
@@ -328,7 +352,7 @@ static int FC_FN(fc_conv2d_grad_weight_im2col)(const fc_conv2d_shape *s, const F
                 FC_FN(im2col)(s, x + n * s->c_in * s->h * s->w, g * cin_g, (g + 1) * cin_g, p0, p0 + pc, col);
                 const FC_FN(fc_strided) gm = {gy + (n * s->c_out + g * M) * P + p0, P, 1};
                 const FC_FN(fc_strided) cm = {col, pc, 1};
-                const FC_FN(fc_operand) go = {FC_FN(pack_strided), &gm}, co = {FC_FN(pack_strided), &cm};
+                const FC_FN(fc_operand) go = {FC_FN(pack_strided), &gm, NULL}, co = {FC_FN(pack_strided), &cm, NULL};
                 const unsigned flags = u > u0 ? FC_GEMM_ACCUMULATE : 0;
                 if (transposed)
                     FC_FN(gemm_serial)(K, M, pc, &co, &go, out, M, NULL, flags, col + K * PC);

@@ -33,6 +33,7 @@ typedef void (*FC_FN(fc_pack_fn))(const void *ctx, int64_t r0, int64_t rows,
 typedef struct {
     FC_FN(fc_pack_fn) pack;
     const void *ctx;
+    const FC_T *packed; /* A only: all of A, prepacked by gemm_pack_a, or NULL */
 } FC_FN(fc_operand);
 
 /* A plain matrix: element (r, k) at base[r*rs + k*cs]. */
@@ -115,6 +116,22 @@ static size_t FC_FN(gemm_workspace)(int64_t m, int64_t n, int64_t k) {
     return (size_t)(kc * (mc + nc)) + 64 / sizeof(FC_T);
 }
 
+/* Packs all of an m x k A once, in the order gemm_serial reads it: block
+ * (k0, i0) at k0 * m_pad + i0 * kc. Operators whose tasks share one A (the
+ * weights) pack it once per call instead of once per task. */
+static size_t FC_FN(gemm_packed_a_size)(int64_t m, int64_t k) {
+    return (size_t)((m + FC_MR - 1) / FC_MR * FC_MR * k);
+}
+
+static void FC_FN(gemm_pack_a)(int64_t m, int64_t k, const FC_FN(fc_operand) *a, FC_T *dst) {
+    const int64_t m_pad = (m + FC_MR - 1) / FC_MR * FC_MR;
+    for (int64_t k0 = 0; k0 < k; k0 += FC_KC) {
+        const int64_t kc = FC_MIN((int64_t)FC_KC, k - k0);
+        for (int64_t i0 = 0; i0 < m; i0 += FC_MC)
+            a->pack(a->ctx, i0, FC_MIN((int64_t)FC_MC, m - i0), k0, kc, FC_MR, dst + k0 * m_pad + i0 * kc);
+    }
+}
+
 /* C[m][n] = A B (+ bias[i] per row, or + C with FC_GEMM_ACCUMULATE), then
  * ReLU with FC_GEMM_RELU. `work` holds gemm_workspace(m, n, k) elements.
  * The k-order of every sum is fixed by KC alone, so how a caller splits C
@@ -124,6 +141,7 @@ static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_o
                                const FC_T *bias, unsigned flags, FC_T *work) {
     const FC_FN(fc_ukernel) ukernel = FC_FN(select_ukernel)();
     const int nr = ukernel.nr;
+    const int64_t m_pad = (m + FC_MR - 1) / FC_MR * FC_MR;
     const int64_t kc_max = FC_MIN(k, (int64_t)FC_KC);
     /* 64-byte alignment for the packed panels. */
     FC_T *apack = (FC_T *)(((uintptr_t)work + 63) & ~(uintptr_t)63);
@@ -145,12 +163,16 @@ static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_o
             b->pack(b->ctx, j0, nc, k0, kc, nr, bpack);
             for (int64_t i0 = 0; i0 < m; i0 += FC_MC) {
                 const int64_t mc = FC_MIN((int64_t)FC_MC, m - i0);
-                a->pack(a->ctx, i0, mc, k0, kc, FC_MR, apack);
+                const FC_T *ablock = apack;
+                if (a->packed)
+                    ablock = a->packed + k0 * m_pad + i0 * kc;
+                else
+                    a->pack(a->ctx, i0, mc, k0, kc, FC_MR, apack);
                 for (int64_t jr = 0; jr < nc; jr += nr) {
                     const FC_T *bp = bpack + jr * kc;
                     const int cols = (int)FC_MIN((int64_t)nr, nc - jr);
                     for (int64_t ir = 0; ir < mc; ir += FC_MR) {
-                        const FC_T *ap = apack + ir * kc;
+                        const FC_T *ap = ablock + ir * kc;
                         const int rows = (int)FC_MIN((int64_t)FC_MR, mc - ir);
                         FC_T *cij = c + (i0 + ir) * ldc + j0 + jr;
                         const FC_T *bias_i = (bias && !(f & FC_GEMM_ACCUMULATE)) ? bias + i0 + ir : NULL;
@@ -200,7 +222,7 @@ int FC_FN(fc_gemm)(int64_t m, int64_t n, int64_t k, const FC_T *a, int64_t lda,
             } else {
                 const FC_FN(fc_strided) am = {a + (by_rows ? lo * lda : 0), lda, 1};
                 const FC_FN(fc_strided) bm = {b + (by_rows ? 0 : lo), 1, ldb};
-                const FC_FN(fc_operand) ao = {FC_FN(pack_strided), &am}, bo = {FC_FN(pack_strided), &bm};
+                const FC_FN(fc_operand) ao = {FC_FN(pack_strided), &am, NULL}, bo = {FC_FN(pack_strided), &bm, NULL};
                 FC_FN(gemm_serial)(mm, nn, k, &ao, &bo, c + (by_rows ? lo * ldc : lo), ldc, NULL, 0, work);
                 free(work);
             }
