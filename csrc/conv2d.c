@@ -200,7 +200,7 @@ static int FC_FN(fc_conv2d_grad_weight_direct)(const fc_conv2d_shape *s, const F
  * 256 KiB (f32), and at least 128 pixels so packing stays cheap beside the
  * GEMM. A function of the shape alone, so sums never depend on threads. */
 static int64_t FC_FN(pixel_chunk)(int64_t K, int64_t P) {
-    return FC_MIN(P, FC_MAX((int64_t)128, (int64_t)65536 / K));
+    return FC_MIN(P, FC_MAX((int64_t)256, (int64_t)262144 / K));
 }
 
 /* How many parts to split each of `items` work items into so that every
@@ -336,7 +336,8 @@ static int FC_FN(fc_conv2d_grad_weight_im2col)(const fc_conv2d_shape *s, const F
     int status = FC_OK;
     FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * M * K * P * s->n / slots)))
     {
-        FC_T *col = malloc(((size_t)(K * PC) + FC_FN(gemm_workspace)(M, K, PC)) * sizeof(FC_T));
+        const size_t work = transposed ? FC_FN(gemm_workspace)(K, M, PC) : FC_FN(gemm_workspace)(M, K, PC);
+        FC_T *col = malloc(((size_t)(K * PC) + work) * sizeof(FC_T));
         if (!col) {
             FC_OMP(atomic write)
             status = FC_ERR_NOMEM;

@@ -42,6 +42,9 @@ CASES = {
     # K around the KC = 256 block: 28*9 = 252, 29*9 = 261
     "kc_edge_below": (1, 28, 5, 5, 7, (3, 3), 1, 1, 1, 1),
     "kc_edge_above": (1, 29, 5, 5, 7, (3, 3), 1, 1, 1, 1),
+    # grad-weight's GEMM orientation (K taps < M channels): an RGB first layer
+    "first_layer_rgb": (2, 3, 9, 9, 40, (3, 3), 1, 1, 1, 1),
+    "first_layer_rgb_wide": (1, 3, 7, 7, 70, (3, 3), 2, 1, 1, 1),
     # the real layers of LeNet-5 and the tutorial CNN, smaller batch
     "lenet_c1": (2, 1, 32, 32, 6, (5, 5), 1, 0, 1, 1),
     "lenet_c2": (2, 6, 14, 14, 16, (5, 5), 1, 0, 1, 1),
