@@ -2,6 +2,11 @@
 square sizes, 1 and 2 threads, float32 and float64, timed interleaved.
 
     python -m benchmarks.bench_gemm [--sizes 256 512 1024 2048]
+
+NumPy's BLAS picks its thread count when it loads, so compare like with
+like by pinning it per run:
+    OPENBLAS_NUM_THREADS=1 python -m benchmarks.bench_gemm --thread-counts 1
+    OPENBLAS_NUM_THREADS=2 python -m benchmarks.bench_gemm --thread-counts 2
 """
 import numpy as np
 
@@ -39,7 +44,8 @@ def main():
                 rows.append([np.dtype(dtype).name, threads, n, f"{gf['numpy']:.0f}"] +
                             [f"{gf[isa]:.0f} ({gf[isa] / gf['numpy']:.2f}x)" for isa in isas])
     _C.set_isa(before)
-    print("GFLOP/s (ratio to NumPy); NumPy's BLAS threads are not limited by --thread-counts")
+    print("GFLOP/s (ratio to NumPy); NumPy's BLAS threads: OPENBLAS_NUM_THREADS="
+          f"{__import__('os').environ.get('OPENBLAS_NUM_THREADS', 'unset (every core)')}")
     common.table(["dtype", "threads", "n", "numpy"] + [f"fastconv {isa}" for isa in isas], rows)
 
 
