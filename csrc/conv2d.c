@@ -88,107 +88,126 @@ static void FC_FN(fc_conv2d_grad_weight_ref)(const fc_conv2d_shape *s, const FC_
 
 /* ------------------------------------------------------------- _direct */
 
+/* One output plane y[n][co] of the direct forward. */
+FC_CLONES static void FC_FN(direct_forward_plane)(const fc_conv2d_shape *s, const FC_T *x, const FC_T *w,
+                                                  const FC_T *b, int64_t n, int64_t co, FC_T *restrict yp) {
+    const int64_t cin_g = GROUP_IN(s), cout_g = GROUP_OUT(s), P = PIXELS(s);
+    for (int64_t p = 0; p < P; p++) yp[p] = b ? b[co] : 0;
+    for (int64_t c = 0; c < cin_g; c++) {
+        const FC_T *xp = x + (n * s->c_in + co / cout_g * cin_g + c) * s->h * s->w;
+        for (int64_t i = 0; i < s->kh; i++)
+            for (int64_t j = 0; j < s->kw; j++) {
+                const FC_T wv = w[((co * cin_g + c) * s->kh + i) * s->kw + j];
+                const int64_t col_off = j * s->dil_w - s->pad_left;
+                int64_t lo, hi;
+                fc_valid_range(col_off, s->stride_w, s->w, s->out_w, &lo, &hi);
+                for (int64_t oh = 0; oh < s->out_h; oh++) {
+                    const int64_t ih = oh * s->stride_h - s->pad_top + i * s->dil_h;
+                    if (ih < 0 || ih >= s->h) continue;
+                    const FC_T *restrict row = xp + ih * s->w + col_off;
+                    FC_T *restrict out = yp + oh * s->out_w;
+                    if (s->stride_w == 1)
+                        for (int64_t ow = lo; ow < hi; ow++) out[ow] += wv * row[ow];
+                    else
+                        for (int64_t ow = lo; ow < hi; ow++) out[ow] += wv * row[ow * s->stride_w];
+                }
+            }
+    }
+}
+
 static int FC_FN(fc_conv2d_forward_direct)(const fc_conv2d_shape *s, const FC_T *x,
                                            const FC_T *w, const FC_T *b, FC_T *y) {
-    const int64_t cin_g = GROUP_IN(s), cout_g = GROUP_OUT(s), P = PIXELS(s);
-    const int64_t planes = s->n * s->c_out;
-    FC_OMP(parallel for num_threads(fc_threads_for(planes, 2.0 * P * cin_g * s->kh * s->kw)) schedule(static))
-    for (int64_t plane = 0; plane < planes; plane++) {
-        const int64_t n = plane / s->c_out, co = plane % s->c_out;
-        FC_T *yp = y + plane * P;
-        for (int64_t p = 0; p < P; p++) yp[p] = b ? b[co] : 0;
-        for (int64_t c = 0; c < cin_g; c++) {
-            const FC_T *xp = x + (n * s->c_in + co / cout_g * cin_g + c) * s->h * s->w;
-            for (int64_t i = 0; i < s->kh; i++)
-                for (int64_t j = 0; j < s->kw; j++) {
-                    const FC_T wv = w[((co * cin_g + c) * s->kh + i) * s->kw + j];
-                    const int64_t col_off = j * s->dil_w - s->pad_left;
-                    int64_t lo, hi;
-                    fc_valid_range(col_off, s->stride_w, s->w, s->out_w, &lo, &hi);
-                    for (int64_t oh = 0; oh < s->out_h; oh++) {
-                        const int64_t ih = oh * s->stride_h - s->pad_top + i * s->dil_h;
-                        if (ih < 0 || ih >= s->h) continue;
-                        const FC_T *restrict row = xp + ih * s->w + col_off;
-                        FC_T *restrict out = yp + oh * s->out_w;
-                        for (int64_t ow = lo; ow < hi; ow++) out[ow] += wv * row[ow * s->stride_w];
-                    }
-                }
-        }
-    }
+    const int64_t planes = s->n * s->c_out, P = PIXELS(s);
+    FC_OMP(parallel for num_threads(fc_threads_for(planes, 2.0 * P * GROUP_IN(s) * s->kh * s->kw)) schedule(static))
+    for (int64_t plane = 0; plane < planes; plane++)
+        FC_FN(direct_forward_plane)(s, x, w, b, plane / s->c_out, plane % s->c_out, y + plane * P);
     return FC_OK;
+}
+
+/* One input-gradient plane gx[n][ci] of the direct algorithm. */
+FC_CLONES static void FC_FN(direct_grad_input_plane)(const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w,
+                                                     int64_t n, int64_t ci, FC_T *restrict gxp) {
+    const int64_t cin_g = GROUP_IN(s), cout_g = GROUP_OUT(s), P = PIXELS(s), g = ci / cin_g;
+    memset(gxp, 0, (size_t)(s->h * s->w) * sizeof(FC_T));
+    for (int64_t co = g * cout_g; co < (g + 1) * cout_g; co++) {
+        const FC_T *gyp = gy + (n * s->c_out + co) * P;
+        for (int64_t i = 0; i < s->kh; i++)
+            for (int64_t j = 0; j < s->kw; j++) {
+                const FC_T wv = w[((co * cin_g + ci % cin_g) * s->kh + i) * s->kw + j];
+                const int64_t col_off = j * s->dil_w - s->pad_left;
+                int64_t lo, hi;
+                fc_valid_range(col_off, s->stride_w, s->w, s->out_w, &lo, &hi);
+                for (int64_t oh = 0; oh < s->out_h; oh++) {
+                    const int64_t ih = oh * s->stride_h - s->pad_top + i * s->dil_h;
+                    if (ih < 0 || ih >= s->h) continue;
+                    FC_T *restrict row = gxp + ih * s->w + col_off;
+                    const FC_T *restrict g_row = gyp + oh * s->out_w;
+                    if (s->stride_w == 1)
+                        for (int64_t ow = lo; ow < hi; ow++) row[ow] += wv * g_row[ow];
+                    else
+                        for (int64_t ow = lo; ow < hi; ow++) row[ow * s->stride_w] += wv * g_row[ow];
+                }
+            }
+    }
 }
 
 static int FC_FN(fc_conv2d_grad_input_direct)(const fc_conv2d_shape *s, const FC_T *gy,
                                               const FC_T *w, FC_T *gx) {
-    const int64_t cin_g = GROUP_IN(s), cout_g = GROUP_OUT(s), P = PIXELS(s);
     const int64_t planes = s->n * s->c_in;
-    FC_OMP(parallel for num_threads(fc_threads_for(planes, 2.0 * P * cout_g * s->kh * s->kw)) schedule(static))
-    for (int64_t plane = 0; plane < planes; plane++) {
-        const int64_t n = plane / s->c_in, ci = plane % s->c_in, g = ci / cin_g;
-        FC_T *gxp = gx + plane * s->h * s->w;
-        memset(gxp, 0, (size_t)(s->h * s->w) * sizeof(FC_T));
-        for (int64_t co = g * cout_g; co < (g + 1) * cout_g; co++) {
-            const FC_T *gyp = gy + (n * s->c_out + co) * P;
-            for (int64_t i = 0; i < s->kh; i++)
-                for (int64_t j = 0; j < s->kw; j++) {
-                    const FC_T wv = w[((co * cin_g + ci % cin_g) * s->kh + i) * s->kw + j];
-                    const int64_t col_off = j * s->dil_w - s->pad_left;
-                    int64_t lo, hi;
-                    fc_valid_range(col_off, s->stride_w, s->w, s->out_w, &lo, &hi);
-                    for (int64_t oh = 0; oh < s->out_h; oh++) {
-                        const int64_t ih = oh * s->stride_h - s->pad_top + i * s->dil_h;
-                        if (ih < 0 || ih >= s->h) continue;
-                        FC_T *restrict row = gxp + ih * s->w + col_off;
-                        const FC_T *restrict g_row = gyp + oh * s->out_w;
-                        for (int64_t ow = lo; ow < hi; ow++) row[ow * s->stride_w] += wv * g_row[ow];
-                    }
-                }
-        }
-    }
+    FC_OMP(parallel for num_threads(fc_threads_for(planes, 2.0 * PIXELS(s) * GROUP_OUT(s) * s->kh * s->kw)) schedule(static))
+    for (int64_t plane = 0; plane < planes; plane++)
+        FC_FN(direct_grad_input_plane)(s, gy, w, plane / s->c_in, plane % s->c_in, gx + plane * s->h * s->w);
     return FC_OK;
+}
+
+/* gw[co][c][:][:] of the direct algorithm. Per-column partial sums (acc,
+ * out_w long) keep the inner loop a vectorizable multiply-add; they are
+ * summed in a fixed order at the end. */
+FC_CLONES static void FC_FN(direct_grad_weight_pair)(const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x,
+                                                     int64_t co, int64_t c, FC_T *restrict acc, FC_T *gw) {
+    const int64_t cin_g = GROUP_IN(s), cout_g = GROUP_OUT(s), P = PIXELS(s);
+    const int64_t ci = co / cout_g * cin_g + c;
+    for (int64_t i = 0; i < s->kh; i++)
+        for (int64_t j = 0; j < s->kw; j++) {
+            const int64_t col_off = j * s->dil_w - s->pad_left;
+            int64_t lo, hi;
+            fc_valid_range(col_off, s->stride_w, s->w, s->out_w, &lo, &hi);
+            memset(acc, 0, (size_t)s->out_w * sizeof(FC_T));
+            for (int64_t n = 0; n < s->n; n++) {
+                const FC_T *gyp = gy + (n * s->c_out + co) * P;
+                const FC_T *xp = x + (n * s->c_in + ci) * s->h * s->w;
+                for (int64_t oh = 0; oh < s->out_h; oh++) {
+                    const int64_t ih = oh * s->stride_h - s->pad_top + i * s->dil_h;
+                    if (ih < 0 || ih >= s->h) continue;
+                    const FC_T *restrict row = xp + ih * s->w + col_off;
+                    const FC_T *restrict g_row = gyp + oh * s->out_w;
+                    if (s->stride_w == 1)
+                        for (int64_t ow = lo; ow < hi; ow++) acc[ow] += g_row[ow] * row[ow];
+                    else
+                        for (int64_t ow = lo; ow < hi; ow++) acc[ow] += g_row[ow] * row[ow * s->stride_w];
+                }
+            }
+            FC_T sum = 0;
+            for (int64_t ow = lo; ow < hi; ow++) sum += acc[ow];
+            gw[i * s->kw + j] = sum;
+        }
 }
 
 static int FC_FN(fc_conv2d_grad_weight_direct)(const fc_conv2d_shape *s, const FC_T *gy,
                                                const FC_T *x, FC_T *gw) {
-    const int64_t cin_g = GROUP_IN(s), cout_g = GROUP_OUT(s), P = PIXELS(s);
-    const int64_t pairs = s->c_out * cin_g;
+    const int64_t cin_g = GROUP_IN(s), pairs = s->c_out * cin_g;
     int status = FC_OK;
-    FC_OMP(parallel num_threads(fc_threads_for(pairs, 2.0 * s->n * P * s->kh * s->kw)))
+    FC_OMP(parallel num_threads(fc_threads_for(pairs, 2.0 * s->n * PIXELS(s) * s->kh * s->kw)))
     {
-        /* Per-column partial sums keep the inner loop a vectorizable
-         * multiply-add; they are summed in a fixed order at the end. */
         FC_T *acc = malloc((size_t)s->out_w * sizeof(FC_T));
         if (!acc) {
             FC_OMP(atomic write)
             status = FC_ERR_NOMEM;
         }
         FC_OMP(for schedule(static))
-        for (int64_t pair = 0; pair < pairs; pair++) {
-            if (!acc) continue;
-            const int64_t co = pair / cin_g, c = pair % cin_g;
-            const int64_t ci = co / cout_g * cin_g + c;
-            for (int64_t i = 0; i < s->kh; i++)
-                for (int64_t j = 0; j < s->kw; j++) {
-                    const int64_t col_off = j * s->dil_w - s->pad_left;
-                    int64_t lo, hi;
-                    fc_valid_range(col_off, s->stride_w, s->w, s->out_w, &lo, &hi);
-                    memset(acc, 0, (size_t)s->out_w * sizeof(FC_T));
-                    for (int64_t n = 0; n < s->n; n++) {
-                        const FC_T *gyp = gy + (n * s->c_out + co) * P;
-                        const FC_T *xp = x + (n * s->c_in + ci) * s->h * s->w;
-                        for (int64_t oh = 0; oh < s->out_h; oh++) {
-                            const int64_t ih = oh * s->stride_h - s->pad_top + i * s->dil_h;
-                            if (ih < 0 || ih >= s->h) continue;
-                            const FC_T *restrict row = xp + ih * s->w + col_off;
-                            const FC_T *restrict g_row = gyp + oh * s->out_w;
-                            for (int64_t ow = lo; ow < hi; ow++) acc[ow] += g_row[ow] * row[ow * s->stride_w];
-                        }
-                    }
-                    FC_T sum = 0;
-                    for (int64_t ow = lo; ow < hi; ow++) sum += acc[ow];
-                    gw[(pair * s->kh + i) * s->kw + j] = sum;
-                }
-        }
+        for (int64_t pair = 0; pair < pairs; pair++)
+            if (acc) FC_FN(direct_grad_weight_pair)(s, gy, x, pair / cin_g, pair % cin_g, acc,
+                                                   gw + pair * s->kh * s->kw);
         free(acc);
     }
     return status;

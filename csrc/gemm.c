@@ -7,9 +7,10 @@
  *         for jr in NC step NR   B micro-panel, KC x NR, stays in L1
  *           for ir in MC step MR microkernel
  *
- * Blocking for this class of CPU (Zen 4 / Skylake: 32-48 KiB L1d, 1 MiB L2,
- * shared L3): KC = 256 keeps a B micro-panel at 16 KiB (both dtypes); MC
- * makes the A block 192 KiB, a fifth of L2; NC makes the B block 3 MiB.
+ * Blocking for this class of CPU (Zen 4/5, Skylake-X: 32-48 KiB L1d, 1 MiB
+ * L2, shared L3): KC = 256 keeps a B micro-panel at 16 KiB (AVX2 and
+ * portable kernels) or 32 KiB (AVX-512's NR = 32 f32 / 16 f64), inside L1;
+ * MC makes the A block 192 KiB, a fifth of L2; NC makes the B block 3 MiB.
  *
  * Operands are not matrices but packers: a conv packs B straight from the
  * image (implicit im2col, im2col.c), a plain matrix through its strides.
