@@ -87,8 +87,11 @@ typedef struct fc_pool2d_shape {
 FC_DECLARE_FAMILY(float, _f32)
 FC_DECLARE_FAMILY(double, _f64)
 
-/* Threads (threads.c): 1 when built without OpenMP. */
+/* Threads (threads.c): 1 when built without OpenMP. A caller brackets each
+ * kernel call with enter/leave so concurrent callers share the budget. */
 void fc_set_num_threads(int n);
+void fc_call_enter(void);
+void fc_call_leave(void);
 int fc_get_num_threads(void);
 int fc_have_openmp(void);
 

@@ -1,5 +1,6 @@
 # cython: boundscheck=False, wraparound=False, initializedcheck=False
-"""The binding: arrays to pointers, one C call without the GIL, a status to an
+"""The binding: arrays to pointers, one C call without the GIL (bracketed by
+fc_call_enter/leave, so concurrent callers share the thread budget), a status to an
 exception. Callers (fastconv.ops) have validated everything and pass
 C-contiguous 1-D views of non-empty arrays of one dtype; outputs are
 preallocated by the caller."""
@@ -42,10 +43,12 @@ def conv2d_forward(tuple shape, str algorithm, real[::1] x, real[::1] w, real[::
     cdef const real *bp = NULL if b is None else &b[0]
     cdef int rc
     with nogil:
+        fc_call_enter()
         if real is float:
             rc = fc_conv2d_forward_f32(&s, a, &x[0], &w[0], bp, &y[0])
         else:
             rc = fc_conv2d_forward_f64(&s, a, &x[0], &w[0], bp, &y[0])
+        fc_call_leave()
     check(rc)
 
 
@@ -54,10 +57,12 @@ def conv2d_grad_input(tuple shape, str algorithm, real[::1] gy, real[::1] w, rea
     cdef fc_algorithm a = ALGORITHMS[algorithm]
     cdef int rc
     with nogil:
+        fc_call_enter()
         if real is float:
             rc = fc_conv2d_grad_input_f32(&s, a, &gy[0], &w[0], &gx[0])
         else:
             rc = fc_conv2d_grad_input_f64(&s, a, &gy[0], &w[0], &gx[0])
+        fc_call_leave()
     check(rc)
 
 
@@ -66,10 +71,12 @@ def conv2d_grad_weight(tuple shape, str algorithm, real[::1] gy, real[::1] x, re
     cdef fc_algorithm a = ALGORITHMS[algorithm]
     cdef int rc
     with nogil:
+        fc_call_enter()
         if real is float:
             rc = fc_conv2d_grad_weight_f32(&s, a, &gy[0], &x[0], &gw[0])
         else:
             rc = fc_conv2d_grad_weight_f64(&s, a, &gy[0], &x[0], &gw[0])
+        fc_call_leave()
     check(rc)
 
 
@@ -77,10 +84,12 @@ def conv2d_grad_bias(tuple shape, real[::1] gy, real[::1] gb):
     cdef fc_conv2d_shape s = conv_shape(shape)
     cdef int rc
     with nogil:
+        fc_call_enter()
         if real is float:
             rc = fc_conv2d_grad_bias_f32(&s, &gy[0], &gb[0])
         else:
             rc = fc_conv2d_grad_bias_f64(&s, &gy[0], &gb[0])
+        fc_call_leave()
     check(rc)
 
 
@@ -88,10 +97,12 @@ def unfold(tuple shape, real[::1] x, real[::1] cols):
     cdef fc_conv2d_shape s = conv_shape(shape)
     cdef int rc
     with nogil:
+        fc_call_enter()
         if real is float:
             rc = fc_unfold_f32(&s, &x[0], &cols[0])
         else:
             rc = fc_unfold_f64(&s, &x[0], &cols[0])
+        fc_call_leave()
     check(rc)
 
 
@@ -99,10 +110,12 @@ def fold(tuple shape, real[::1] cols, real[::1] x):
     cdef fc_conv2d_shape s = conv_shape(shape)
     cdef int rc
     with nogil:
+        fc_call_enter()
         if real is float:
             rc = fc_fold_f32(&s, &cols[0], &x[0])
         else:
             rc = fc_fold_f64(&s, &cols[0], &x[0])
+        fc_call_leave()
     check(rc)
 
 
@@ -110,10 +123,12 @@ def gemm(int64_t m, int64_t n, int64_t k, real[::1] a, real[::1] b, real[::1] c)
     """c[m][n] = a[m][k] @ b[k][n], all C-contiguous."""
     cdef int rc
     with nogil:
+        fc_call_enter()
         if real is float:
             rc = fc_gemm_f32(m, n, k, &a[0], k, &b[0], n, &c[0], n)
         else:
             rc = fc_gemm_f64(m, n, k, &a[0], k, &b[0], n, &c[0], n)
+        fc_call_leave()
     check(rc)
 
 
@@ -123,10 +138,12 @@ def max_pool2d_forward(tuple shape, str algorithm, real[::1] x, real[::1] y, int
     cdef int64_t *ip = NULL if indices is None else &indices[0]
     cdef int rc
     with nogil:
+        fc_call_enter()
         if real is float:
             rc = fc_max_pool2d_forward_f32(&s, a, &x[0], &y[0], ip)
         else:
             rc = fc_max_pool2d_forward_f64(&s, a, &x[0], &y[0], ip)
+        fc_call_leave()
     check(rc)
 
 
@@ -134,10 +151,12 @@ def max_pool2d_backward(tuple shape, real[::1] gy, const int64_t[::1] indices, r
     cdef fc_pool2d_shape s = pool_shape(shape)
     cdef int rc
     with nogil:
+        fc_call_enter()
         if real is float:
             rc = fc_max_pool2d_backward_f32(&s, &gy[0], &indices[0], &gx[0])
         else:
             rc = fc_max_pool2d_backward_f64(&s, &gy[0], &indices[0], &gx[0])
+        fc_call_leave()
     check(rc)
 
 
@@ -146,10 +165,12 @@ def avg_pool2d_forward(tuple shape, str algorithm, real[::1] x, real[::1] y):
     cdef fc_algorithm a = ALGORITHMS[algorithm]
     cdef int rc
     with nogil:
+        fc_call_enter()
         if real is float:
             rc = fc_avg_pool2d_forward_f32(&s, a, &x[0], &y[0])
         else:
             rc = fc_avg_pool2d_forward_f64(&s, a, &x[0], &y[0])
+        fc_call_leave()
     check(rc)
 
 
@@ -157,10 +178,12 @@ def avg_pool2d_backward(tuple shape, real[::1] gy, real[::1] gx):
     cdef fc_pool2d_shape s = pool_shape(shape)
     cdef int rc
     with nogil:
+        fc_call_enter()
         if real is float:
             rc = fc_avg_pool2d_backward_f32(&s, &gy[0], &gx[0])
         else:
             rc = fc_avg_pool2d_backward_f64(&s, &gy[0], &gx[0])
+        fc_call_leave()
     check(rc)
 
 
@@ -168,10 +191,12 @@ def adaptive_avg_pool2d_forward(tuple shape, real[::1] x, real[::1] y):
     cdef fc_pool2d_shape s = pool_shape(shape)
     cdef int rc
     with nogil:
+        fc_call_enter()
         if real is float:
             rc = fc_adaptive_avg_pool2d_forward_f32(&s, &x[0], &y[0])
         else:
             rc = fc_adaptive_avg_pool2d_forward_f64(&s, &x[0], &y[0])
+        fc_call_leave()
     check(rc)
 
 
@@ -179,10 +204,12 @@ def adaptive_avg_pool2d_backward(tuple shape, real[::1] gy, real[::1] gx):
     cdef fc_pool2d_shape s = pool_shape(shape)
     cdef int rc
     with nogil:
+        fc_call_enter()
         if real is float:
             rc = fc_adaptive_avg_pool2d_backward_f32(&s, &gy[0], &gx[0])
         else:
             rc = fc_adaptive_avg_pool2d_backward_f64(&s, &gy[0], &gx[0])
+        fc_call_leave()
     check(rc)
 
 
@@ -190,12 +217,14 @@ def adam_step(real[::1] p, real[::1] grad, real[::1] m, real[::1] v, double step
               double b2, double eps, double root_correction, double weight_decay):
     cdef int rc
     with nogil:
+        fc_call_enter()
         if real is float:
             rc = fc_adam_step_f32(p.shape[0], &p[0], &grad[0], &m[0], &v[0], step_size, b1, b2, eps,
                                   root_correction, weight_decay)
         else:
             rc = fc_adam_step_f64(p.shape[0], &p[0], &grad[0], &m[0], &v[0], step_size, b1, b2, eps,
                                   root_correction, weight_decay)
+        fc_call_leave()
     check(rc)
 
 
