@@ -83,27 +83,23 @@ def main():
     print(f"fastconv {fastconv.build_info()}, {threads} threads, {dtype}; "
           f"torch {torch.__version__ if torch else 'not installed'}\n")
     rows = []
+
+    def report(operation, pass_, t, rate):
+        ms = lambda key: f"{t[key] * 1e3:.3f}" if key in t else "-"
+        ratio = lambda key: f"{t[key] / t['fastconv']:.2f}" if key in t else "-"
+        rows.append([operation, pass_, ms("fastconv"), ms("torch"), ms("numpy"), rate, ratio("torch"), ratio("numpy")])
+
     for name, (shape, k, s) in POOL.items():
         for kind in ("max", "avg"):
             for pass_ in ("forward", "backward"):
                 cands, moved = pool_candidates(shape, k, s, dtype, kind, pass_, torch)
                 t = common.interleaved(cands, args.repeats)
-                rows.append([f"{kind}_pool {name}", pass_, f"{t['fastconv'] * 1e3:.3f}",
-                             f"{t['torch'] * 1e3:.3f}" if "torch" in t else "-",
-                             f"{t['numpy'] * 1e3:.3f}" if "numpy" in t else "-",
-                             f"{moved / t['fastconv'] / 1e9:.1f} GB/s",
-                             f"{t['torch'] / t['fastconv']:.2f}" if "torch" in t else "-",
-                             f"{t['numpy'] / t['fastconv']:.2f}" if "numpy" in t else "-"])
+                report(f"{kind}_pool {name}", pass_, t, f"{moved / t['fastconv'] / 1e9:.1f} GB/s")
     for name, shape in CONV_TRANSPOSE.items():
         for pass_ in ("forward", "backward"):
             cands, flops = transpose_candidates(shape, dtype, pass_, torch)
             t = common.interleaved(cands, args.repeats)
-            rows.append([f"conv_transpose {name}", pass_, f"{t['fastconv'] * 1e3:.3f}",
-                         f"{t['torch'] * 1e3:.3f}" if "torch" in t else "-",
-                         f"{t['numpy'] * 1e3:.3f}" if "numpy" in t else "-",
-                         f"{flops / t['fastconv'] / 1e9:.1f} GFLOP/s",
-                         f"{t['torch'] / t['fastconv']:.2f}" if "torch" in t else "-",
-                         f"{t['numpy'] / t['fastconv']:.2f}" if "numpy" in t else "-"])
+            report(f"conv_transpose {name}", pass_, t, f"{flops / t['fastconv'] / 1e9:.1f} GFLOP/s")
     common.table(["operation", "pass", "fastconv ms", "torch ms", "numpy ms", "fastconv rate",
                   "speedup vs torch", "vs numpy"], rows)
 

@@ -73,11 +73,16 @@ static int pool_columns_make(const fc_pool2d_shape *s, pool_columns *cols) {
     return FC_OK;
 }
 
-/* 1 / divisor for output row `oh`'s extent and each column: outputs then
- * cost two multiplies instead of a division (within an ulp of dividing). */
-static void FC_FN(avg_reciprocals)(const fc_pool2d_shape *s, const pool_columns *cols, FC_T *inv_cols) {
-    for (int64_t ow = 0; ow < s->out_w; ow++)
-        inv_cols[ow] = s->divisor > 0 ? 1 : (FC_T)1 / (FC_T)cols->extent[ow];
+/* 1 / divisor for output row `oh`'s extent and for each column, so an
+ * output costs two multiplies instead of a division (within an ulp of
+ * dividing). The column part is computed once per call; NULL if out of
+ * memory. */
+static FC_T *FC_FN(avg_inverse_columns)(const fc_pool2d_shape *s, const pool_columns *cols) {
+    FC_T *inv = malloc((size_t)s->out_w * sizeof(FC_T));
+    if (inv)
+        for (int64_t ow = 0; ow < s->out_w; ow++)
+            inv[ow] = s->divisor > 0 ? 1 : (FC_T)1 / (FC_T)cols->extent[ow];
+    return inv;
 }
 
 static FC_T FC_FN(avg_row_reciprocal)(const fc_pool2d_shape *s, int64_t oh) {
@@ -194,15 +199,18 @@ static int FC_FN(fc_avg_pool2d_forward_rows)(const fc_pool2d_shape *s, const FC_
     const int64_t H = s->h, W = s->w, OW = s->out_w, P = s->out_h * OW;
     pool_columns cols;
     if (pool_columns_make(s, &cols) != FC_OK) return FC_ERR_NOMEM;
+    FC_T *inv_cols = FC_FN(avg_inverse_columns)(s, &cols);
+    if (!inv_cols) {
+        free(cols.lo);
+        return FC_ERR_NOMEM;
+    }
     int status = FC_OK;
     FC_OMP(parallel num_threads(fc_threads_for(s->planes, (double)P * s->kh * s->kw)))
     {
-        FC_T *rowsum = malloc((size_t)(W + OW) * sizeof(FC_T)), *inv_cols = rowsum + W;
+        FC_T *rowsum = malloc((size_t)W * sizeof(FC_T));
         if (!rowsum) {
             FC_OMP(atomic write)
             status = FC_ERR_NOMEM;
-        } else {
-            FC_FN(avg_reciprocals)(s, &cols, inv_cols);
         }
         FC_OMP(for schedule(static))
         for (int64_t plane = 0; plane < s->planes; plane++) {
@@ -229,6 +237,7 @@ static int FC_FN(fc_avg_pool2d_forward_rows)(const fc_pool2d_shape *s, const FC_
         }
         free(rowsum);
     }
+    free(inv_cols);
     free(cols.lo);
     return status;
 }
@@ -248,15 +257,18 @@ int FC_FN(fc_avg_pool2d_backward)(const fc_pool2d_shape *s, const FC_T *gy, FC_T
     const int64_t H = s->h, W = s->w, OW = s->out_w, P = s->out_h * OW;
     pool_columns cols;
     if (pool_columns_make(s, &cols) != FC_OK) return FC_ERR_NOMEM;
+    FC_T *inv_cols = FC_FN(avg_inverse_columns)(s, &cols);
+    if (!inv_cols) {
+        free(cols.lo);
+        return FC_ERR_NOMEM;
+    }
     int status = FC_OK;
     FC_OMP(parallel num_threads(fc_threads_for(s->planes, (double)P * s->kh * s->kw)))
     {
-        FC_T *rowg = malloc((size_t)(W + OW) * sizeof(FC_T)), *inv_cols = rowg + W;
+        FC_T *rowg = malloc((size_t)W * sizeof(FC_T));
         if (!rowg) {
             FC_OMP(atomic write)
             status = FC_ERR_NOMEM;
-        } else {
-            FC_FN(avg_reciprocals)(s, &cols, inv_cols);
         }
         FC_OMP(for schedule(static))
         for (int64_t plane = 0; plane < s->planes; plane++) {
@@ -284,6 +296,7 @@ int FC_FN(fc_avg_pool2d_backward)(const fc_pool2d_shape *s, const FC_T *gy, FC_T
         }
         free(rowg);
     }
+    free(inv_cols);
     free(cols.lo);
     return status;
 }
