@@ -216,8 +216,9 @@ static int FC_FN(fc_conv2d_grad_weight_direct)(const fc_conv2d_shape *s, const F
 /* ------------------------------------------------------------- _im2col */
 
 /* Pixels per column block in the gradients: a block of K rows stays near
- * 256 KiB (f32), and at least 128 pixels so packing stays cheap beside the
- * GEMM. A function of the shape alone, so sums never depend on threads. */
+ * 1 MiB (f32, one L2), and at least 256 pixels, so grad-weight's GEMM
+ * reduces over long runs and C tiles are not reloaded every few steps. A
+ * function of the shape alone, so sums never depend on threads. */
 static int64_t FC_FN(pixel_chunk)(int64_t K, int64_t P) {
     return FC_MIN(P, FC_MAX((int64_t)256, (int64_t)262144 / K));
 }
