@@ -56,35 +56,27 @@ static inline void window_taps(int64_t start, int64_t k, int64_t dil, int64_t in
 
 /* Every output column's window, clipped once per call rather than once
  * per output: taps [lo[ow], hi[ow]) of the kernel's width, and the column
- * extent of the average-pool divisor. */
+ * part of 1 / the average-pool divisor (1 with a divisor override), so an
+ * output costs two multiplies instead of a division. */
 typedef struct {
-    int64_t *lo, *hi, *extent;
+    int64_t *lo, *hi;
+    double *inv;
 } pool_columns;
 
 static int pool_columns_make(const fc_pool2d_shape *s, pool_columns *cols) {
-    cols->lo = malloc(3 * (size_t)s->out_w * sizeof(int64_t));
+    cols->lo = malloc(2 * (size_t)s->out_w * sizeof(int64_t) + (size_t)s->out_w * sizeof(double));
     if (!cols->lo) return FC_ERR_NOMEM;
     cols->hi = cols->lo + s->out_w;
-    cols->extent = cols->hi + s->out_w;
+    cols->inv = (double *)(cols->hi + s->out_w);
     for (int64_t ow = 0; ow < s->out_w; ow++) {
         window_taps(ow * s->stride_w - s->pad_left, s->kw, s->dil_w, s->w, &cols->lo[ow], &cols->hi[ow]);
-        cols->extent[ow] = avg_extent(ow, s->stride_w, s->pad_left, s->kw, s->w, s->count_include_pad);
+        cols->inv[ow] = s->divisor > 0
+            ? 1.0 : 1.0 / (double)avg_extent(ow, s->stride_w, s->pad_left, s->kw, s->w, s->count_include_pad);
     }
     return FC_OK;
 }
 
-/* 1 / divisor for output row `oh`'s extent and for each column, so an
- * output costs two multiplies instead of a division (within an ulp of
- * dividing). The column part is computed once per call; NULL if out of
- * memory. */
-static FC_T *FC_FN(avg_inverse_columns)(const fc_pool2d_shape *s, const pool_columns *cols) {
-    FC_T *inv = malloc((size_t)s->out_w * sizeof(FC_T));
-    if (inv)
-        for (int64_t ow = 0; ow < s->out_w; ow++)
-            inv[ow] = s->divisor > 0 ? 1 : (FC_T)1 / (FC_T)cols->extent[ow];
-    return inv;
-}
-
+/* The row part of 1 / the average-pool divisor, for output row oh. */
 static FC_T FC_FN(avg_row_reciprocal)(const fc_pool2d_shape *s, int64_t oh) {
     if (s->divisor > 0) return (FC_T)1 / (FC_T)s->divisor;
     return (FC_T)1 / (FC_T)avg_extent(oh, s->stride_h, s->pad_top, s->kh, s->h, s->count_include_pad);
@@ -199,11 +191,6 @@ static int FC_FN(fc_avg_pool2d_forward_rows)(const fc_pool2d_shape *s, const FC_
     const int64_t H = s->h, W = s->w, OW = s->out_w, P = s->out_h * OW;
     pool_columns cols;
     if (pool_columns_make(s, &cols) != FC_OK) return FC_ERR_NOMEM;
-    FC_T *inv_cols = FC_FN(avg_inverse_columns)(s, &cols);
-    if (!inv_cols) {
-        free(cols.lo);
-        return FC_ERR_NOMEM;
-    }
     int status = FC_OK;
     FC_OMP(parallel num_threads(fc_threads_for(s->planes, (double)P * s->kh * s->kw)))
     {
@@ -231,13 +218,12 @@ static int FC_FN(fc_avg_pool2d_forward_rows)(const fc_pool2d_shape *s, const FC_
                     const FC_T *win = rowsum + ow * s->stride_w - s->pad_left;
                     FC_T sum = 0;
                     for (int64_t j = cols.lo[ow]; j < cols.hi[ow]; j++) sum += win[j];
-                    out[ow] = sum * inv_row * inv_cols[ow];
+                    out[ow] = sum * inv_row * (FC_T)cols.inv[ow];
                 }
             }
         }
         free(rowsum);
     }
-    free(inv_cols);
     free(cols.lo);
     return status;
 }
@@ -257,11 +243,6 @@ int FC_FN(fc_avg_pool2d_backward)(const fc_pool2d_shape *s, const FC_T *gy, FC_T
     const int64_t H = s->h, W = s->w, OW = s->out_w, P = s->out_h * OW;
     pool_columns cols;
     if (pool_columns_make(s, &cols) != FC_OK) return FC_ERR_NOMEM;
-    FC_T *inv_cols = FC_FN(avg_inverse_columns)(s, &cols);
-    if (!inv_cols) {
-        free(cols.lo);
-        return FC_ERR_NOMEM;
-    }
     int status = FC_OK;
     FC_OMP(parallel num_threads(fc_threads_for(s->planes, (double)P * s->kh * s->kw)))
     {
@@ -284,7 +265,7 @@ int FC_FN(fc_avg_pool2d_backward)(const fc_pool2d_shape *s, const FC_T *gy, FC_T
                 const FC_T *gyr = gy + plane * P + oh * OW;
                 const FC_T inv_row = FC_FN(avg_row_reciprocal)(s, oh);
                 for (int64_t ow = 0; ow < OW; ow++) {
-                    const FC_T share = gyr[ow] * inv_row * inv_cols[ow];
+                    const FC_T share = gyr[ow] * inv_row * (FC_T)cols.inv[ow];
                     FC_T *win = rowg + ow * s->stride_w - s->pad_left;
                     for (int64_t j = cols.lo[ow]; j < cols.hi[ow]; j++) win[j] += share;
                 }
@@ -296,7 +277,6 @@ int FC_FN(fc_avg_pool2d_backward)(const fc_pool2d_shape *s, const FC_T *gy, FC_T
         }
         free(rowg);
     }
-    free(inv_cols);
     free(cols.lo);
     return status;
 }
