@@ -23,7 +23,15 @@ MAX_CASES = {
     "ceil_mode_s3": ((1, 1, 10, 8), 3, 3, 1, 1, True),
     "3d_input": ((3, 7, 6), 2, 1, 0, 1, False),
     "global": ((2, 3, 5, 5), 5, None, 0, 1, False),
+    # Rows wider than a vector: several lane blocks, the block rounding up
+    # past the row end, borders after blocks, the last row of each plane.
+    "wide_2x2_s2": ((2, 2, 6, 70), 2, 2, 0, 1, False),
+    "wide_3x3_s2_pad1": ((1, 3, 7, 67), 3, 2, 1, 1, True),
+    "wide_3x3_s1_pad1": ((1, 2, 5, 41), 3, 1, 1, 1, False),
+    "wide_s3_dilated": ((1, 2, 9, 101), (2, 3), 3, 1, 2, False),
+    "wide_s2_dilated": ((1, 2, 6, 77), 2, 2, 1, 2, False),
 }
+WIDE = [case for case in MAX_CASES if case.startswith("wide")]
 
 
 def pair(v):
@@ -63,6 +71,19 @@ def test_max_pool2d_ties_pick_the_first_maximum():
     assert np.array_equal(idx[0, 0], [[0, 2], [8, 10]])
     x = np.array([[[[1.0, 5.0], [5.0, 5.0]]]])
     assert fastconv.max_pool2d(x, 2, return_indices=True)[1].item() == 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("case", WIDE)
+def test_max_pool2d_ties_and_nans_on_wide_rows_match_oracle(case, dtype):
+    shape, k, s, p, d, ceil = MAX_CASES[case]
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 3, shape).astype(dtype)  # many ties
+    x[rng.random(shape) < 0.03] = np.nan
+    y, idx = fastconv.max_pool2d(x, k, s, p, d, ceil, return_indices=True)
+    ey, eidx = ref.max_pool2d(x, pair(k), pair(s), pair(p), pair(d), ceil)
+    np.testing.assert_array_equal(y, ey.astype(dtype))
+    np.testing.assert_array_equal(idx, eidx)
 
 
 def test_max_pool2d_nan_propagates_and_padding_is_minus_inf():
@@ -105,6 +126,9 @@ AVG_CASES = {
     "divisor": ((1, 2, 6, 6), 3, 1, 1, False, True, 4),
     "rect": ((1, 2, 8, 9), (2, 3), (2, 1), (1, 0), False, False, None),
     "3d_input": ((2, 5, 5), 3, 2, 1, True, True, None),
+    "wide_2x2_s2": ((2, 2, 6, 70), 2, 2, 0, False, True, None),
+    "wide_3x3_s2_pad_excl": ((1, 3, 7, 67), 3, 2, 1, True, False, None),
+    "wide_rect_s1": ((1, 2, 5, 41), (2, 3), 1, 1, False, True, None),
 }
 
 
