@@ -8,32 +8,37 @@
  * and of pixels [p0, p1) so that no caller needs the whole matrix. */
 #include <string.h>
 
-/* One row of col, pixels [p0, p1), for channel plane `x` and tap (i, j).
- * Each output row splits into a zero span (left padding), a copy span and
- * a zero span (right padding), so the copy is a branch-free loop: this
- * is the packing that feeds the GEMM, and it must run near memcpy speed. */
+/* Output columns [ow, ow + n) of one output row for one tap: `row` is the
+ * input row shifted by the tap's column offset, valid where lo <= ow < hi
+ * (elsewhere padding). A zero span, a copy span and a zero span, so the
+ * copy is a branch-free loop: this feeds the GEMM and must run near
+ * memcpy speed. */
+static inline void FC_FN(tap_span)(const FC_T *restrict row, int64_t ow, int64_t n, int64_t lo, int64_t hi,
+                                   int64_t sw, FC_T *restrict dst) {
+    const int64_t a = FC_MIN(FC_MAX(lo, ow), ow + n), b = FC_MAX(FC_MIN(hi, ow + n), a);
+    FC_T *restrict out = dst - ow;
+    for (int64_t q = ow; q < a; q++) out[q] = 0;
+    if (sw == 1)
+        for (int64_t q = a; q < b; q++) out[q] = row[q];
+    else
+        for (int64_t q = a; q < b; q++) out[q] = row[q * sw];
+    for (int64_t q = b; q < ow + n; q++) out[q] = 0;
+}
+
+/* One row of col, pixels [p0, p1), for channel plane `x` and tap (i, j). */
 static void FC_FN(im2col_row)(const fc_conv2d_shape *s, const FC_T *restrict x, int64_t i,
                               int64_t j, int64_t p0, int64_t p1, FC_T *restrict dst) {
-    const int64_t col_off = j * s->dil_w - s->pad_left, sw = s->stride_w, OW = s->out_w;
+    const int64_t col_off = j * s->dil_w - s->pad_left, OW = s->out_w;
     int64_t lo, hi;
-    fc_valid_range(col_off, sw, s->w, OW, &lo, &hi);
+    fc_valid_range(col_off, s->stride_w, s->w, OW, &lo, &hi);
     int64_t oh = p0 / OW, ow0 = p0 % OW;
     for (int64_t p = p0; p < p1; oh++, ow0 = 0) {
-        const int64_t ow1 = FC_MIN(OW, ow0 + (p1 - p)), n = ow1 - ow0;
+        const int64_t n = FC_MIN(OW - ow0, p1 - p);
         const int64_t ih = oh * s->stride_h - s->pad_top + i * s->dil_h;
-        if (ih < 0 || ih >= s->h) {
+        if (ih < 0 || ih >= s->h)
             for (int64_t q = 0; q < n; q++) dst[q] = 0;
-        } else {
-            const int64_t a = FC_MIN(FC_MAX(lo, ow0), ow1), b = FC_MAX(FC_MIN(hi, ow1), a);
-            const FC_T *restrict row = x + ih * s->w + col_off;
-            FC_T *restrict out = dst - ow0;
-            for (int64_t ow = ow0; ow < a; ow++) out[ow] = 0;
-            if (sw == 1)
-                for (int64_t ow = a; ow < b; ow++) out[ow] = row[ow];
-            else
-                for (int64_t ow = a; ow < b; ow++) out[ow] = row[ow * sw];
-            for (int64_t ow = b; ow < ow1; ow++) out[ow] = 0;
-        }
+        else
+            FC_FN(tap_span)(x + ih * s->w + col_off, ow0, n, lo, hi, s->stride_w, dst);
         dst += n;
         p += n;
     }
@@ -93,17 +98,28 @@ static void FC_FN(pack_im2col)(const void *ctx, int64_t r0, int64_t rows, int64_
                                int64_t kc, int width, FC_T *dst) {
     const FC_FN(fc_im2col_operand) *op = ctx;
     const fc_conv2d_shape *s = op->s;
-    const int64_t taps = s->kh * s->kw;
-    FC_T line[FC_NC];
+    const int64_t taps = s->kh * s->kw, OW = s->out_w, p0 = op->p0 + r0;
     for (int64_t k = k0; k < k0 + kc; k++) {
-        const int64_t c = k / taps, i = (k % taps) / s->kw, j = k % s->kw;
-        FC_FN(im2col_row)(s, op->x + c * s->h * s->w, i, j, op->p0 + r0, op->p0 + r0 + rows, line);
-        FC_T *d = dst + (k - k0) * width;
-        for (int64_t p = 0; p < rows; p += width, d += kc * width) {
-            const int64_t w = FC_MIN((int64_t)width, rows - p);
-            memcpy(d, line + p, (size_t)w * sizeof(FC_T));
-            for (int64_t q = w; q < width; q++) d[q] = 0;
+        const int64_t i = (k % taps) / s->kw, j = k % s->kw, col_off = j * s->dil_w - s->pad_left;
+        int64_t lo, hi;
+        fc_valid_range(col_off, s->stride_w, s->w, OW, &lo, &hi);
+        const FC_T *x = op->x + k / taps * s->h * s->w + col_off;
+        /* Tap k is row k - k0 of every panel: walk the pixels in pieces that
+         * end at an output row's end or a panel's, counting, not dividing. */
+        FC_T *panel = dst + (k - k0) * width;
+        int64_t oh = p0 / OW, ow = p0 % OW, lane = 0;
+        for (int64_t e = 0; e < rows;) {
+            const int64_t n = FC_MIN(FC_MIN(OW - ow, width - lane), rows - e);
+            const int64_t ih = oh * s->stride_h - s->pad_top + i * s->dil_h;
+            if (ih < 0 || ih >= s->h)
+                for (int64_t q = 0; q < n; q++) panel[lane + q] = 0;
+            else
+                FC_FN(tap_span)(x + ih * s->w, ow, n, lo, hi, s->stride_w, panel + lane);
+            e += n, ow += n, lane += n;
+            if (ow == OW) ow = 0, oh++;
+            if (lane == width) lane = 0, panel += kc * width;
         }
+        for (; lane > 0 && lane < width; lane++) panel[lane] = 0;
     }
 }
 
