@@ -198,6 +198,48 @@ static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_o
     }
 }
 
+/* C (+)= A B^T for operands too thin to pay for packing: A is m x k and B
+ * is n x k, both read along k in place. Grad-weight with few taps is such a
+ * product (a 64 x 9 result reduced over 784 pixels per image): packing its
+ * operands cost five times the arithmetic. Tiles of 4 x 4 dot products,
+ * each a vector of per-lane partial sums reduced at the end in a fixed
+ * order; rows past an edge re-read the last row and are not stored. GCC
+ * and clang vector extensions, so every clone gets its own vector width. */
+typedef FC_T FC_FN(dot_vec) __attribute__((vector_size(64), aligned(sizeof(FC_T)), may_alias));
+#define DOT_LANES ((int64_t)(64 / sizeof(FC_T)))
+#define DOT_TILE 4
+
+FC_CLONES static void FC_FN(gemm_nt_dot)(int64_t m, int64_t n, int64_t k, const FC_T *a, int64_t lda,
+                                         const FC_T *b, int64_t ldb, FC_T *c, int64_t ldc, int accumulate) {
+    for (int64_t i0 = 0; i0 < m; i0 += DOT_TILE)
+        for (int64_t j0 = 0; j0 < n; j0 += DOT_TILE) {
+            const FC_T *ar[DOT_TILE], *br[DOT_TILE];
+            for (int t = 0; t < DOT_TILE; t++) {
+                ar[t] = a + FC_MIN(i0 + t, m - 1) * lda;
+                br[t] = b + FC_MIN(j0 + t, n - 1) * ldb;
+            }
+            FC_FN(dot_vec) acc[DOT_TILE][DOT_TILE] = {{{0}}};
+            int64_t p = 0;
+            for (; p + DOT_LANES <= k; p += DOT_LANES) {
+                FC_FN(dot_vec) av[DOT_TILE], bv[DOT_TILE];
+                for (int t = 0; t < DOT_TILE; t++) {
+                    av[t] = *(const FC_FN(dot_vec) *)(ar[t] + p);
+                    bv[t] = *(const FC_FN(dot_vec) *)(br[t] + p);
+                }
+                for (int u = 0; u < DOT_TILE; u++)
+                    for (int v = 0; v < DOT_TILE; v++) acc[u][v] += av[u] * bv[v];
+            }
+            for (int u = 0; u < DOT_TILE && i0 + u < m; u++)
+                for (int v = 0; v < DOT_TILE && j0 + v < n; v++) {
+                    FC_T sum = 0;
+                    for (int64_t l = 0; l < DOT_LANES; l++) sum += acc[u][v][l];
+                    for (int64_t q = p; q < k; q++) sum += ar[u][q] * br[v][q];
+                    FC_T *cij = c + (i0 + u) * ldc + j0 + v;
+                    *cij = accumulate ? *cij + sum : sum;
+                }
+        }
+}
+
 /* Public GEMM on row-major matrices: threads split C into column stripes
  * (row stripes when C is tall), each a serial GEMM. */
 int FC_FN(fc_gemm)(int64_t m, int64_t n, int64_t k, const FC_T *a, int64_t lda,
