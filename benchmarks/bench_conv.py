@@ -62,13 +62,15 @@ def main():
     print(f"fastconv {fastconv.build_info()}, {threads} threads, {dtype}; "
           f"torch {'%s' % torch.__version__ if torch else 'not installed'}; "
           f"GEMM ceiling {ceiling:.0f} GFLOP/s\n")
-    rows = []
+    rows, auto_vs_torch = [], {}
     for name, shape in CONV.items():
         if args.only and name not in args.only:
             continue
         for pass_ in args.passes:
             cands, flops = candidates(shape, dtype, pass_, args.algorithms, torch)
             t = common.interleaved(cands, args.repeats)
+            if "torch" in t and "auto" in t:
+                auto_vs_torch[name, pass_] = (t["auto"], t["torch"])
             for algo in args.algorithms:
                 gf = flops / t[algo] / 1e9
                 rows.append([name, pass_, algo, f"{t[algo] * 1e3:.2f}", f"{gf:.1f}", f"{100 * gf / ceiling:.0f}%",
@@ -78,6 +80,22 @@ def main():
                 rows.append([name, pass_, "(torch)", f"{t['torch'] * 1e3:.2f}", f"{flops / t['torch'] / 1e9:.1f}",
                              f"{100 * flops / t['torch'] / 1e9 / ceiling:.0f}%", "1.00", f"{t['numpy'] / t['torch']:.2f}"])
     common.table(["shape", "pass", "algorithm", "ms", "GFLOP/s", "% peak", "speedup vs torch", "vs numpy"], rows)
+    summarize(auto_vs_torch)
+
+
+def summarize(times):
+    """Geometric mean of fastconv (auto) / torch time over the dense shapes
+    (all but depthwise), per pass and for the backward (both gradients)."""
+    dense = sorted({name for name, _ in times if name != "depthwise"})
+    ratios = {p: [times[n, p][0] / times[n, p][1] for n in dense if (n, p) in times] for p in PASSES}
+    both = [n for n in dense if (n, "grad_input") in times and (n, "grad_weight") in times]
+    ratios["backward"] = [(times[n, "grad_input"][0] + times[n, "grad_weight"][0]) /
+                          (times[n, "grad_input"][1] + times[n, "grad_weight"][1]) for n in both]
+    print()
+    for p, r in ratios.items():
+        if r:
+            print(f"{p}: geometric mean fastconv/torch time over {len(r)} dense shapes = "
+                  f"{float(np.exp(np.mean(np.log(r)))):.2f}")
 
 
 if __name__ == "__main__":
