@@ -407,7 +407,7 @@ static int FC_FN(fc_conv2d_grad_weight_im2col)(const fc_conv2d_shape *s, const F
     int status = FC_OK;
     FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * M * K * P * s->n / slots)))
     {
-        const size_t work = transposed ? FC_FN(gemm_workspace)(K, M, PC) : FC_FN(gemm_workspace)(M, K, PC);
+        const size_t work = thin ? 0 : transposed ? FC_FN(gemm_workspace)(K, M, PC) : FC_FN(gemm_workspace)(M, K, PC);
         FC_T *col = malloc(((size_t)(K * PC) + work) * sizeof(FC_T));
         if (!col) {
             FC_OMP(atomic write)
