@@ -106,6 +106,44 @@ static FC_FN(fc_ukernel) FC_FN(select_ukernel)(void) {
     }
 }
 
+/* The portable indirect microkernel (contract in gemm.h), two rows at a
+ * time like the GEMM's. */
+static void FC_FN(fc_igemm_ukernel_portable)(size_t kc, const FC_T *const *a, const ptrdiff_t *restrict off,
+                                             const FC_T *restrict b, FC_T *restrict c,
+                                             const FC_T *restrict bias, unsigned flags) {
+    for (int i = 0; i < FC_MR; i += 2) {
+        const FC_T *a0 = a[i], *a1 = a[i + 1];
+        FC_T acc[2][FC_NR] = {{0}};
+        for (size_t k = 0; k < kc; k++) {
+            const FC_T x0 = a0[off[k]], x1 = a1[off[k]];
+            const FC_T *restrict bk = b + k * FC_NR;
+            for (int j = 0; j < FC_NR; j++) {
+                acc[0][j] += x0 * bk[j];
+                acc[1][j] += x1 * bk[j];
+            }
+        }
+        for (int r = 0; r < 2; r++)
+            for (int j = 0; j < FC_NR; j++) {
+                FC_T v = acc[r][j] + (bias ? bias[j] : 0);
+                if ((flags & FC_GEMM_RELU) && !(v > 0)) v = v != v ? v : 0; /* keep NaN */
+                c[(i + r) * FC_NR + j] = v;
+            }
+    }
+}
+
+typedef struct {
+    void (*fn)(size_t, const FC_T *const *, const ptrdiff_t *, const FC_T *, FC_T *, const FC_T *, unsigned);
+    int nr; /* the tile's width: B is packed in panels of nr columns */
+} FC_FN(fc_iukernel);
+
+static FC_FN(fc_iukernel) FC_FN(select_iukernel)(void) {
+    switch (fc_get_isa()) {
+    case FC_ISA_AVX512: return (FC_FN(fc_iukernel)){FC_IUKERNEL_AVX512, 2 * FC_NR};
+    case FC_ISA_AVX2: return (FC_FN(fc_iukernel)){FC_IUKERNEL_AVX2, FC_NR};
+    default: return (FC_FN(fc_iukernel)){FC_FN(fc_igemm_ukernel_portable), FC_NR};
+    }
+}
+
 /* The column count callers should round tiles of C to. */
 static int64_t FC_FN(gemm_nr)(void) { return FC_FN(select_ukernel)().nr; }
 

@@ -1,4 +1,5 @@
-/* The GEMM microkernel contract, shared by gemm.c and gemm_avx2.c.
+/* The GEMM microkernel contracts, shared by gemm.c, gemm_avx2.c and
+ * gemm_avx512.c.
  *
  * A microkernel computes one MR x NR tile of C from kc steps of packed
  * panels: a[kc][MR] (a column of A per step) and b[kc][NR] (a row of B):
@@ -8,6 +9,14 @@
  *   c[i*ldc + j] = acc
  * so bias and ReLU are applied in registers, in the epilogue. Full tiles
  * only: the driver routes edge tiles through a scratch tile. */
+/* The indirect microkernel (convolution's forward, after XNNPACK's IGEMM)
+ * reads row i of A through a pointer and a table of offsets instead of a
+ * packed panel, so an image is never copied into panels:
+ *   acc = sum_k a[i][off[k]] * b[k][j]
+ *   acc += bias ? bias[j] : 0;  ReLU as above
+ *   c[i*NR + j] = acc           (a contiguous MR x NR tile)
+ * Its rows are output pixels and its columns output channels: the bias is
+ * per column. */
 #ifndef FASTCONV_GEMM_H
 #define FASTCONV_GEMM_H
 
@@ -30,5 +39,14 @@ void fc_gemm_f32_6x32_avx512(size_t kc, const float *a, const float *b, float *c
                              size_t ldc, const float *bias, unsigned flags);
 void fc_gemm_f64_6x16_avx512(size_t kc, const double *a, const double *b, double *c,
                              size_t ldc, const double *bias, unsigned flags);
+
+void fc_igemm_f32_6x16_avx2(size_t kc, const float *const *a, const ptrdiff_t *off, const float *b,
+                            float *c, const float *bias, unsigned flags);
+void fc_igemm_f64_6x8_avx2(size_t kc, const double *const *a, const ptrdiff_t *off, const double *b,
+                           double *c, const double *bias, unsigned flags);
+void fc_igemm_f32_6x32_avx512(size_t kc, const float *const *a, const ptrdiff_t *off, const float *b,
+                              float *c, const float *bias, unsigned flags);
+void fc_igemm_f64_6x16_avx512(size_t kc, const double *const *a, const ptrdiff_t *off, const double *b,
+                              double *c, const double *bias, unsigned flags);
 
 #endif

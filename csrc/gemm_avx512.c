@@ -5,7 +5,8 @@
  * accumulators cover the FMA latency of two 512-bit pipes (latency 4 x 2
  * pipes = 8 chains needed); each k step is 12 FMAs against 2 loads of B
  * and 6 broadcasts of A. On CPUs with full-width AVX-512 (Zen 5, Xeon)
- * this doubles the AVX2 kernel's arithmetic per cycle. */
+ * this doubles the AVX2 kernel's arithmetic per cycle. The indirect
+ * kernels (fc_igemm_*) run the same steps with A read through pointers. */
 #include "gemm.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -13,11 +14,23 @@
 
 #define AVX512 __attribute__((target("avx512f")))
 
-#define ROW_F32(i)                                                   \
-    ai = _mm512_set1_ps(a[i]);                                       \
+/* One k step of row i: its A element, at A(i), times both B vectors.
+ * The GEMM's A(i) is a packed panel, the indirect kernel's a pointer
+ * plus the step's offset. */
+#define PACKED(i) (a + (i))
+#define INDIRECT(i) (a##i + o)
+#define ROW_F32(i, A)                                                \
+    ai = _mm512_set1_ps(*A(i));                                      \
     c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);                      \
     c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);
+#define STEP_F32(A) ROW_F32(0, A) ROW_F32(1, A) ROW_F32(2, A) ROW_F32(3, A) ROW_F32(4, A) ROW_F32(5, A)
+#define ROW_F64(i, A)                                                \
+    ai = _mm512_set1_pd(*A(i));                                      \
+    c##i##0 = _mm512_fmadd_pd(ai, b0, c##i##0);                      \
+    c##i##1 = _mm512_fmadd_pd(ai, b1, c##i##1);
+#define STEP_F64(A) ROW_F64(0, A) ROW_F64(1, A) ROW_F64(2, A) ROW_F64(3, A) ROW_F64(4, A) ROW_F64(5, A)
 
+/* The GEMM's epilogue: row i of C (+ C, or + bias[i]), ReLU, stored. */
 #define STORE_F32(i)                                                 \
     {                                                                \
         float *ci = c + (i) * ldc;                                   \
@@ -36,28 +49,6 @@
         _mm512_storeu_ps(ci, lo);                                    \
         _mm512_storeu_ps(ci + 16, hi);                               \
     }
-
-AVX512 void fc_gemm_f32_6x32_avx512(size_t kc, const float *restrict a,
-                                    const float *restrict b, float *restrict c,
-                                    size_t ldc, const float *restrict bias,
-                                    unsigned flags) {
-    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-    __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (size_t k = 0; k < kc; k++) {
-        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-        __m512 ai;
-        ROW_F32(0) ROW_F32(1) ROW_F32(2) ROW_F32(3) ROW_F32(4) ROW_F32(5)
-        a += 6;
-        b += 32;
-    }
-    STORE_F32(0) STORE_F32(1) STORE_F32(2) STORE_F32(3) STORE_F32(4) STORE_F32(5)
-}
-
-#define ROW_F64(i)                                                   \
-    ai = _mm512_set1_pd(a[i]);                                       \
-    c##i##0 = _mm512_fmadd_pd(ai, b0, c##i##0);                      \
-    c##i##1 = _mm512_fmadd_pd(ai, b1, c##i##1);
-
 #define STORE_F64(i)                                                 \
     {                                                                \
         double *ci = c + (i) * ldc;                                  \
@@ -77,20 +68,89 @@ AVX512 void fc_gemm_f32_6x32_avx512(size_t kc, const float *restrict a,
         _mm512_storeu_pd(ci + 8, hi);                                \
     }
 
+/* The indirect kernel's epilogue: row i of the tile + the bias vectors
+ * (zero without bias), ReLU, stored. */
+#define TILE_F32(i)                                                              \
+    {                                                                            \
+        __m512 lo = _mm512_add_ps(c##i##0, bias0), hi = _mm512_add_ps(c##i##1, bias1); \
+        if (flags & FC_GEMM_RELU) {                                              \
+            lo = _mm512_max_ps(_mm512_setzero_ps(), lo);                         \
+            hi = _mm512_max_ps(_mm512_setzero_ps(), hi);                         \
+        }                                                                        \
+        _mm512_storeu_ps(c + (i) * 32, lo);                                      \
+        _mm512_storeu_ps(c + (i) * 32 + 16, hi);                                 \
+    }
+#define TILE_F64(i)                                                              \
+    {                                                                            \
+        __m512d lo = _mm512_add_pd(c##i##0, bias0), hi = _mm512_add_pd(c##i##1, bias1); \
+        if (flags & FC_GEMM_RELU) {                                              \
+            lo = _mm512_max_pd(_mm512_setzero_pd(), lo);                         \
+            hi = _mm512_max_pd(_mm512_setzero_pd(), hi);                         \
+        }                                                                        \
+        _mm512_storeu_pd(c + (i) * 16, lo);                                      \
+        _mm512_storeu_pd(c + (i) * 16 + 8, hi);                                  \
+    }
+
+#define ZERO_ACC(V, zero)                                                            \
+    V c00 = zero, c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00; \
+    V c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+
+AVX512 void fc_gemm_f32_6x32_avx512(size_t kc, const float *restrict a,
+                                    const float *restrict b, float *restrict c,
+                                    size_t ldc, const float *restrict bias,
+                                    unsigned flags) {
+    ZERO_ACC(__m512, _mm512_setzero_ps())
+    for (size_t k = 0; k < kc; k++, a += 6, b += 32) {
+        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        __m512 ai;
+        STEP_F32(PACKED)
+    }
+    STORE_F32(0) STORE_F32(1) STORE_F32(2) STORE_F32(3) STORE_F32(4) STORE_F32(5)
+}
+
 AVX512 void fc_gemm_f64_6x16_avx512(size_t kc, const double *restrict a,
                                     const double *restrict b, double *restrict c,
                                     size_t ldc, const double *restrict bias,
                                     unsigned flags) {
-    __m512d c00 = _mm512_setzero_pd(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-    __m512d c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (size_t k = 0; k < kc; k++) {
+    ZERO_ACC(__m512d, _mm512_setzero_pd())
+    for (size_t k = 0; k < kc; k++, a += 6, b += 16) {
         const __m512d b0 = _mm512_loadu_pd(b), b1 = _mm512_loadu_pd(b + 8);
         __m512d ai;
-        ROW_F64(0) ROW_F64(1) ROW_F64(2) ROW_F64(3) ROW_F64(4) ROW_F64(5)
-        a += 6;
-        b += 16;
+        STEP_F64(PACKED)
     }
     STORE_F64(0) STORE_F64(1) STORE_F64(2) STORE_F64(3) STORE_F64(4) STORE_F64(5)
+}
+
+AVX512 void fc_igemm_f32_6x32_avx512(size_t kc, const float *const *a, const ptrdiff_t *restrict off,
+                                     const float *restrict b, float *restrict c,
+                                     const float *restrict bias, unsigned flags) {
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+    ZERO_ACC(__m512, _mm512_setzero_ps())
+    for (size_t k = 0; k < kc; k++, b += 32) {
+        const ptrdiff_t o = off[k];
+        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        __m512 ai;
+        STEP_F32(INDIRECT)
+    }
+    const __m512 bias0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+    const __m512 bias1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
+    TILE_F32(0) TILE_F32(1) TILE_F32(2) TILE_F32(3) TILE_F32(4) TILE_F32(5)
+}
+
+AVX512 void fc_igemm_f64_6x16_avx512(size_t kc, const double *const *a, const ptrdiff_t *restrict off,
+                                     const double *restrict b, double *restrict c,
+                                     const double *restrict bias, unsigned flags) {
+    const double *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+    ZERO_ACC(__m512d, _mm512_setzero_pd())
+    for (size_t k = 0; k < kc; k++, b += 16) {
+        const ptrdiff_t o = off[k];
+        const __m512d b0 = _mm512_loadu_pd(b), b1 = _mm512_loadu_pd(b + 8);
+        __m512d ai;
+        STEP_F64(INDIRECT)
+    }
+    const __m512d bias0 = bias ? _mm512_loadu_pd(bias) : _mm512_setzero_pd();
+    const __m512d bias1 = bias ? _mm512_loadu_pd(bias + 8) : _mm512_setzero_pd();
+    TILE_F64(0) TILE_F64(1) TILE_F64(2) TILE_F64(3) TILE_F64(4) TILE_F64(5)
 }
 
 #else
@@ -102,5 +162,13 @@ void fc_gemm_f32_6x32_avx512(size_t kc, const float *a, const float *b, float *c
 void fc_gemm_f64_6x16_avx512(size_t kc, const double *a, const double *b, double *c,
                              size_t ldc, const double *bias, unsigned flags) {
     (void)kc, (void)a, (void)b, (void)c, (void)ldc, (void)bias, (void)flags;
+}
+void fc_igemm_f32_6x32_avx512(size_t kc, const float *const *a, const ptrdiff_t *off, const float *b,
+                              float *c, const float *bias, unsigned flags) {
+    (void)kc, (void)a, (void)off, (void)b, (void)c, (void)bias, (void)flags;
+}
+void fc_igemm_f64_6x16_avx512(size_t kc, const double *const *a, const ptrdiff_t *off, const double *b,
+                              double *c, const double *bias, unsigned flags) {
+    (void)kc, (void)a, (void)off, (void)b, (void)c, (void)bias, (void)flags;
 }
 #endif

@@ -1,6 +1,8 @@
 /* Data movement for the GEMM convolution: im2col and its adjoint col2im,
- * and the packer that feeds the GEMM straight from the image (implicit
- * im2col). Family file: instantiated by f32.c and f64.c (see common.h).
+ * the packer that feeds the GEMM straight from the image (implicit
+ * im2col), and the frame and offset table through which the indirect
+ * GEMM reads the image in place. Family file: instantiated by f32.c and
+ * f64.c (see common.h).
  *
  * One image x[c_in][h][w] and its column matrix col[c_in*kh*kw][out_h*out_w]:
  *   col[(c*kh + i)*kw + j][oh*out_w + ow] = x[c][oh*sh - pt + i*dh][ow*sw - pl + j*dw]
@@ -121,6 +123,36 @@ static void FC_FN(pack_im2col)(const void *ctx, int64_t r0, int64_t rows, int64_
         }
         for (; lane > 0 && lane < width; lane++) panel[lane] = 0;
     }
+}
+
+/* Indirect im2col, for the forward's indirect GEMM (gemm.h): the kernel
+ * reads pixel p's tap k = (c, i, j) at its window's corner plus
+ *   off[k] = c*fh*fw + i*dh*fw + j*dw
+ * in an image of fh x fw planes, so no column matrix or panel is built.
+ * Padding is what an image lacks: one whose windows reach outside it is
+ * read from a frame, a copy with zeros around it (fh x fw planes, the
+ * input at pad_top, pad_left); one whose windows fit is read in place.
+ * Returns whether the shape needs the frame. */
+static int conv_frame(const fc_conv2d_shape *s, int64_t *fh, int64_t *fw) {
+    *fh = FC_MAX(s->pad_top + s->h, (s->out_h - 1) * s->stride_h + (s->kh - 1) * s->dil_h + 1);
+    *fw = FC_MAX(s->pad_left + s->w, (s->out_w - 1) * s->stride_w + (s->kw - 1) * s->dil_w + 1);
+    return s->pad_top > 0 || s->pad_left > 0 || *fh > s->h || *fw > s->w;
+}
+
+/* Copies `channels` planes of x into their places in a frame of fh x fw
+ * planes; the frame's border is left as it was (zero). */
+static void FC_FN(frame_planes)(const fc_conv2d_shape *s, const FC_T *restrict x, int64_t channels,
+                                int64_t fh, int64_t fw, FC_T *restrict framed) {
+    for (int64_t c = 0; c < channels; c++)
+        for (int64_t ih = 0; ih < s->h; ih++)
+            memcpy(framed + (c * fh + s->pad_top + ih) * fw + s->pad_left, x + (c * s->h + ih) * s->w,
+                   (size_t)s->w * sizeof(FC_T));
+}
+
+static void indirect_offsets(const fc_conv2d_shape *s, int64_t channels, int64_t fh, int64_t fw, ptrdiff_t *off) {
+    for (int64_t c = 0; c < channels; c++)
+        for (int64_t i = 0; i < s->kh; i++)
+            for (int64_t j = 0; j < s->kw; j++) *off++ = (ptrdiff_t)(c * fh * fw + i * s->dil_h * fw + j * s->dil_w);
 }
 
 int FC_FN(fc_unfold)(const fc_conv2d_shape *s, const FC_T *x, FC_T *cols) {

@@ -42,6 +42,12 @@ CASES = {
     # K around the KC = 256 block: 28*9 = 252, 29*9 = 261
     "kc_edge_below": (1, 28, 5, 5, 7, (3, 3), 1, 1, 1, 1),
     "kc_edge_above": (1, 29, 5, 5, 7, (3, 3), 1, 1, 1, 1),
+    # the im2col forward: packed GEMM below K = 16 taps, indirect GEMM from
+    # 16; its edges: 37 channels (a partial panel), 132 pixels (two pixel
+    # blocks of 96, the last tile partial)
+    "k15_packed": (2, 15, 6, 7, 9, (1, 1), 1, 0, 1, 1),
+    "k16_indirect": (2, 4, 6, 7, 9, (2, 2), 1, 1, 1, 1),
+    "indirect_edges": (1, 5, 23, 21, 37, (3, 3), 2, 1, 1, 1),
     # grad-weight's GEMM orientation (K taps < M channels): an RGB first layer
     "first_layer_rgb": (2, 3, 9, 9, 40, (3, 3), 1, 1, 1, 1),
     "first_layer_rgb_wide": (1, 3, 7, 7, 70, (3, 3), 2, 1, 1, 1),
