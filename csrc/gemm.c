@@ -52,6 +52,8 @@ static void FC_FN(pack_strided)(const void *ctx, int64_t r0, int64_t rows,
         if (m->cs == 1) { /* rows contiguous: read along k */
             for (int j = 0; j < w; j++)
                 for (int64_t k = 0; k < kc; k++) dst[k * width + j] = src[j * m->rs + k];
+        } else if (m->rs == 1) { /* columns contiguous: copy along j */
+            for (int64_t k = 0; k < kc; k++) memcpy(dst + k * width, src + k * m->cs, (size_t)w * sizeof(FC_T));
         } else {
             for (int64_t k = 0; k < kc; k++)
                 for (int j = 0; j < w; j++) dst[k * width + j] = src[j * m->rs + k * m->cs];
