@@ -296,9 +296,15 @@ static int64_t split_for_threads(int64_t items, int64_t most) {
     return FC_MAX((int64_t)1, FC_MIN(most, (want + items - 1) / items));
 }
 
-/* The forward with few taps (K < FC_INDIRECT_MIN_K) packs the image into
- * the GEMM's panels (implicit im2col) and runs the packed GEMM, whose
- * tiles are rows of pixels stored straight into y. */
+/* The forward as a packed GEMM, for few taps and for 1x1 (see
+ * fc_conv2d_forward_im2col): the image is packed into the GEMM's panels
+ * (implicit im2col; a 1x1, stride-1, unpadded conv reads it as a plain
+ * matrix), and tiles are rows of pixels stored straight into y. */
+static int is_pointwise(const fc_conv2d_shape *s) {
+    return s->kh == 1 && s->kw == 1 && s->stride_h == 1 && s->stride_w == 1 && s->pad_top == 0 &&
+           s->pad_left == 0 && s->out_h == s->h && s->out_w == s->w;
+}
+
 static int FC_FN(fc_conv2d_forward_packed)(const fc_conv2d_shape *s, const FC_T *x,
                                            const FC_T *w, const FC_T *b, FC_T *y) {
     const int64_t M = GROUP_OUT(s), cin_g = GROUP_IN(s), K = cin_g * s->kh * s->kw, P = PIXELS(s);
@@ -329,8 +335,12 @@ static int FC_FN(fc_conv2d_forward_packed)(const fc_conv2d_shape *s, const FC_T 
             if (!work) continue;
             const int64_t img = t / tiles, n = img / s->groups, g = img % s->groups;
             const int64_t p0 = t % tiles * NB, nb = FC_MIN(NB, P - p0);
-            const FC_FN(fc_im2col_operand) xc = {s, x + (n * s->c_in + g * cin_g) * s->h * s->w, p0};
-            const FC_FN(fc_operand) a = {NULL, NULL, wpack + g * a_size}, bo = {FC_FN(pack_im2col), &xc, NULL};
+            const FC_T *xg = x + (n * s->c_in + g * cin_g) * s->h * s->w;
+            const FC_FN(fc_strided) xm = {xg + p0, 1, P};
+            const FC_FN(fc_im2col_operand) xc = {s, xg, p0};
+            const FC_FN(fc_operand) a = {NULL, NULL, wpack + g * a_size};
+            const FC_FN(fc_operand) bo = is_pointwise(s) ? (FC_FN(fc_operand)){FC_FN(pack_strided), &xm, NULL}
+                                                         : (FC_FN(fc_operand)){FC_FN(pack_im2col), &xc, NULL};
             FC_FN(gemm_serial)(M, nb, K, &a, &bo, y + (n * s->c_out + g * M) * P + p0, P,
                                b ? b + g * M : NULL, 0, work);
         }
@@ -427,19 +437,24 @@ static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_
     return status;
 }
 
-/* Below this many taps per output (K = c_in/groups * kh * kw) the indirect
- * GEMM's transposed stores cost more than its arithmetic, and packing is
- * cheap because each packed element feeds many outputs. Measured
- * (float32, 2 threads, ms, packed / indirect / PyTorch):
- *   mnist_c1  K =   9:  0.54 / 1.18 / 0.85
- *   lenet_c1  K =  25:  0.46 / 0.40 / 0.35
- *   lenet_c2  K = 150:  0.74 / 0.27 / 0.23
- *   mnist_c2  K = 576:  8.6  / 4.5  / 5.0 */
+/* The indirect GEMM wins from 16 taps per output (K = c_in/groups * kh *
+ * kw); below, its transposed stores cost more than its arithmetic, while
+ * packing is cheap because each packed element feeds many outputs. A 1x1
+ * conv reuses no input across taps, so the indirect kernel's broadcasts
+ * touch a new cache line every step; packed, its B is a plain copy.
+ * Measured (2 threads, ms, packed / indirect / PyTorch, float32 unless
+ * marked):
+ *   mnist_c1       K =   9:  0.54 / 1.18 / 0.85
+ *   lenet_c1       K =  25:  0.46 / 0.40 / 0.35
+ *   lenet_c2       K = 150:  0.74 / 0.27 / 0.23
+ *   mnist_c2       K = 576:  8.6  / 4.5  / 5.0
+ *   pointwise_1x1  K = 256:  GFLOP/s 201 / 212 (float32), 117 / 90 (float64) */
 #define FC_INDIRECT_MIN_K 16
 
 static int FC_FN(fc_conv2d_forward_im2col)(const fc_conv2d_shape *s, const FC_T *x,
                                            const FC_T *w, const FC_T *b, FC_T *y) {
-    if (GROUP_IN(s) * s->kh * s->kw < FC_INDIRECT_MIN_K) return FC_FN(fc_conv2d_forward_packed)(s, x, w, b, y);
+    if (GROUP_IN(s) * s->kh * s->kw < FC_INDIRECT_MIN_K || is_pointwise(s))
+        return FC_FN(fc_conv2d_forward_packed)(s, x, w, b, y);
     return FC_FN(fc_conv2d_forward_indirect)(s, x, w, b, y);
 }
 
