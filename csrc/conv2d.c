@@ -372,7 +372,6 @@ static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_
     const int64_t tiles = (P + NB - 1) / NB, tasks = images * tiles;
     int64_t fh, fw;
     const int framed = conv_frame(s, &fh, &fw);
-    if (!framed) fh = s->h, fw = s->w;
     FC_T *bpack = malloc((size_t)(s->groups * panels * nr * (K + 1)) * sizeof(FC_T));
     ptrdiff_t *off = malloc((size_t)FC_MAX(K, (int64_t)1) * sizeof(ptrdiff_t));
     if (!bpack || !off) {

@@ -132,7 +132,8 @@ static void FC_FN(pack_im2col)(const void *ctx, int64_t r0, int64_t rows, int64_
  * Padding is what an image lacks: one whose windows reach outside it is
  * read from a frame, a copy with zeros around it (fh x fw planes, the
  * input at pad_top, pad_left); one whose windows fit is read in place.
- * Returns whether the shape needs the frame. */
+ * Returns whether the shape needs the frame; when it does not, fh x fw is
+ * h x w. */
 static int conv_frame(const fc_conv2d_shape *s, int64_t *fh, int64_t *fw) {
     *fh = FC_MAX(s->pad_top + s->h, (s->out_h - 1) * s->stride_h + (s->kh - 1) * s->dil_h + 1);
     *fw = FC_MAX(s->pad_left + s->w, (s->out_w - 1) * s->stride_w + (s->kw - 1) * s->dil_w + 1);
