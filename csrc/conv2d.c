@@ -281,9 +281,9 @@ static int FC_FN(fc_conv2d_grad_weight_direct)(const fc_conv2d_shape *s, const F
 /* ------------------------------------------------------------- _im2col */
 
 /* Pixels per column block in the gradients: a block of K rows stays near
- * 1 MiB (f32, one L2), and at least 256 pixels, so grad-weight's GEMM
- * reduces over long runs and C tiles are not reloaded every few steps. A
- * function of the shape alone, so sums never depend on threads. */
+ * 1 MiB (f32, one L2), and at least 256 pixels, so grad-weight's dot
+ * products run long. A function of the shape alone, so sums never depend
+ * on threads. */
 static int64_t FC_FN(pixel_chunk)(int64_t K, int64_t P) {
     return FC_MIN(P, FC_MAX((int64_t)256, (int64_t)262144 / K));
 }
@@ -512,46 +512,46 @@ static int FC_FN(fc_conv2d_grad_input_im2col)(const fc_conv2d_shape *s, const FC
     return status;
 }
 
-/* gw = sum over images and pixel blocks of gy_block col_block^T. The
- * blocks are cut into at most SLOTS contiguous runs; each run sums into
- * its own copy of gw, and the copies are added in run order.
- *
- * The GEMM's N dimension (the 6 x NR tile's wide side) is the larger of
- * M (channels) and K (taps): a one-channel first layer has K = 9 beside
- * M = 64, and N = 9 would fill 9 of the kernel's 32 columns. When K < M
- * the runs compute gw^T = col gy^T instead, and the reduction transposes
- * back. */
+/* Grad-weight sums over images and pixels, cut into at most SLOTS
+ * contiguous runs of the batch. Each run sums into its own copy of gw and
+ * the copies are added in run order (reduce_slots), so how the runs are
+ * shared among threads never changes a bit of the result. */
 #define SLOTS 16
-/* Whether grad-weight's per-group product (M channels x K taps, reduced
- * over pixels) is too thin to pack. Measured (float32, 2 threads, ms,
- * packed GEMM / gemm_nt_dot, two runs):
- *   mnist_c1   M*K =   576: 1.19 / 0.46, 2.51 / 0.52
- *   lenet_c1   M*K =   150: 0.64 / 0.26, 0.51 / 0.23
- *   lenet_c2   M*K =  2400: 0.74 / 1.01, 0.50 / 1.09
- *   pointwise  M*K = 16384: 1.52 / 1.39, 1.19 / 1.71
- *   mnist_c2   M*K = 73728: 6.82 / 20.5, 7.85 / 16.2 */
-static int grad_weight_is_thin(int64_t M, int64_t K) {
-    return M * K <= 1024;
+
+/* Adds the slots' partial sums of gw in slot order, into slot 0's run,
+ * and writes them to gw. Slot runs hold gw's layout, (g*M + m)*K + k, or,
+ * `transposed`, (g*K + k)*M + m. Each pass walks the runs row by row in
+ * their own layout: reading a transposed run along gw's rows would stride
+ * through every slot at once (19% of resnet_3x3's grad-weight). */
+static void FC_FN(reduce_slots)(const fc_conv2d_shape *s, FC_T *partial, int64_t slots,
+                                int transposed, FC_T *gw) {
+    const int64_t M = GROUP_OUT(s), K = GROUP_IN(s) * s->kh * s->kw, size = s->c_out * K;
+    const int64_t rows = transposed ? s->groups * K : s->c_out, cols = size / rows;
+    FC_OMP(parallel for num_threads(fc_threads_for(rows, (double)(slots * cols))) schedule(static))
+    for (int64_t r = 0; r < rows; r++) {
+        FC_T *sum = partial + r * cols;
+        for (int64_t slot = 1; slot < slots; slot++)
+            for (int64_t c = 0; c < cols; c++) sum[c] += partial[slot * size + r * cols + c];
+        if (transposed) /* r = g*K + k, c = m */
+            for (int64_t c = 0; c < cols; c++) gw[(r / K * M + c) * K + r % K] = sum[c];
+        else if (sum != gw + r * cols)
+            memcpy(gw + r * cols, sum, (size_t)cols * sizeof(FC_T));
+    }
 }
 
-static int FC_FN(fc_conv2d_grad_weight_im2col)(const fc_conv2d_shape *s, const FC_T *gy,
-                                               const FC_T *x, FC_T *gw) {
+/* gw = sum over images and pixel blocks of gy_block col_block^T as dot
+ * products (gemm_nt_dot), reading gy in place and x unfolded by im2col. */
+static int FC_FN(grad_weight_dots)(const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x, FC_T *gw) {
     const int64_t M = GROUP_OUT(s), cin_g = GROUP_IN(s), K = cin_g * s->kh * s->kw;
     const int64_t P = PIXELS(s), PC = FC_FN(pixel_chunk)(K, P), chunks = (P + PC - 1) / PC;
     const int64_t units = s->n * chunks, slots = FC_MIN((int64_t)SLOTS, units);
     const int64_t size = s->c_out * K, tasks = slots * s->groups;
-    /* Three ways to run the same product per block: a thin one (few rows
-     * and taps, see gemm_nt_dot) as dot products in place, else the packed
-     * GEMM with the wider of channels and taps in its N (transposed when
-     * there are fewer taps than channels). */
-    const int thin = grad_weight_is_thin(M, K), transposed = !thin && K < M;
-    FC_T *partial = (slots == 1 && !transposed) ? gw : malloc((size_t)(slots * size) * sizeof(FC_T));
+    FC_T *partial = slots == 1 ? gw : malloc((size_t)(slots * size) * sizeof(FC_T));
     if (!partial) return FC_ERR_NOMEM;
     int status = FC_OK;
     FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * M * K * P * s->n / slots)))
     {
-        const size_t work = thin ? 0 : transposed ? FC_FN(gemm_workspace)(K, M, PC) : FC_FN(gemm_workspace)(M, K, PC);
-        FC_T *col = malloc(((size_t)(K * PC) + work) * sizeof(FC_T));
+        FC_T *col = malloc((size_t)(K * PC) * sizeof(FC_T));
         if (!col) {
             FC_OMP(atomic write)
             status = FC_ERR_NOMEM;
@@ -561,37 +561,125 @@ static int FC_FN(fc_conv2d_grad_weight_im2col)(const fc_conv2d_shape *s, const F
             if (!col) continue;
             const int64_t slot = t / s->groups, g = t % s->groups;
             const int64_t u0 = units * slot / slots, u1 = units * (slot + 1) / slots;
-            FC_T *out = partial + slot * size + g * M * K;
             for (int64_t u = u0; u < u1; u++) {
                 const int64_t n = u / chunks, p0 = u % chunks * PC, pc = FC_MIN(PC, P - p0);
                 FC_FN(im2col)(s, x + n * s->c_in * s->h * s->w, g * cin_g, (g + 1) * cin_g, p0, p0 + pc, col);
-                const FC_FN(fc_strided) gm = {gy + (n * s->c_out + g * M) * P + p0, P, 1};
-                const FC_FN(fc_strided) cm = {col, pc, 1};
-                const FC_FN(fc_operand) go = {FC_FN(pack_strided), &gm, NULL}, co = {FC_FN(pack_strided), &cm, NULL};
-                const unsigned flags = u > u0 ? FC_GEMM_ACCUMULATE : 0;
-                if (thin)
-                    FC_FN(gemm_nt_dot)(M, K, pc, gm.base, P, col, pc, out, K, u > u0);
-                else if (transposed)
-                    FC_FN(gemm_serial)(K, M, pc, &co, &go, out, M, NULL, flags, col + K * PC);
-                else
-                    FC_FN(gemm_serial)(M, K, pc, &go, &co, out, K, NULL, flags, col + K * PC);
+                FC_FN(gemm_nt_dot)(M, K, pc, gy + (n * s->c_out + g * M) * P + p0, P, col, pc,
+                                   partial + slot * size + g * M * K, K, u > u0);
             }
         }
         free(col);
     }
     if (partial != gw) {
-        FC_OMP(parallel for num_threads(fc_threads_for(size, (double)slots)) schedule(static))
-        for (int64_t e = 0; e < size; e++) {
-            /* e = (g*M + m)*K + k in gw; the runs hold (g*K + k)*M + m when transposed */
-            const int64_t g = e / (M * K), m = e / K % M, k = e % K;
-            const int64_t from = transposed ? (g * K + k) * M + m : e;
-            FC_T sum = partial[from];
-            for (int64_t slot = 1; slot < slots; slot++) sum += partial[slot * size + from];
-            gw[e] = sum;
-        }
+        if (status == FC_OK) FC_FN(reduce_slots)(s, partial, slots, 0, gw);
         free(partial);
     }
     return status;
+}
+
+/* Grad-weight as an indirect GEMM, the forward's kernel turned around:
+ *   gw^T[k][m] = sum over pixels p of x[tap k of pixel p] * gy[m][p]
+ * A tile's rows are 6 taps, each read at its corner in the image (or its
+ * frame, as in the forward) plus pixel p's offset; its columns are output
+ * channels, from gy^T packed once per block of pixels and reused by every
+ * tap. So the image is never unfolded: the im2col + packed GEMM this
+ * replaces spent as long writing and re-reading columns as multiplying.
+ * A slot owns a run of whole images, so the slots, and the partial sums
+ * to reduce, are as few as the batch allows; its run holds gw^T. */
+#define FC_GW_PIXEL_BLOCK 1024
+
+static int FC_FN(fc_conv2d_grad_weight_indirect)(const fc_conv2d_shape *s, const FC_T *gy,
+                                                 const FC_T *x, FC_T *gw) {
+    const FC_FN(fc_iukernel) ukernel = FC_FN(select_iukernel)();
+    const int64_t nr = ukernel.nr, M = GROUP_OUT(s), cin_g = GROUP_IN(s), K = cin_g * s->kh * s->kw;
+    const int64_t P = PIXELS(s), PB = FC_MIN(P, (int64_t)FC_GW_PIXEL_BLOCK), panels = (M + nr - 1) / nr;
+    const int64_t slots = FC_MIN((int64_t)SLOTS, s->n), size = s->c_out * K, tasks = slots * s->groups;
+    int64_t fh, fw;
+    const int framed = conv_frame(s, &fh, &fw);
+    FC_T *partial = malloc((size_t)(slots * size) * sizeof(FC_T));
+    ptrdiff_t *tap = malloc((size_t)K * sizeof(ptrdiff_t)), *pix = malloc((size_t)P * sizeof(ptrdiff_t));
+    if (!partial || !tap || !pix) {
+        free(partial), free(tap), free(pix);
+        return FC_ERR_NOMEM;
+    }
+    indirect_offsets(s, cin_g, fh, fw, tap);
+    for (int64_t p = 0; p < P; p++) pix[p] = (ptrdiff_t)(p / s->out_w * s->stride_h * fw + p % s->out_w * s->stride_w);
+    int status = FC_OK;
+    FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * M * K * P * s->n / slots)))
+    {
+        FC_T *frame = framed ? calloc((size_t)(cin_g * fh * fw), sizeof(FC_T)) : NULL;
+        FC_T *bpack = malloc((size_t)(panels * nr * PB) * sizeof(FC_T));
+        if ((framed && !frame) || !bpack) {
+            FC_OMP(atomic write)
+            status = FC_ERR_NOMEM;
+        }
+        FC_OMP(for schedule(static))
+        for (int64_t t = 0; t < tasks; t++) {
+            if ((framed && !frame) || !bpack) continue;
+            const int64_t slot = t / s->groups, g = t % s->groups;
+            const int64_t n0 = s->n * slot / slots, n1 = s->n * (slot + 1) / slots;
+            FC_T *out = partial + slot * size + g * K * M;
+            for (int64_t n = n0; n < n1; n++) {
+                const FC_T *image = x + (n * s->c_in + g * cin_g) * s->h * s->w;
+                if (framed) FC_FN(frame_planes)(s, image, cin_g, fh, fw, frame), image = frame;
+                for (int64_t p0 = 0; p0 < P; p0 += PB) {
+                    const int64_t pc = FC_MIN(PB, P - p0), first = n == n0 && p0 == 0;
+                    /* Panel pn: pc rows of nr channels, zero past M. */
+                    for (int64_t m = 0; m < panels * nr; m++) {
+                        FC_T *dst = bpack + m / nr * PB * nr + m % nr;
+                        const FC_T *src = gy + (n * s->c_out + g * M + m) * P + p0;
+                        for (int64_t k = 0; k < pc; k++) dst[k * nr] = m < M ? src[k] : 0;
+                    }
+                    for (int64_t pn = 0; pn < panels; pn++) {
+                        const int64_t cols = FC_MIN(nr, M - pn * nr);
+                        for (int64_t k0 = 0; k0 < K; k0 += FC_MR) {
+                            const int64_t rows = FC_MIN((int64_t)FC_MR, K - k0);
+                            const FC_T *a[FC_MR];
+                            for (int i = 0; i < FC_MR; i++) a[i] = image + tap[FC_MIN(k0 + i, K - 1)];
+                            FC_T tile[FC_MR * FC_NR_MAX];
+                            ukernel.fn((size_t)pc, a, pix + p0, bpack + pn * PB * nr, tile, NULL, 0);
+                            FC_T *o = out + k0 * M + pn * nr;
+                            for (int64_t i = 0; i < rows; i++)
+                                for (int64_t j = 0; j < cols; j++)
+                                    o[i * M + j] = (first ? 0 : o[i * M + j]) + tile[i * nr + j];
+                        }
+                    }
+                }
+            }
+        }
+        free(frame);
+        free(bpack);
+    }
+    if (status == FC_OK) FC_FN(reduce_slots)(s, partial, slots, 1, gw);
+    free(partial), free(tap), free(pix);
+    return status;
+}
+
+/* The indirect GEMM wins from about 48 taps per output (K = c_in/groups *
+ * kh * kw) and 8 output channels per group (M). It transposes gy into
+ * panels once per image, which pays only when each gy value meets many
+ * taps, and its tile is 32 channels wide (f32, AVX-512), mostly padding
+ * for a handful. The dot products read gy in place. Measured (float32,
+ * 2 threads, ms, dots / indirect):
+ *   mnist_c1     M = 64, K =   9:  0.51 / 1.18
+ *   lenet_c1     M =  6, K =  25:  0.29 / 0.80
+ *   3 -> 64 3x3  M = 64, K =  27:  0.81 / 1.17
+ *   4 -> 64 3x3  M = 64, K =  36:  1.03 / 1.30
+ *   5 -> 64 3x3  M = 64, K =  45:  1.38 / 1.40
+ *   8 -> 8 3x3   M =  8, K =  72:  0.51 / 0.30
+ *   32 -> 4 3x3  M =  4, K = 288:  0.38 / 0.43
+ *   32 -> 8 3x3  M =  8, K = 288:  0.44 / 0.43
+ *   lenet_c2     M = 16, K = 150:  1.08 / 0.28
+ *   3 -> 64 7x7  M = 64, K = 147:  4.58 / 2.31 */
+static int grad_weight_by_dots(int64_t M, int64_t K) {
+    return K < 48 || M < 8;
+}
+
+static int FC_FN(fc_conv2d_grad_weight_im2col)(const fc_conv2d_shape *s, const FC_T *gy,
+                                               const FC_T *x, FC_T *gw) {
+    if (grad_weight_by_dots(GROUP_OUT(s), GROUP_IN(s) * s->kh * s->kw))
+        return FC_FN(grad_weight_dots)(s, gy, x, gw);
+    return FC_FN(fc_conv2d_grad_weight_indirect)(s, gy, x, gw);
 }
 
 /* ----------------------------------------------------- entry points */

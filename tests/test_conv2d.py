@@ -48,9 +48,17 @@ CASES = {
     "k15_packed": (2, 15, 6, 7, 9, (1, 1), 1, 0, 1, 1),
     "k16_indirect": (2, 4, 6, 7, 9, (2, 2), 1, 1, 1, 1),
     "indirect_edges": (1, 5, 23, 21, 37, (3, 3), 2, 1, 1, 1),
-    # grad-weight's GEMM orientation (K taps < M channels): an RGB first layer
+    # grad-weight as dot products (K < 48 taps): an RGB first layer
     "first_layer_rgb": (2, 3, 9, 9, 40, (3, 3), 1, 1, 1, 1),
     "first_layer_rgb_wide": (1, 3, 7, 7, 70, (3, 3), 2, 1, 1, 1),
+    # grad-weight as an indirect GEMM (K >= 48, M >= 8) and its edges: K = 63
+    # (a partial tap tile), 37 channels (a partial panel), strides, dilations
+    # and padding that differ per side; groups; 1190 pixels (two pixel
+    # blocks of 1024); 18 images (slots of one and two images)
+    "gw_indirect_edges": (2, 7, 11, 10, 37, (3, 3), (2, 1), ((1, 0), (2, 1)), (1, 2), 1),
+    "gw_indirect_groups": (2, 16, 9, 9, 18, (3, 3), 1, 1, 1, 2),
+    "gw_pixel_blocks": (1, 6, 35, 34, 8, (3, 3), 1, 1, 1, 1),
+    "gw_many_images": (18, 6, 5, 5, 8, (3, 3), 1, 1, 1, 1),
     # the real layers of LeNet-5 and the tutorial CNN, smaller batch
     "lenet_c1": (2, 1, 32, 32, 6, (5, 5), 1, 0, 1, 1),
     "lenet_c2": (2, 6, 14, 14, 16, (5, 5), 1, 0, 1, 1),
