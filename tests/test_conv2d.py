@@ -19,6 +19,13 @@ CASES = {
     "dilation3_stride2": (1, 2, 17, 15, 3, (3, 3), 2, 3, (3, 2), 1),
     "asym_pad": (2, 3, 8, 9, 4, (3, 3), 1, ((0, 2), (1, 0)), 1, 1),
     "asym_pad_stride2": (1, 3, 9, 10, 5, (4, 3), 2, ((2, 1), (0, 3)), 1, 1),
+    # stride-1 grad-input runs as a forward conv (from 24 input channels per
+    # group) on gy framed by the window's reach less the padding; padding
+    # beyond the reach falls back at the top and left (a negative frame),
+    # and leaves gy rows unread at the bottom and right
+    "pad_beyond_reach_far": (1, 24, 5, 6, 4, (2, 3), 1, ((1, 3), (0, 4)), 1, 1),
+    "pad_beyond_reach_near": (2, 24, 5, 6, 4, (2, 2), 1, ((2, 0), (3, 1)), 1, 1),
+    "grad_input_forward_groups": (2, 48, 7, 8, 6, (3, 3), 1, ((2, 1), (0, 3)), (2, 1), 2),
     "same_s1": (2, 3, 9, 8, 4, (3, 3), 1, "same", 1, 1),
     "same_s1_even_k": (1, 2, 7, 8, 3, (4, 2), 1, "same", 1, 1),
     "same_s2": (2, 3, 11, 10, 4, (3, 3), 2, "same", 1, 1),
