@@ -378,14 +378,18 @@ static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_
         free(bpack), free(off);
         return FC_ERR_NOMEM;
     }
-    /* Panel (g, pn): K rows of nr weights, then its nr biases. */
+    /* Panel (g, pn): K rows of its kernel's width of weights, then as many
+     * biases. */
     const int64_t panel_size = nr * (K + 1);
     for (int64_t g = 0; g < s->groups; g++)
-        for (int64_t co = 0; co < panels * nr; co++) {
-            FC_T *panel = bpack + (g * panels + co / nr) * panel_size + co % nr;
-            const int real = co < M;
-            for (int64_t k = 0; k < K; k++) panel[k * nr] = real ? w[(g * M + co) * K + k] : 0;
-            panel[K * nr] = real && b ? b[g * M + co] : 0;
+        for (int64_t pn = 0; pn < panels; pn++) {
+            const int64_t width = FC_FN(panel_iukernel)(ukernel, pn, M).nr;
+            FC_T *panel = bpack + (g * panels + pn) * panel_size;
+            for (int64_t j = 0, co = pn * nr; j < width; j++, co++) {
+                const int real = co < M;
+                for (int64_t k = 0; k < K; k++) panel[k * width + j] = real ? w[(g * M + co) * K + k] : 0;
+                panel[K * width + j] = real && b ? b[g * M + co] : 0;
+            }
         }
     indirect_offsets(s, cin_g, fh, fw, off);
     int status = FC_OK;
@@ -413,18 +417,19 @@ static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_
                     if (p + 1 < pe && ++ow == s->out_w) ow = 0, oh++;
                 }
                 for (int64_t pn = 0; pn < panels; pn++) {
+                    const FC_FN(fc_iukernel) pk = FC_FN(panel_iukernel)(ukernel, pn, M);
                     const FC_T *panel = bpack + (g * panels + pn) * panel_size;
-                    const int cols = (int)FC_MIN(nr, M - pn * nr);
+                    const int cols = (int)FC_MIN(nr, M - pn * nr), width = pk.nr;
                     FC_T *yp = yg + pn * nr * P;
                     for (int64_t pt = pb; pt < pe; pt += FC_MR) {
                         FC_T tile[FC_MR * FC_NR_MAX];
-                        ukernel.fn((size_t)K, a + (pt - pb), off, panel, tile, b ? panel + K * nr : NULL, 0);
+                        pk.fn((size_t)K, a + (pt - pb), off, panel, tile, b ? panel + K * width : NULL, 0);
                         if (pe - pt >= FC_MR) /* a full tile: a constant trip count, unrolled */
                             for (int j = 0; j < cols; j++)
-                                for (int q = 0; q < FC_MR; q++) yp[j * P + pt + q] = tile[q * nr + j];
+                                for (int q = 0; q < FC_MR; q++) yp[j * P + pt + q] = tile[q * width + j];
                         else
                             for (int j = 0; j < cols; j++)
-                                for (int q = 0; q < pe - pt; q++) yp[j * P + pt + q] = tile[q * nr + j];
+                                for (int q = 0; q < pe - pt; q++) yp[j * P + pt + q] = tile[q * width + j];
                     }
                 }
             }
@@ -473,9 +478,9 @@ static int FC_FN(fc_conv2d_forward_im2col)(const fc_conv2d_shape *s, const FC_T 
  *                       c_in 24: 6.14 / 6.14   48: 9.36 / 7.15
  *      mnist_c1 (c_in 1), float32: 0.83 / 4.69 */
 static int FC_FN(grad_input_is_forward)(const fc_conv2d_shape *s) {
-    const int64_t cin_g = GROUP_IN(s), nr = FC_FN(select_iukernel)().nr, panels = (cin_g + nr - 1) / nr;
+    const int64_t cin_g = GROUP_IN(s), width = FC_FN(iukernel_width)(FC_FN(select_iukernel)(), cin_g);
     return s->stride_h == 1 && s->stride_w == 1 && s->pad_top <= (s->kh - 1) * s->dil_h &&
-           s->pad_left <= (s->kw - 1) * s->dil_w && 4 * cin_g >= 3 * panels * nr;
+           s->pad_left <= (s->kw - 1) * s->dil_w && 4 * cin_g >= 3 * width;
 }
 
 static int FC_FN(grad_input_as_forward)(const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx) {
@@ -663,24 +668,25 @@ static int FC_FN(fc_conv2d_grad_weight_indirect)(const fc_conv2d_shape *s, const
                 if (framed) FC_FN(frame_planes)(s, image, cin_g, fh, fw, frame), image = frame;
                 for (int64_t p0 = 0; p0 < P; p0 += PB) {
                     const int64_t pc = FC_MIN(PB, P - p0), first = n == n0 && p0 == 0;
-                    /* Panel pn: pc rows of nr channels, zero past M. */
-                    for (int64_t m = 0; m < panels * nr; m++) {
-                        FC_T *dst = bpack + m / nr * PB * nr + m % nr;
-                        const FC_T *src = gy + (n * s->c_out + g * M + m) * P + p0;
-                        for (int64_t k = 0; k < pc; k++) dst[k * nr] = m < M ? src[k] : 0;
-                    }
                     for (int64_t pn = 0; pn < panels; pn++) {
-                        const int64_t cols = FC_MIN(nr, M - pn * nr);
+                        const FC_FN(fc_iukernel) pk = FC_FN(panel_iukernel)(ukernel, pn, M);
+                        const int64_t cols = FC_MIN(nr, M - pn * nr), width = pk.nr;
+                        /* Panel pn: pc rows of its kernel's width of channels, zero past M. */
+                        FC_T *panel = bpack + pn * PB * nr;
+                        for (int64_t j = 0; j < width; j++) {
+                            const FC_T *src = gy + (n * s->c_out + g * M + pn * nr + j) * P + p0;
+                            for (int64_t k = 0; k < pc; k++) panel[k * width + j] = j < cols ? src[k] : 0;
+                        }
                         for (int64_t k0 = 0; k0 < K; k0 += FC_MR) {
                             const int64_t rows = FC_MIN((int64_t)FC_MR, K - k0);
                             const FC_T *a[FC_MR];
                             for (int i = 0; i < FC_MR; i++) a[i] = image + tap[FC_MIN(k0 + i, K - 1)];
                             FC_T tile[FC_MR * FC_NR_MAX];
-                            ukernel.fn((size_t)pc, a, pix + p0, bpack + pn * PB * nr, tile, NULL, 0);
+                            pk.fn((size_t)pc, a, pix + p0, panel, tile, NULL, 0);
                             FC_T *o = out + k0 * M + pn * nr;
                             for (int64_t i = 0; i < rows; i++)
                                 for (int64_t j = 0; j < cols; j++)
-                                    o[i * M + j] = (first ? 0 : o[i * M + j]) + tile[i * nr + j];
+                                    o[i * M + j] = (first ? 0 : o[i * M + j]) + tile[i * width + j];
                         }
                     }
                 }

@@ -133,17 +133,34 @@ static void FC_FN(fc_igemm_ukernel_portable)(size_t kc, const FC_T *const *a, co
     }
 }
 
+typedef void (*FC_FN(fc_iukernel_fn))(size_t, const FC_T *const *, const ptrdiff_t *, const FC_T *, FC_T *,
+                                      const FC_T *, unsigned);
 typedef struct {
-    void (*fn)(size_t, const FC_T *const *, const ptrdiff_t *, const FC_T *, FC_T *, const FC_T *, unsigned);
-    int nr; /* the tile's width: B is packed in panels of nr columns */
+    FC_FN(fc_iukernel_fn) fn;
+    int nr;                       /* the tile's width: B is packed in panels of nr columns */
+    FC_FN(fc_iukernel_fn) narrow; /* nr / 2 wide, for a last panel of few columns; or NULL */
 } FC_FN(fc_iukernel);
 
 static FC_FN(fc_iukernel) FC_FN(select_iukernel)(void) {
     switch (fc_get_isa()) {
-    case FC_ISA_AVX512: return (FC_FN(fc_iukernel)){FC_IUKERNEL_AVX512, 2 * FC_NR};
-    case FC_ISA_AVX2: return (FC_FN(fc_iukernel)){FC_IUKERNEL_AVX2, FC_NR};
-    default: return (FC_FN(fc_iukernel)){FC_FN(fc_igemm_ukernel_portable), FC_NR};
+    case FC_ISA_AVX512: return (FC_FN(fc_iukernel)){FC_IUKERNEL_AVX512, 2 * FC_NR, FC_IUKERNEL_AVX512_NARROW};
+    case FC_ISA_AVX2: return (FC_FN(fc_iukernel)){FC_IUKERNEL_AVX2, FC_NR, NULL};
+    default: return (FC_FN(fc_iukernel)){FC_FN(fc_igemm_ukernel_portable), FC_NR, NULL};
     }
+}
+
+/* The kernel for panel pn of a B with `cols` columns: the narrow one for a
+ * last panel it can hold. Panel pn starts at pn * nr columns either way. */
+static FC_FN(fc_iukernel) FC_FN(panel_iukernel)(FC_FN(fc_iukernel) u, int64_t pn, int64_t cols) {
+    if (u.narrow && cols - pn * u.nr <= u.nr / 2) return (FC_FN(fc_iukernel)){u.narrow, u.nr / 2, NULL};
+    return u;
+}
+
+/* Columns the kernels compute for a B of `cols`: whole panels, the last
+ * one possibly narrow. */
+static int64_t FC_FN(iukernel_width)(FC_FN(fc_iukernel) u, int64_t cols) {
+    const int64_t last = (cols - 1) / u.nr;
+    return last * u.nr + FC_FN(panel_iukernel)(u, last, cols).nr;
 }
 
 /* The column count callers should round tiles of C to. */

@@ -48,5 +48,10 @@ void fc_igemm_f32_6x32_avx512(size_t kc, const float *const *a, const ptrdiff_t 
                               float *c, const float *bias, unsigned flags);
 void fc_igemm_f64_6x16_avx512(size_t kc, const double *const *a, const ptrdiff_t *off, const double *b,
                               double *c, const double *bias, unsigned flags);
+/* Half as wide, for a last panel of few columns (AVX-512 only). */
+void fc_igemm_f32_6x16_avx512(size_t kc, const float *const *a, const ptrdiff_t *off, const float *b,
+                              float *c, const float *bias, unsigned flags);
+void fc_igemm_f64_6x8_avx512(size_t kc, const double *const *a, const ptrdiff_t *off, const double *b,
+                             double *c, const double *bias, unsigned flags);
 
 #endif

@@ -153,6 +153,58 @@ AVX512 void fc_igemm_f64_6x16_avx512(size_t kc, const double *const *a, const pt
     TILE_F64(0) TILE_F64(1) TILE_F64(2) TILE_F64(3) TILE_F64(4) TILE_F64(5)
 }
 
+/* The narrow indirect kernels, f32 6x16 and f64 6x8 (one zmm per row),
+ * serve a last panel of at most half the width: a layer of 6 or 16
+ * channels would leave most of a 32-wide tile's FMAs multiplying zeros.
+ * Even and odd steps sum into separate accumulators (cI0, cI1), so twelve
+ * chains still cover the FMA latency; they are added in the epilogue. */
+#define NARROW_ROW(i, j, o, SET1, FMA) \
+    ai = SET1(a##i[o]);                \
+    c##i##j = FMA(ai, b##j, c##i##j);
+#define NARROW_STEP(j, o, SET1, FMA)                                                           \
+    NARROW_ROW(0, j, o, SET1, FMA) NARROW_ROW(1, j, o, SET1, FMA) NARROW_ROW(2, j, o, SET1, FMA) \
+    NARROW_ROW(3, j, o, SET1, FMA) NARROW_ROW(4, j, o, SET1, FMA) NARROW_ROW(5, j, o, SET1, FMA)
+#define NARROW_TILE(i, V, W, ADD, MAX, ZERO, STORE)                   \
+    {                                                                 \
+        V v = ADD(ADD(c##i##0, c##i##1), bias0);                      \
+        if (flags & FC_GEMM_RELU) v = MAX(ZERO(), v);                 \
+        STORE(c + (i) * (W), v);                                      \
+    }
+/* One kernel body per dtype: T the element, V its zmm type, W the width. */
+#define NARROW_KERNEL(T, V, W, LOAD, SET1, FMA, ADD, MAX, ZERO, STORE)                     \
+    const T *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];      \
+    ZERO_ACC(V, ZERO())                                                                    \
+    V ai;                                                                                  \
+    size_t k = 0;                                                                          \
+    for (; k + 1 < kc; k += 2, b += 2 * (W)) {                                             \
+        const ptrdiff_t o0 = off[k], o1 = off[k + 1];                                      \
+        const V b0 = LOAD(b), b1 = LOAD(b + (W));                                          \
+        NARROW_STEP(0, o0, SET1, FMA) NARROW_STEP(1, o1, SET1, FMA)                        \
+    }                                                                                      \
+    if (k < kc) {                                                                          \
+        const ptrdiff_t o0 = off[k];                                                       \
+        const V b0 = LOAD(b);                                                              \
+        NARROW_STEP(0, o0, SET1, FMA)                                                      \
+    }                                                                                      \
+    const V bias0 = bias ? LOAD(bias) : ZERO();                                            \
+    NARROW_TILE(0, V, W, ADD, MAX, ZERO, STORE) NARROW_TILE(1, V, W, ADD, MAX, ZERO, STORE) \
+    NARROW_TILE(2, V, W, ADD, MAX, ZERO, STORE) NARROW_TILE(3, V, W, ADD, MAX, ZERO, STORE) \
+    NARROW_TILE(4, V, W, ADD, MAX, ZERO, STORE) NARROW_TILE(5, V, W, ADD, MAX, ZERO, STORE)
+
+AVX512 void fc_igemm_f32_6x16_avx512(size_t kc, const float *const *a, const ptrdiff_t *restrict off,
+                                     const float *restrict b, float *restrict c,
+                                     const float *restrict bias, unsigned flags) {
+    NARROW_KERNEL(float, __m512, 16, _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps,
+                  _mm512_max_ps, _mm512_setzero_ps, _mm512_storeu_ps)
+}
+
+AVX512 void fc_igemm_f64_6x8_avx512(size_t kc, const double *const *a, const ptrdiff_t *restrict off,
+                                    const double *restrict b, double *restrict c,
+                                    const double *restrict bias, unsigned flags) {
+    NARROW_KERNEL(double, __m512d, 8, _mm512_loadu_pd, _mm512_set1_pd, _mm512_fmadd_pd, _mm512_add_pd,
+                  _mm512_max_pd, _mm512_setzero_pd, _mm512_storeu_pd)
+}
+
 #else
 /* Not x86-64: cpu.c never selects these; they exist so the build links. */
 void fc_gemm_f32_6x32_avx512(size_t kc, const float *a, const float *b, float *c,
@@ -169,6 +221,14 @@ void fc_igemm_f32_6x32_avx512(size_t kc, const float *const *a, const ptrdiff_t 
 }
 void fc_igemm_f64_6x16_avx512(size_t kc, const double *const *a, const ptrdiff_t *off, const double *b,
                               double *c, const double *bias, unsigned flags) {
+    (void)kc, (void)a, (void)off, (void)b, (void)c, (void)bias, (void)flags;
+}
+void fc_igemm_f32_6x16_avx512(size_t kc, const float *const *a, const ptrdiff_t *off, const float *b,
+                              float *c, const float *bias, unsigned flags) {
+    (void)kc, (void)a, (void)off, (void)b, (void)c, (void)bias, (void)flags;
+}
+void fc_igemm_f64_6x8_avx512(size_t kc, const double *const *a, const ptrdiff_t *off, const double *b,
+                             double *c, const double *bias, unsigned flags) {
     (void)kc, (void)a, (void)off, (void)b, (void)c, (void)bias, (void)flags;
 }
 #endif

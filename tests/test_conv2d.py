@@ -55,6 +55,9 @@ CASES = {
     "k15_packed": (2, 15, 6, 7, 9, (1, 1), 1, 0, 1, 1),
     "k16_indirect": (2, 4, 6, 7, 9, (2, 2), 1, 1, 1, 1),
     "indirect_edges": (1, 5, 23, 21, 37, (3, 3), 2, 1, 1, 1),
+    # AVX-512 computes a last panel of at most half its width with a narrow
+    # kernel (37 = 32 + 5 above); 25 channels leave a wide partial panel
+    "wide_partial_panel": (1, 6, 9, 8, 25, (3, 3), 1, 1, 1, 1),
     # grad-weight as dot products (K < 48 taps): an RGB first layer
     "first_layer_rgb": (2, 3, 9, 9, 40, (3, 3), 1, 1, 1, 1),
     "first_layer_rgb_wide": (1, 3, 7, 7, 70, (3, 3), 2, 1, 1, 1),
