@@ -1,7 +1,10 @@
 /* 2-D convolution, forward and gradients (geometry in fastconv.h), three
  * ways each: _ref (plain loops, double accumulation: the C oracle),
  * _direct (loops over planes, vectorizable rows; best where the GEMM is
- * thin, as in depthwise) and _im2col (implicit im2col + packed GEMM).
+ * thin, as in depthwise) and _im2col, the GEMMs: indirect GEMMs that read
+ * the image in place for the forward and grad-weight, stride-1 grad-input
+ * run as a forward conv, and im2col + packed GEMM or dot products where
+ * those measured faster (each rule sits beside its dispatch).
  * Family file: instantiated by f32.c and f64.c (see common.h).
  *
  * Threads own outputs: forward splits y by (image, group, pixel tile),
