@@ -365,8 +365,16 @@ static int FC_FN(fc_conv2d_forward_packed)(const fc_conv2d_shape *s, const FC_T 
  * serves a block's tiles from L2. */
 #define FC_PIXEL_BLOCK 96
 
-static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_T *x,
-                                             const FC_T *w, const FC_T *b, FC_T *y) {
+/* Where the indirect forward writes output pixel (oh, ow) of channel co of
+ * image n: y + (n*c_out + co)*plane + oh*row + ow*col. A forward's own
+ * view is (out_h*out_w, out_w, 1); grad-input's phases write every
+ * stride-th pixel of gx. */
+typedef struct {
+    int64_t plane, row, col;
+} fc_out_view;
+
+static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_T *x, const FC_T *w,
+                                             const FC_T *b, FC_T *y, fc_out_view v) {
     const FC_FN(fc_iukernel) ukernel = FC_FN(select_iukernel)();
     const int64_t nr = ukernel.nr, M = GROUP_OUT(s), cin_g = GROUP_IN(s), P = PIXELS(s);
     const int64_t K = cin_g * s->kh * s->kw, panels = (M + nr - 1) / nr, images = s->n * s->groups;
@@ -388,11 +396,13 @@ static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_
         for (int64_t pn = 0; pn < panels; pn++) {
             const int64_t width = FC_FN(panel_iukernel)(ukernel, pn, M).nr;
             FC_T *panel = bpack + (g * panels + pn) * panel_size;
-            for (int64_t j = 0, co = pn * nr; j < width; j++, co++) {
-                const int real = co < M;
-                for (int64_t k = 0; k < K; k++) panel[k * width + j] = real ? w[(g * M + co) * K + k] : 0;
-                panel[K * width + j] = real && b ? b[g * M + co] : 0;
-            }
+            /* row by row: a panel's rows are far apart in w but its columns
+             * read few lines, which stay in cache from row to row */
+            for (int64_t k = 0; k < K; k++)
+                for (int64_t j = 0, co = pn * nr; j < width; j++, co++)
+                    panel[k * width + j] = co < M ? w[(g * M + co) * K + k] : 0;
+            for (int64_t j = 0, co = pn * nr; j < width; j++, co++)
+                panel[K * width + j] = co < M && b ? b[g * M + co] : 0;
         }
     indirect_offsets(s, cin_g, fh, fw, off);
     int status = FC_OK;
@@ -410,29 +420,33 @@ static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_
             const int64_t p0 = t % tiles * NB, p1 = FC_MIN(P, p0 + NB);
             const FC_T *image = x + (n * s->c_in + g * cin_g) * s->h * s->w;
             if (framed) FC_FN(frame_planes)(s, image, cin_g, fh, fw, frame), image = frame;
-            FC_T *yg = y + (n * s->c_out + g * M) * P;
+            FC_T *yg = y + (n * s->c_out + g * M) * v.plane;
             for (int64_t pb = p0; pb < p1; pb += FC_PIXEL_BLOCK) {
                 const int64_t pe = FC_MIN(p1, pb + FC_PIXEL_BLOCK);
-                /* Each pixel's window corner; past pe, the last pixel again. */
+                /* Each pixel's window corner and place in an output plane;
+                 * past pe, the last pixel again. */
                 const FC_T *a[FC_PIXEL_BLOCK + FC_MR];
+                int64_t at[FC_PIXEL_BLOCK + FC_MR];
                 for (int64_t p = pb, oh = pb / s->out_w, ow = pb % s->out_w; p < pb + FC_PIXEL_BLOCK + FC_MR; p++) {
                     a[p - pb] = image + oh * s->stride_h * fw + ow * s->stride_w;
+                    at[p - pb] = oh * v.row + ow * v.col;
                     if (p + 1 < pe && ++ow == s->out_w) ow = 0, oh++;
                 }
                 for (int64_t pn = 0; pn < panels; pn++) {
                     const FC_FN(fc_iukernel) pk = FC_FN(panel_iukernel)(ukernel, pn, M);
                     const FC_T *panel = bpack + (g * panels + pn) * panel_size;
                     const int cols = (int)FC_MIN(nr, M - pn * nr), width = pk.nr;
-                    FC_T *yp = yg + pn * nr * P;
+                    FC_T *yp = yg + pn * nr * v.plane;
                     for (int64_t pt = pb; pt < pe; pt += FC_MR) {
                         FC_T tile[FC_MR * FC_NR_MAX];
+                        const int64_t *place = at + (pt - pb);
                         pk.fn((size_t)K, a + (pt - pb), off, panel, tile, b ? panel + K * width : NULL, 0);
                         if (pe - pt >= FC_MR) /* a full tile: a constant trip count, unrolled */
                             for (int j = 0; j < cols; j++)
-                                for (int q = 0; q < FC_MR; q++) yp[j * P + pt + q] = tile[q * width + j];
+                                for (int q = 0; q < FC_MR; q++) yp[j * v.plane + place[q]] = tile[q * width + j];
                         else
                             for (int j = 0; j < cols; j++)
-                                for (int q = 0; q < pe - pt; q++) yp[j * P + pt + q] = tile[q * width + j];
+                                for (int q = 0; q < pe - pt; q++) yp[j * v.plane + place[q]] = tile[q * width + j];
                     }
                 }
             }
@@ -462,43 +476,107 @@ static int FC_FN(fc_conv2d_forward_im2col)(const fc_conv2d_shape *s, const FC_T 
                                            const FC_T *w, const FC_T *b, FC_T *y) {
     if (GROUP_IN(s) * s->kh * s->kw < FC_INDIRECT_MIN_K || is_pointwise(s))
         return FC_FN(fc_conv2d_forward_packed)(s, x, w, b, y);
-    return FC_FN(fc_conv2d_forward_indirect)(s, x, w, b, y);
+    return FC_FN(fc_conv2d_forward_indirect)(s, x, w, b, y, (fc_out_view){PIXELS(s), s->out_w, 1});
 }
 
-/* A stride-1 conv's grad-input is a stride-1 conv too: gx is gy, framed
- * by what each window hung over the far side, correlated with W flipped in
- * space and with its channel axes swapped (per group). So it runs on the
- * forward's kernels, which need no col2im, when
- *  - the conv is not strided, nor padded wider than a window's reach (gy
- *    would need a negative frame), and
+/* A conv's grad-input is a set of stride-1 convs of gy, one per phase.
+ * Split gx's rows by ih mod stride_h = r (and columns alike): the rows of
+ * phase r receive gy through the same taps, those i with r + pad_top -
+ * i*dil_h a multiple of stride_h, evenly spaced; row q of the phase, ih =
+ * q*stride_h + r, reads gy row q + (r + pad_top - i*dil_h) / stride_h. So
+ * a phase is a stride-1 conv of gy (framed) by its taps of W, flipped in
+ * space and with the channel axes swapped per group, and it runs on the
+ * forward's kernels with no col2im; strided, its output is spread into gx.
+ * A stride-1 conv is one phase with every tap.
+ *
+ * It is taken (else col2im of W^T gy) when
+ *  - every phase has taps and a frame that is not negative (padding no
+ *    wider than a window's reach): a phase no tap reaches would need its
+ *    own zeroing pass;
  *  - gx's channels per group fill at least 3/4 of the forward kernel's
  *    columns (nr, rounded up to panels): it computes whole panels, while
- *    col2im's cost follows the channels. Measured (2 threads, ms, col2im /
- *    as forward, 3x3 convs 28x28 to 64 channels, batch 32, c_in below):
- *      float32, nr 32:  c_in  8: 1.48 / 3.03   16: 2.48 / 3.06
- *                       c_in 24: 3.52 / 2.93   32: 4.37 / 3.08
- *      float64, nr 16:  c_in  8: 2.70 / 3.30   16: 4.49 / 3.37
- *                       c_in 24: 6.14 / 6.14   48: 9.36 / 7.15
- *      mnist_c1 (c_in 1), float32: 0.83 / 4.69 */
-static int FC_FN(grad_input_is_forward)(const fc_conv2d_shape *s) {
-    const int64_t cin_g = GROUP_IN(s), width = FC_FN(iukernel_width)(FC_FN(select_iukernel)(), cin_g);
-    return s->stride_h == 1 && s->stride_w == 1 && s->pad_top <= (s->kh - 1) * s->dil_h &&
-           s->pad_left <= (s->kw - 1) * s->dil_w && 4 * cin_g >= 3 * width;
+ *    col2im's cost follows the channels;
+ *  - strided, the average phase does at least 16 MFLOP: each is a call of
+ *    its own, ~15 us of packing and fork/join on 2 threads.
+ * Measured (2 threads, ms, col2im / phases; stride 1: 3x3 convs 28x28 to
+ * 64 channels, batch 32, c_in below; strided: batch 8, c_in -> c_out):
+ *   float32, nr 32:  c_in  8: 1.48 / 3.03   16: 2.48 / 3.06
+ *                    c_in 24: 3.52 / 2.93   32: 4.37 / 3.08
+ *   float64, nr 16:  c_in  8: 2.70 / 3.30   16: 4.49 / 3.37
+ *                    c_in 24: 6.14 / 6.14   48: 9.36 / 7.15
+ *   mnist_c1 (c_in 1), float32: 0.83 / 4.69
+ *   float32, 64 -> 128 56x56 3x3 s2 (resnet_s2):   3.84 / 3.08
+ *            96 -> 96 55x55 11x11 s4, 216 MFLOP:   12.40 / 10.41
+ *            64 -> 128 54x54 3x3 s3, 42 MFLOP:     1.81 / 1.53
+ *            32 -> 96 64x64 4x4 s4, 13 MFLOP:      1.03 / 1.27
+ *            256 -> 512 56x56 1x1 s2 (3 phases empty): 6.31 / 9.31 */
+typedef struct {
+    int64_t first, count, step; /* the phase's taps: first + t*step, t < count */
+    int64_t dil, pad, out;      /* its conv's dilation and padding; its rows in gx */
+} phase_axis;
+
+static int64_t gcd(int64_t a, int64_t b) {
+    while (b) {
+        const int64_t t = a % b;
+        a = b, b = t;
+    }
+    return a;
 }
 
-static int FC_FN(grad_input_as_forward)(const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx) {
-    const int64_t reach_h = (s->kh - 1) * s->dil_h, reach_w = (s->kw - 1) * s->dil_w;
-    const fc_conv2d_shape t = {s->n, s->c_out, s->out_h, s->out_w, s->c_in, s->groups, s->kh, s->kw,
-                               1, 1, reach_h - s->pad_top, reach_w - s->pad_left, s->dil_h, s->dil_w, s->h, s->w};
+/* One axis of phase r: in is gx's extent, k, stride, pad, dil the conv's. */
+static phase_axis phase_axis_of(int64_t r, int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil) {
+    const int64_t g = gcd(stride, dil);
+    phase_axis a = {0, 0, stride / g, dil / g, 0, in > r ? (in - r + stride - 1) / stride : 0};
+    while (a.first < FC_MIN(k, a.step) && (r + pad - a.first * dil) % stride != 0) a.first++;
+    if (a.first < k && (r + pad - a.first * dil) % stride == 0) a.count = (k - 1 - a.first) / a.step + 1;
+    /* gy offsets (r + pad - i*dil) / stride fall by dil / g per tap: flipped,
+     * they rise from the last tap's, which is minus the padding. */
+    a.pad = -fc_floordiv(r + pad - (a.first + (a.count - 1) * a.step) * dil, stride);
+    return a;
+}
+
+static int FC_FN(grad_input_by_phases)(const fc_conv2d_shape *s) {
+    const int64_t cin_g = GROUP_IN(s), width = FC_FN(iukernel_width)(FC_FN(select_iukernel)(), cin_g);
+    const int64_t phases = s->stride_h * s->stride_w;
+    const double flops = 2.0 * s->n * s->c_out * PIXELS(s) * cin_g * s->kh * s->kw;
+    if (4 * cin_g < 3 * width || (phases > 1 && flops / phases < 16.0e6)) return 0;
+    for (int64_t r = 0; r < FC_MAX(s->stride_h, s->stride_w); r++) {
+        const phase_axis ah = phase_axis_of(r, s->h, s->kh, s->stride_h, s->pad_top, s->dil_h);
+        const phase_axis aw = phase_axis_of(r, s->w, s->kw, s->stride_w, s->pad_left, s->dil_w);
+        if ((r < s->stride_h && (ah.count == 0 || ah.pad < 0)) || (r < s->stride_w && (aw.count == 0 || aw.pad < 0)))
+            return 0;
+    }
+    return 1;
+}
+
+static int FC_FN(grad_input_phases)(const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx) {
     const int64_t M = GROUP_OUT(s), cin_g = GROUP_IN(s), taps = s->kh * s->kw;
+    const fc_out_view view = {s->h * s->w, s->stride_h * s->w, s->stride_w};
     FC_T *wt = malloc((size_t)(s->c_out * cin_g * taps) * sizeof(FC_T));
     if (!wt) return FC_ERR_NOMEM;
-    for (int64_t g = 0; g < s->groups; g++)
-        for (int64_t m = 0; m < M; m++)
-            for (int64_t c = 0; c < cin_g; c++)
-                for (int64_t k = 0; k < taps; k++)
-                    wt[((g * cin_g + c) * M + m) * taps + taps - 1 - k] = w[((g * M + m) * cin_g + c) * taps + k];
-    const int status = FC_FN(fc_conv2d_forward_im2col)(&t, gy, wt, NULL, gx);
+    int status = FC_OK;
+    for (int64_t rh = 0; rh < s->stride_h && status == FC_OK; rh++)
+        for (int64_t rw = 0; rw < s->stride_w && status == FC_OK; rw++) {
+            const phase_axis ah = phase_axis_of(rh, s->h, s->kh, s->stride_h, s->pad_top, s->dil_h);
+            const phase_axis aw = phase_axis_of(rw, s->w, s->kw, s->stride_w, s->pad_left, s->dil_w);
+            const int64_t kt = ah.count * aw.count;
+            if (ah.out * aw.out == 0) continue;
+            for (int64_t g = 0; g < s->groups; g++)
+                for (int64_t m = 0; m < M; m++)
+                    for (int64_t c = 0; c < cin_g; c++) {
+                        const FC_T *from = w + ((g * M + m) * cin_g + c) * taps;
+                        FC_T *to = wt + ((g * cin_g + c) * M + m) * kt;
+                        for (int64_t i = 0; i < ah.count; i++)
+                            for (int64_t j = 0; j < aw.count; j++)
+                                to[(ah.count - 1 - i) * aw.count + aw.count - 1 - j] =
+                                    from[(ah.first + i * ah.step) * s->kw + aw.first + j * aw.step];
+                    }
+            const fc_conv2d_shape t = {s->n, s->c_out, s->out_h, s->out_w, s->c_in, s->groups, ah.count,
+                                       aw.count, 1, 1, ah.pad, aw.pad, ah.dil, aw.dil, ah.out, aw.out};
+            /* stride 1: one phase, gx itself, on whichever forward is faster */
+            status = view.col == 1 && view.row == s->w ? FC_FN(fc_conv2d_forward_im2col)(&t, gy, wt, NULL, gx)
+                                                       : FC_FN(fc_conv2d_forward_indirect)(&t, gy, wt, NULL, gx + rh * s->w + rw, view);
+        }
     free(wt);
     return status;
 }
@@ -508,7 +586,7 @@ static int FC_FN(grad_input_as_forward)(const fc_conv2d_shape *s, const FC_T *gy
  * the same element. */
 static int FC_FN(fc_conv2d_grad_input_im2col)(const fc_conv2d_shape *s, const FC_T *gy,
                                               const FC_T *w, FC_T *gx) {
-    if (FC_FN(grad_input_is_forward)(s)) return FC_FN(grad_input_as_forward)(s, gy, w, gx);
+    if (FC_FN(grad_input_by_phases)(s)) return FC_FN(grad_input_phases)(s, gy, w, gx);
     const int64_t M = GROUP_OUT(s), cin_g = GROUP_IN(s), taps = s->kh * s->kw;
     const int64_t K = cin_g * taps, P = PIXELS(s), PC = FC_FN(pixel_chunk)(K, P);
     const int64_t images = s->n * s->groups;
