@@ -528,25 +528,30 @@ static phase_axis phase_axis_of(int64_t r, int64_t in, int64_t k, int64_t stride
     const int64_t g = gcd(stride, dil);
     phase_axis a = {0, 0, stride / g, dil / g, 0, in > r ? (in - r + stride - 1) / stride : 0};
     while (a.first < FC_MIN(k, a.step) && (r + pad - a.first * dil) % stride != 0) a.first++;
-    if (a.first < k && (r + pad - a.first * dil) % stride == 0) a.count = (k - 1 - a.first) / a.step + 1;
+    if (a.first == k || (r + pad - a.first * dil) % stride != 0) return a; /* no taps */
+    a.count = (k - 1 - a.first) / a.step + 1;
     /* gy offsets (r + pad - i*dil) / stride fall by dil / g per tap: flipped,
      * they rise from the last tap's, which is minus the padding. */
     a.pad = -fc_floordiv(r + pad - (a.first + (a.count - 1) * a.step) * dil, stride);
     return a;
 }
 
+/* Whether every phase along an axis has taps and a frame. */
+static int phases_fit(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil) {
+    for (int64_t r = 0; r < stride; r++) {
+        const phase_axis a = phase_axis_of(r, in, k, stride, pad, dil);
+        if (a.count == 0 || a.pad < 0) return 0;
+    }
+    return 1;
+}
+
 static int FC_FN(grad_input_by_phases)(const fc_conv2d_shape *s) {
     const int64_t cin_g = GROUP_IN(s), width = FC_FN(iukernel_width)(FC_FN(select_iukernel)(), cin_g);
     const int64_t phases = s->stride_h * s->stride_w;
     const double flops = 2.0 * s->n * s->c_out * PIXELS(s) * cin_g * s->kh * s->kw;
-    if (4 * cin_g < 3 * width || (phases > 1 && flops / phases < 16.0e6)) return 0;
-    for (int64_t r = 0; r < FC_MAX(s->stride_h, s->stride_w); r++) {
-        const phase_axis ah = phase_axis_of(r, s->h, s->kh, s->stride_h, s->pad_top, s->dil_h);
-        const phase_axis aw = phase_axis_of(r, s->w, s->kw, s->stride_w, s->pad_left, s->dil_w);
-        if ((r < s->stride_h && (ah.count == 0 || ah.pad < 0)) || (r < s->stride_w && (aw.count == 0 || aw.pad < 0)))
-            return 0;
-    }
-    return 1;
+    return 4 * cin_g >= 3 * width && (phases == 1 || flops / phases >= 16.0e6) &&
+           phases_fit(s->h, s->kh, s->stride_h, s->pad_top, s->dil_h) &&
+           phases_fit(s->w, s->kw, s->stride_w, s->pad_left, s->dil_w);
 }
 
 static int FC_FN(grad_input_phases)(const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx) {
@@ -574,8 +579,9 @@ static int FC_FN(grad_input_phases)(const fc_conv2d_shape *s, const FC_T *gy, co
             const fc_conv2d_shape t = {s->n, s->c_out, s->out_h, s->out_w, s->c_in, s->groups, ah.count,
                                        aw.count, 1, 1, ah.pad, aw.pad, ah.dil, aw.dil, ah.out, aw.out};
             /* stride 1: one phase, gx itself, on whichever forward is faster */
-            status = view.col == 1 && view.row == s->w ? FC_FN(fc_conv2d_forward_im2col)(&t, gy, wt, NULL, gx)
-                                                       : FC_FN(fc_conv2d_forward_indirect)(&t, gy, wt, NULL, gx + rh * s->w + rw, view);
+            status = s->stride_h == 1 && s->stride_w == 1
+                         ? FC_FN(fc_conv2d_forward_im2col)(&t, gy, wt, NULL, gx)
+                         : FC_FN(fc_conv2d_forward_indirect)(&t, gy, wt, NULL, gx + rh * s->w + rw, view);
         }
     free(wt);
     return status;
