@@ -716,7 +716,10 @@ static int FC_FN(grad_weight_dots)(const fc_conv2d_shape *s, const FC_T *gy, con
  * tap. So the image is never unfolded: the im2col + packed GEMM this
  * replaces spent as long writing and re-reading columns as multiplying.
  * A slot owns a run of whole images, so the slots, and the partial sums
- * to reduce, are as few as the batch allows; its run holds gw^T. */
+ * to reduce, are as few as the batch allows; its run holds gw^T. Pixels go
+ * in blocks of FC_GW_PIXEL_BLOCK, whose B panel (128 KiB at 32 f32 or 16
+ * f64 columns) every tap tile streams from L2; larger images (alexnet_c1,
+ * 3025 pixels) add their blocks' tiles. */
 #define FC_GW_PIXEL_BLOCK 1024
 
 static int FC_FN(fc_conv2d_grad_weight_indirect)(const fc_conv2d_shape *s, const FC_T *gy,
