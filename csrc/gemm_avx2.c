@@ -13,130 +13,97 @@
 
 #define AVX2 __attribute__((target("avx2,fma")))
 
+/* Every kernel body is written once, for a vector type V whose intrinsics
+ * end in S (ps: 8 floats, pd: 4 doubles) and whose broadcast ends in B
+ * (ss, sd): VOP(S, fmadd) names _mm256_fmadd_ps or _mm256_fmadd_pd. */
+#define VOP(S, op) _mm256_##op##_##S
+
 /* One k step of row i: its A element, at A(i), broadcast against both B
  * vectors. The GEMM's A(i) is a packed panel, the indirect kernel's a
  * pointer plus the step's offset. Named accumulators: GCC spills an
  * acc[6][2] array to the stack on every step, halving the kernel's speed. */
 #define PACKED(i) (a + (i))
 #define INDIRECT(i) (a##i + o)
-#define ROW(i, A, bcast, fma) ai = bcast(A(i)), c##i##0 = fma(ai, b0, c##i##0), c##i##1 = fma(ai, b1, c##i##1);
-#define STEP(A, bcast, fma) \
-    ROW(0, A, bcast, fma) ROW(1, A, bcast, fma) ROW(2, A, bcast, fma) ROW(3, A, bcast, fma) ROW(4, A, bcast, fma) ROW(5, A, bcast, fma)
+#define ROW(i, A, S, B) \
+    ai = VOP(B, broadcast)(A(i)), c##i##0 = VOP(S, fmadd)(ai, b0, c##i##0), c##i##1 = VOP(S, fmadd)(ai, b1, c##i##1);
+#define STEP(A, S, B) ROW(0, A, S, B) ROW(1, A, S, B) ROW(2, A, S, B) ROW(3, A, S, B) ROW(4, A, S, B) ROW(5, A, S, B)
 #define ZERO_ACC(V, zero)                                                            \
     V c00 = zero, c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00; \
     V c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
 #define ACC_ROWS {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}}
 
-AVX2 void fc_gemm_f32_6x16_avx2(size_t kc, const float *restrict a,
-                                const float *restrict b, float *restrict c,
-                                size_t ldc, const float *restrict bias,
+/* H is the lanes of one vector; a tile row is two. */
+#define GEMM_KERNEL(T, V, S, B, H)                                            \
+    ZERO_ACC(V, VOP(S, setzero)())                                            \
+    for (size_t k = 0; k < kc; k++, a += FC_MR, b += 2 * (H)) {               \
+        const V b0 = VOP(S, loadu)(b), b1 = VOP(S, loadu)(b + (H));           \
+        V ai;                                                                 \
+        STEP(PACKED, S, B)                                                    \
+    }                                                                         \
+    const V acc[FC_MR][2] = ACC_ROWS;                                         \
+    const V zero = VOP(S, setzero)(); /* max(0, x) keeps a NaN x */           \
+    for (int i = 0; i < FC_MR; i++) {                                         \
+        T *ci = c + i * ldc;                                                  \
+        V lo = acc[i][0], hi = acc[i][1];                                     \
+        if (flags & FC_GEMM_ACCUMULATE) {                                     \
+            lo = VOP(S, add)(lo, VOP(S, loadu)(ci));                          \
+            hi = VOP(S, add)(hi, VOP(S, loadu)(ci + (H)));                    \
+        } else if (bias) {                                                    \
+            const V bi = VOP(B, broadcast)(bias + i);                         \
+            lo = VOP(S, add)(lo, bi);                                         \
+            hi = VOP(S, add)(hi, bi);                                         \
+        }                                                                     \
+        if (flags & FC_GEMM_RELU) {                                           \
+            lo = VOP(S, max)(zero, lo);                                       \
+            hi = VOP(S, max)(zero, hi);                                       \
+        }                                                                     \
+        VOP(S, storeu)(ci, lo);                                               \
+        VOP(S, storeu)(ci + (H), hi);                                         \
+    }
+
+#define IGEMM_KERNEL(T, V, S, B, H)                                                          \
+    const T *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];          \
+    ZERO_ACC(V, VOP(S, setzero)())                                                           \
+    for (size_t k = 0; k < kc; k++, b += 2 * (H)) {                                          \
+        const ptrdiff_t o = off[k];                                                          \
+        const V b0 = VOP(S, loadu)(b), b1 = VOP(S, loadu)(b + (H));                          \
+        V ai;                                                                                \
+        STEP(INDIRECT, S, B)                                                                 \
+    }                                                                                        \
+    const V acc[FC_MR][2] = ACC_ROWS, zero = VOP(S, setzero)();                              \
+    const V bias0 = bias ? VOP(S, loadu)(bias) : zero, bias1 = bias ? VOP(S, loadu)(bias + (H)) : zero; \
+    for (int i = 0; i < FC_MR; i++) {                                                        \
+        V lo = VOP(S, add)(acc[i][0], bias0), hi = VOP(S, add)(acc[i][1], bias1);            \
+        if (flags & FC_GEMM_RELU) {                                                          \
+            lo = VOP(S, max)(zero, lo);                                                      \
+            hi = VOP(S, max)(zero, hi);                                                      \
+        }                                                                                    \
+        VOP(S, storeu)(c + i * 2 * (H), lo);                                                 \
+        VOP(S, storeu)(c + i * 2 * (H) + (H), hi);                                           \
+    }
+
+AVX2 void fc_gemm_f32_6x16_avx2(size_t kc, const float *restrict a, const float *restrict b,
+                                float *restrict c, size_t ldc, const float *restrict bias,
                                 unsigned flags) {
-    ZERO_ACC(__m256, _mm256_setzero_ps())
-    for (size_t k = 0; k < kc; k++, a += FC_MR, b += FC_NR_F32) {
-        const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-        __m256 ai;
-        STEP(PACKED, _mm256_broadcast_ss, _mm256_fmadd_ps)
-    }
-    const __m256 acc[FC_MR][2] = ACC_ROWS;
-    const __m256 zero = _mm256_setzero_ps(); /* max(0, x) keeps a NaN x */
-    for (int i = 0; i < FC_MR; i++) {
-        float *ci = c + i * ldc;
-        __m256 lo = acc[i][0], hi = acc[i][1];
-        if (flags & FC_GEMM_ACCUMULATE) {
-            lo = _mm256_add_ps(lo, _mm256_loadu_ps(ci));
-            hi = _mm256_add_ps(hi, _mm256_loadu_ps(ci + 8));
-        } else if (bias) {
-            const __m256 bi = _mm256_broadcast_ss(bias + i);
-            lo = _mm256_add_ps(lo, bi);
-            hi = _mm256_add_ps(hi, bi);
-        }
-        if (flags & FC_GEMM_RELU) {
-            lo = _mm256_max_ps(zero, lo);
-            hi = _mm256_max_ps(zero, hi);
-        }
-        _mm256_storeu_ps(ci, lo);
-        _mm256_storeu_ps(ci + 8, hi);
-    }
+    GEMM_KERNEL(float, __m256, ps, ss, 8)
 }
 
-AVX2 void fc_gemm_f64_6x8_avx2(size_t kc, const double *restrict a,
-                               const double *restrict b, double *restrict c,
-                               size_t ldc, const double *restrict bias,
+AVX2 void fc_gemm_f64_6x8_avx2(size_t kc, const double *restrict a, const double *restrict b,
+                               double *restrict c, size_t ldc, const double *restrict bias,
                                unsigned flags) {
-    ZERO_ACC(__m256d, _mm256_setzero_pd())
-    for (size_t k = 0; k < kc; k++, a += FC_MR, b += FC_NR_F64) {
-        const __m256d b0 = _mm256_loadu_pd(b), b1 = _mm256_loadu_pd(b + 4);
-        __m256d ai;
-        STEP(PACKED, _mm256_broadcast_sd, _mm256_fmadd_pd)
-    }
-    const __m256d acc[FC_MR][2] = ACC_ROWS;
-    const __m256d zero = _mm256_setzero_pd();
-    for (int i = 0; i < FC_MR; i++) {
-        double *ci = c + i * ldc;
-        __m256d lo = acc[i][0], hi = acc[i][1];
-        if (flags & FC_GEMM_ACCUMULATE) {
-            lo = _mm256_add_pd(lo, _mm256_loadu_pd(ci));
-            hi = _mm256_add_pd(hi, _mm256_loadu_pd(ci + 4));
-        } else if (bias) {
-            const __m256d bi = _mm256_broadcast_sd(bias + i);
-            lo = _mm256_add_pd(lo, bi);
-            hi = _mm256_add_pd(hi, bi);
-        }
-        if (flags & FC_GEMM_RELU) {
-            lo = _mm256_max_pd(zero, lo);
-            hi = _mm256_max_pd(zero, hi);
-        }
-        _mm256_storeu_pd(ci, lo);
-        _mm256_storeu_pd(ci + 4, hi);
-    }
+    GEMM_KERNEL(double, __m256d, pd, sd, 4)
 }
 
 AVX2 void fc_igemm_f32_6x16_avx2(size_t kc, const float *const *a, const ptrdiff_t *restrict off,
                                  const float *restrict b, float *restrict c,
                                  const float *restrict bias, unsigned flags) {
-    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
-    ZERO_ACC(__m256, _mm256_setzero_ps())
-    for (size_t k = 0; k < kc; k++, b += FC_NR_F32) {
-        const ptrdiff_t o = off[k];
-        const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-        __m256 ai;
-        STEP(INDIRECT, _mm256_broadcast_ss, _mm256_fmadd_ps)
-    }
-    const __m256 acc[FC_MR][2] = ACC_ROWS, zero = _mm256_setzero_ps();
-    const __m256 bias0 = bias ? _mm256_loadu_ps(bias) : zero, bias1 = bias ? _mm256_loadu_ps(bias + 8) : zero;
-    for (int i = 0; i < FC_MR; i++) {
-        __m256 lo = _mm256_add_ps(acc[i][0], bias0), hi = _mm256_add_ps(acc[i][1], bias1);
-        if (flags & FC_GEMM_RELU) {
-            lo = _mm256_max_ps(zero, lo);
-            hi = _mm256_max_ps(zero, hi);
-        }
-        _mm256_storeu_ps(c + i * FC_NR_F32, lo);
-        _mm256_storeu_ps(c + i * FC_NR_F32 + 8, hi);
-    }
+    IGEMM_KERNEL(float, __m256, ps, ss, 8)
 }
 
 AVX2 void fc_igemm_f64_6x8_avx2(size_t kc, const double *const *a, const ptrdiff_t *restrict off,
                                 const double *restrict b, double *restrict c,
                                 const double *restrict bias, unsigned flags) {
-    const double *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
-    ZERO_ACC(__m256d, _mm256_setzero_pd())
-    for (size_t k = 0; k < kc; k++, b += FC_NR_F64) {
-        const ptrdiff_t o = off[k];
-        const __m256d b0 = _mm256_loadu_pd(b), b1 = _mm256_loadu_pd(b + 4);
-        __m256d ai;
-        STEP(INDIRECT, _mm256_broadcast_sd, _mm256_fmadd_pd)
-    }
-    const __m256d acc[FC_MR][2] = ACC_ROWS, zero = _mm256_setzero_pd();
-    const __m256d bias0 = bias ? _mm256_loadu_pd(bias) : zero, bias1 = bias ? _mm256_loadu_pd(bias + 4) : zero;
-    for (int i = 0; i < FC_MR; i++) {
-        __m256d lo = _mm256_add_pd(acc[i][0], bias0), hi = _mm256_add_pd(acc[i][1], bias1);
-        if (flags & FC_GEMM_RELU) {
-            lo = _mm256_max_pd(zero, lo);
-            hi = _mm256_max_pd(zero, hi);
-        }
-        _mm256_storeu_pd(c + i * FC_NR_F64, lo);
-        _mm256_storeu_pd(c + i * FC_NR_F64 + 4, hi);
-    }
+    IGEMM_KERNEL(double, __m256d, pd, sd, 4)
 }
 
 #else
