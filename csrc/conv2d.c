@@ -2,9 +2,9 @@
  * ways each: _ref (plain loops, double accumulation: the C oracle),
  * _direct (loops over planes, vectorizable rows; best where the GEMM is
  * thin, as in depthwise) and _im2col, the GEMMs: indirect GEMMs that read
- * the image in place for the forward and grad-weight, stride-1 grad-input
- * run as a forward conv, and im2col + packed GEMM or dot products where
- * those measured faster (each rule sits beside its dispatch).
+ * the image in place for the forward and grad-weight, grad-input run as
+ * forward convs (one per stride phase), and im2col + packed GEMM or dot
+ * products where those measured faster (each rule beside its dispatch).
  * Family file: instantiated by f32.c and f64.c (see common.h).
  *
  * Threads own outputs: forward splits y by (image, group, pixel tile),
