@@ -757,15 +757,16 @@ static int FC_FN(fc_conv2d_grad_weight_indirect)(const fc_conv2d_shape *s, const
                 const FC_T *image = x + (n * s->c_in + g * cin_g) * s->h * s->w;
                 if (framed) FC_FN(frame_planes)(s, image, cin_g, fh, fw, frame), image = frame;
                 for (int64_t p0 = 0; p0 < P; p0 += PB) {
-                    const int64_t pc = FC_MIN(PB, P - p0), first = n == n0 && p0 == 0;
+                    const int64_t pc = FC_MIN(PB, P - p0);
+                    const int first = n == n0 && p0 == 0;
                     for (int64_t pn = 0; pn < panels; pn++) {
                         const FC_FN(fc_iukernel) pk = FC_FN(panel_iukernel)(ukernel, pn, M);
                         const int64_t cols = FC_MIN(nr, M - pn * nr), width = pk.nr;
                         /* Panel pn: pc rows of its kernel's width of channels, zero past M. */
                         FC_T *panel = bpack + pn * PB * nr;
                         for (int64_t j = 0; j < width; j++) {
-                            const FC_T *src = gy + (n * s->c_out + g * M + pn * nr + j) * P + p0;
-                            for (int64_t k = 0; k < pc; k++) panel[k * width + j] = j < cols ? src[k] : 0;
+                            const FC_T *src = j < cols ? gy + (n * s->c_out + g * M + pn * nr + j) * P + p0 : NULL;
+                            for (int64_t k = 0; k < pc; k++) panel[k * width + j] = src ? src[k] : 0;
                         }
                         for (int64_t k0 = 0; k0 < K; k0 += FC_MR) {
                             const int64_t rows = FC_MIN((int64_t)FC_MR, K - k0);
