@@ -1,6 +1,9 @@
 """Threads: 1 thread == N threads bit for bit, Python threads in parallel,
-OpenMP present where the build says so, and no memory growth."""
+OpenMP present where the build says so, no memory growth, and the OpenMP
+spin fastconv sets on import."""
 import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -94,3 +97,14 @@ def test_no_memory_growth_over_thousands_of_calls():
 def test_build_info_names_the_isa():
     info = fastconv.build_info()
     assert info["isa"] in info["isas"] and "portable" in info["isas"]
+
+
+@pytest.mark.parametrize("given, expected", [(None, "30000"), ("5", "5")])
+def test_import_shortens_the_openmp_spin_unless_the_user_set_it(given, expected, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    if given is not None:
+        env["GOMP_SPINCOUNT"] = given
+    code = "import os, fastconv; print(os.environ['GOMP_SPINCOUNT'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         check=True)  # outside the checkout, so the installed package is imported
+    assert out.stdout.strip() == expected
