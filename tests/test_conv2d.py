@@ -26,7 +26,7 @@ CASES = {
     "pad_beyond_reach_far": (1, 24, 5, 6, 4, (2, 3), 1, ((1, 3), (0, 4)), 1, 1),
     "pad_beyond_reach_near": (2, 24, 5, 6, 4, (2, 2), 1, ((2, 0), (3, 1)), 1, 1),
     "grad_input_forward_groups": (2, 48, 7, 8, 6, (3, 3), 1, ((2, 1), (0, 3)), (2, 1), 2),
-    # strided, one such conv per phase (PHASE_CASES below), but col2im when
+    # strided, one such conv per phase (LARGE_CASES below), but col2im when
     # a phase has no taps (dilation sharing a factor with the stride, 1x1
     # and 2x2 kernels at strides 2 and 3) or needs a negative frame
     "no_phases_s2_dil2": (2, 24, 10, 9, 3, (3, 3), 2, 2, 2, 1),
@@ -76,21 +76,31 @@ CASES = {
     "gw_indirect_groups": (2, 16, 9, 9, 18, (3, 3), 1, 1, 1, 2),
     "gw_pixel_blocks": (1, 6, 35, 34, 8, (3, 3), 1, 1, 1, 1),
     "gw_many_images": (18, 6, 5, 5, 8, (3, 3), 1, 1, 1, 1),
+    # ... shared by taps instead of by images when gy is small beside gw
+    # (2 * N * P < min(N, 16) * K): a partial tile of a task's taps, a wide
+    # and a narrow partial panel, framed channel ranges with strides and
+    # dilations, three images; grouped
+    "gw_taps_edges": (3, 20, 7, 6, 37, (3, 3), (2, 1), ((1, 0), (2, 1)), (1, 2), 1),
+    "gw_taps_groups": (2, 32, 5, 5, 18, (3, 3), 1, 1, 1, 2),
+    "gw_taps_unframed": (3, 20, 6, 7, 12, (3, 3), 1, 0, 1, 1),
     # the real layers of LeNet-5 and the tutorial CNN, smaller batch
     "lenet_c1": (2, 1, 32, 32, 6, (5, 5), 1, 0, 1, 1),
     "lenet_c2": (2, 6, 14, 14, 16, (5, 5), 1, 0, 1, 1),
     "mnist_c1": (2, 1, 28, 28, 64, (3, 3), 1, 1, 1, 1),
     "mnist_c2": (1, 64, 14, 14, 128, (3, 3), 1, 1, 1, 1),
 }
-# A strided grad-input runs as one stride-1 conv per phase (gx's rows and
-# columns mod the stride) only where a phase is worth a call of its own (16
-# MFLOP on average), so these are large and tested on the GEMM path alone:
-# stride 2; strides, dilations and padding differing per axis; grouped
-# with a dilation coprime to the stride.
-PHASE_CASES = {
+# Paths only large shapes take, tested on the GEMM path alone. A strided
+# grad-input runs as one stride-1 conv per phase (gx's rows and columns mod
+# the stride) only where a phase is worth a call of its own (16 MFLOP on
+# average): stride 2; strides, dilations and padding differing per axis;
+# grouped with a dilation coprime to the stride. Grad-weight shared by taps
+# over two blocks of the batch's pixels, the first ending inside an image
+# (3 images of 400 pixels, 2304 taps).
+LARGE_CASES = {
     "phases_s2": (2, 24, 97, 97, 48, (3, 3), 2, 1, 1, 1),
     "phases_s32_k43": (4, 24, 90, 60, 64, (4, 3), (3, 2), ((1, 2), (1, 0)), 1, 1),
     "phases_groups_dil3": (3, 48, 80, 80, 48, (3, 3), 2, 3, 3, 2),
+    "gw_taps_pixel_blocks": (3, 256, 20, 20, 8, (3, 3), 1, 1, 1, 1),
 }
 ALGORITHMS = ["reference", "direct", "im2col"]
 DTYPES = [np.float32, np.float64]
@@ -112,7 +122,7 @@ def explicit_padding(h, w, k, stride, padding, dilation):
 
 
 def make(case, dtype, seed=0):
-    n, c, h, w, co, k, stride, padding, dilation, groups = {**CASES, **PHASE_CASES}[case]
+    n, c, h, w, co, k, stride, padding, dilation, groups = {**CASES, **LARGE_CASES}[case]
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     wt = rng.standard_normal((co, c // groups) + k).astype(dtype)
@@ -145,12 +155,13 @@ def test_gradients_match_oracle(case, algorithm, dtype, isa):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-@pytest.mark.parametrize("case", PHASE_CASES)
-def test_grad_input_phases_match_oracle(case, dtype, isa):
+@pytest.mark.parametrize("case", LARGE_CASES)
+def test_large_gradients_match_oracle(case, dtype, isa):
     x, w, b, kw, rkw = make(case, dtype)
     gy = np.random.default_rng(1).standard_normal(ref.conv2d(x, w, b, **rkw).shape).astype(dtype)
-    gx, _, _ = fastconv.conv2d_backward(gy, x, w, **kw, needs=("input",), algorithm="im2col")
+    gx, gw, _ = fastconv.conv2d_backward(gy, x, w, **kw, needs=("input", "weight"), algorithm="im2col")
     assert_close(gx, ref.conv2d_grad_input(gy, x.shape, w, **rkw), dtype)
+    assert_close(gw, ref.conv2d_grad_weight(gy, x, w.shape, **rkw), dtype)
 
 
 GRAD_CASES = ["basic_3x3", "stride2", "dilation3_stride2", "asym_pad_stride2", "same_s2", "groups2",

@@ -18,12 +18,13 @@ SHAPES = [
     ((1, 32, 70, 70), (20, 32, 3, 3), dict(dilation=2, padding="same")),
     ((17, 3, 12, 12), (7, 3, 1, 1), {}),
     ((18, 8, 9, 9), (16, 8, 3, 3), dict(padding=1)),
+    ((3, 64, 6, 6), (16, 64, 3, 3), dict(padding=1)),
 ]
 
 
 @pytest.mark.parametrize("algorithm", ["direct", "im2col"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("shapes", SHAPES, ids=["plain", "grouped_s2", "dilated_one_image", "pointwise", "many_images"])
+@pytest.mark.parametrize("shapes", SHAPES, ids=["plain", "grouped_s2", "dilated_one_image", "pointwise", "many_images", "gw_by_taps"])
 def test_one_thread_equals_many_bitwise(shapes, dtype, algorithm, threads):
     xs, ws, kw = shapes
     rng = np.random.default_rng(0)
