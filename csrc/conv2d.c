@@ -257,7 +257,7 @@ static int FC_FN(fc_conv2d_grad_weight_direct)(const fc_conv2d_shape *s, const F
     const gw_frame f = FC_FN(grad_weight_frame)(s);
     ptrdiff_t *off = calloc((size_t)f.taps, sizeof(ptrdiff_t)); /* padding taps: offset 0 */
     if (!off) return FC_ERR_NOMEM;
-    indirect_offsets(s, 1, f.ph, f.pw, off);
+    indirect_offsets(s, 1, f.ph * f.pw, f.pw, off);
     /* The frame is read up to length + the largest offset: zeros past it. */
     const size_t frame_size = (size_t)FC_MAX(f.ph * f.pw, f.length + (s->kh - 1) * s->dil_h * f.pw + (s->kw - 1) * s->dil_w);
     int status = FC_OK;
@@ -404,7 +404,7 @@ static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_
             for (int64_t j = 0, co = pn * nr; j < width; j++, co++)
                 panel[K * width + j] = co < M && b ? b[g * M + co] : 0;
         }
-    indirect_offsets(s, cin_g, fh, fw, off);
+    indirect_offsets(s, cin_g, fh * fw, fw, off);
     int status = FC_OK;
     FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * M * K * NB)))
     {
@@ -792,13 +792,6 @@ static void FC_FN(gw_block)(FC_FN(fc_iukernel) u, const gw_indirect *d, const FC
     }
 }
 
-/* Tap offsets for planes `cs` apart in a frame fw wide. */
-static void gw_tap_offsets(const fc_conv2d_shape *s, int64_t channels, int64_t cs, int64_t fw, ptrdiff_t *tap) {
-    for (int64_t c = 0; c < channels; c++)
-        for (int64_t i = 0; i < s->kh; i++)
-            for (int64_t j = 0; j < s->kw; j++) *tap++ = (ptrdiff_t)(c * cs + i * s->dil_h * fw + j * s->dil_w);
-}
-
 /* Pixel offsets of images `is` apart, pixel p at its window's corner. */
 static void gw_pixel_offsets(const fc_conv2d_shape *s, int64_t images, int64_t is, int64_t fw, ptrdiff_t *pix) {
     for (int64_t n = 0; n < images; n++)
@@ -818,7 +811,7 @@ static int FC_FN(gw_by_slots)(FC_FN(fc_iukernel) u, const gw_indirect *d, const 
         free(tap), free(pix);
         return FC_ERR_NOMEM;
     }
-    gw_tap_offsets(s, cin_g, fh * fw, fw, tap);
+    indirect_offsets(s, cin_g, fh * fw, fw, tap);
     gw_pixel_offsets(s, 1, 0, fw, pix);
     int status = FC_OK;
     FC_OMP(parallel num_threads(fc_threads_for(slots * s->groups, 2.0 * d->M * d->K * P * s->n / slots)))
@@ -871,7 +864,7 @@ static int FC_FN(gw_by_taps)(FC_FN(fc_iukernel) u, const gw_indirect *d, const f
         free(packed), free(tap), free(pix);
         return FC_ERR_NOMEM;
     }
-    gw_tap_offsets(s, cin_g, cs, fw, tap);
+    indirect_offsets(s, cin_g, cs, fw, tap);
     gw_pixel_offsets(s, s->n, is, fw, pix);
     FC_OMP(parallel for num_threads(fc_threads_for(s->groups * blocks, (double)(d->M * d->PB))) schedule(static))
     for (int64_t t = 0; t < s->groups * blocks; t++) {

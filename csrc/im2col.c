@@ -125,10 +125,11 @@ static void FC_FN(pack_im2col)(const void *ctx, int64_t r0, int64_t rows, int64_
     }
 }
 
-/* Indirect im2col, for the forward's indirect GEMM (gemm.h): the kernel
- * reads pixel p's tap k = (c, i, j) at its window's corner plus
- *   off[k] = c*fh*fw + i*dh*fw + j*dw
- * in an image of fh x fw planes, so no column matrix or panel is built.
+/* Indirect im2col, for the indirect GEMMs (gemm.h): the kernel reads
+ * pixel p's tap k = (c, i, j) at its window's corner plus
+ *   off[k] = c*cs + i*dh*fw + j*dw
+ * in an image of planes fw wide and cs apart (cs = fh*fw for one image's
+ * planes), so no column matrix or panel is built.
  * Padding is what an image lacks: one whose windows reach outside it is
  * read from a frame, a copy with zeros around it (fh x fw planes, the
  * input at pad_top, pad_left); one whose windows fit is read in place.
@@ -150,10 +151,10 @@ static void FC_FN(frame_planes)(const fc_conv2d_shape *s, const FC_T *restrict x
                    (size_t)s->w * sizeof(FC_T));
 }
 
-static void indirect_offsets(const fc_conv2d_shape *s, int64_t channels, int64_t fh, int64_t fw, ptrdiff_t *off) {
+static void indirect_offsets(const fc_conv2d_shape *s, int64_t channels, int64_t cs, int64_t fw, ptrdiff_t *off) {
     for (int64_t c = 0; c < channels; c++)
         for (int64_t i = 0; i < s->kh; i++)
-            for (int64_t j = 0; j < s->kw; j++) *off++ = (ptrdiff_t)(c * fh * fw + i * s->dil_h * fw + j * s->dil_w);
+            for (int64_t j = 0; j < s->kw; j++) *off++ = (ptrdiff_t)(c * cs + i * s->dil_h * fw + j * s->dil_w);
 }
 
 int FC_FN(fc_unfold)(const fc_conv2d_shape *s, const FC_T *x, FC_T *cols) {
