@@ -102,8 +102,10 @@ typedef struct {
 
 static FC_FN(fc_ukernel) FC_FN(select_ukernel)(void) {
     switch (fc_get_isa()) {
+#ifdef FC_X86_KERNELS
     case FC_ISA_AVX512: return (FC_FN(fc_ukernel)){FC_UKERNEL_AVX512, 2 * FC_NR};
     case FC_ISA_AVX2: return (FC_FN(fc_ukernel)){FC_UKERNEL_AVX2, FC_NR};
+#endif
     default: return (FC_FN(fc_ukernel)){FC_FN(fc_gemm_ukernel_portable), FC_NR};
     }
 }
@@ -143,8 +145,10 @@ typedef struct {
 
 static FC_FN(fc_iukernel) FC_FN(select_iukernel)(void) {
     switch (fc_get_isa()) {
+#ifdef FC_X86_KERNELS
     case FC_ISA_AVX512: return (FC_FN(fc_iukernel)){FC_IUKERNEL_AVX512, 2 * FC_NR, FC_IUKERNEL_AVX512_NARROW};
     case FC_ISA_AVX2: return (FC_FN(fc_iukernel)){FC_IUKERNEL_AVX2, FC_NR, NULL};
+#endif
     default: return (FC_FN(fc_iukernel)){FC_FN(fc_igemm_ukernel_portable), FC_NR, NULL};
     }
 }

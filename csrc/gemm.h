@@ -22,6 +22,12 @@
 
 #include <stddef.h>
 
+/* The SIMD kernels are compiled where GCC or clang target x86-64; elsewhere
+ * cpu.c never selects them and gemm.c does not refer to them. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define FC_X86_KERNELS 1
+#endif
+
 #define FC_GEMM_ACCUMULATE 1u
 #define FC_GEMM_RELU 2u
 

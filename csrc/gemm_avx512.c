@@ -9,7 +9,7 @@
  * kernels (fc_igemm_*) run the same steps with A read through pointers. */
 #include "gemm.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#ifdef FC_X86_KERNELS
 #include <immintrin.h>
 
 #define AVX512 __attribute__((target("avx512f")))
@@ -158,30 +158,4 @@ AVX512 void fc_igemm_f64_6x8_avx512(size_t kc, const double *const *a, const ptr
     NARROW_KERNEL(double, __m512d, pd, 8)
 }
 
-#else
-/* Not x86-64: cpu.c never selects these; they exist so the build links. */
-void fc_gemm_f32_6x32_avx512(size_t kc, const float *a, const float *b, float *c,
-                             size_t ldc, const float *bias, unsigned flags) {
-    (void)kc, (void)a, (void)b, (void)c, (void)ldc, (void)bias, (void)flags;
-}
-void fc_gemm_f64_6x16_avx512(size_t kc, const double *a, const double *b, double *c,
-                             size_t ldc, const double *bias, unsigned flags) {
-    (void)kc, (void)a, (void)b, (void)c, (void)ldc, (void)bias, (void)flags;
-}
-void fc_igemm_f32_6x32_avx512(size_t kc, const float *const *a, const ptrdiff_t *off, const float *b,
-                              float *c, const float *bias, unsigned flags) {
-    (void)kc, (void)a, (void)off, (void)b, (void)c, (void)bias, (void)flags;
-}
-void fc_igemm_f64_6x16_avx512(size_t kc, const double *const *a, const ptrdiff_t *off, const double *b,
-                              double *c, const double *bias, unsigned flags) {
-    (void)kc, (void)a, (void)off, (void)b, (void)c, (void)bias, (void)flags;
-}
-void fc_igemm_f32_6x16_avx512(size_t kc, const float *const *a, const ptrdiff_t *off, const float *b,
-                              float *c, const float *bias, unsigned flags) {
-    (void)kc, (void)a, (void)off, (void)b, (void)c, (void)bias, (void)flags;
-}
-void fc_igemm_f64_6x8_avx512(size_t kc, const double *const *a, const ptrdiff_t *off, const double *b,
-                             double *c, const double *bias, unsigned flags) {
-    (void)kc, (void)a, (void)off, (void)b, (void)c, (void)bias, (void)flags;
-}
 #endif
