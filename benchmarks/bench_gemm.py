@@ -35,7 +35,7 @@ def main():
                 def ours(isa):
                     def run():
                         _C.set_isa(isa)
-                        _C.gemm(n, n, n, flat, flat, c.reshape(-1))
+                        _C.gemm(n, n, n, flat, False, flat, False, None, None, c.reshape(-1))
                     return run
                 cands = {isa: ours(isa) for isa in isas}
                 cands["numpy"] = lambda: a @ a

@@ -66,7 +66,7 @@ def gemm_ceiling(dtype, n=2048, repeats=5):
     a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
     c = np.empty_like(a)
     t = interleaved({"blas": lambda: a @ a,
-                     "fastconv": lambda: _C.gemm(n, n, n, a.reshape(-1), a.reshape(-1), c.reshape(-1))}, repeats, np.min)
+                     "fastconv": lambda: _C.gemm(n, n, n, a.reshape(-1), False, a.reshape(-1), False, None, None, c.reshape(-1))}, repeats, np.min)
     return 2 * n ** 3 / min(t.values()) / 1e9
 
 

@@ -309,7 +309,7 @@ static int is_pointwise(const fc_conv2d_shape *s) {
 }
 
 static int FC_FN(fc_conv2d_forward_packed)(const fc_conv2d_shape *s, const FC_T *x,
-                                           const FC_T *w, const FC_T *b, FC_T *y) {
+                                           const FC_T *w, const FC_T *b, unsigned flags, FC_T *y) {
     const int64_t M = GROUP_OUT(s), cin_g = GROUP_IN(s), K = cin_g * s->kh * s->kw, P = PIXELS(s);
     const int64_t images = s->n * s->groups;
     const int64_t nr = FC_FN(gemm_nr)();
@@ -345,7 +345,7 @@ static int FC_FN(fc_conv2d_forward_packed)(const fc_conv2d_shape *s, const FC_T 
             const FC_FN(fc_operand) bo = is_pointwise(s) ? (FC_FN(fc_operand)){FC_FN(pack_strided), &xm, NULL}
                                                          : (FC_FN(fc_operand)){FC_FN(pack_im2col), &xc, NULL};
             FC_FN(gemm_serial)(M, nb, K, &a, &bo, y + (n * s->c_out + g * M) * P + p0, P,
-                               b ? b + g * M : NULL, 0, work);
+                               b ? b + g * M : NULL, flags, work);
         }
         free(work);
     }
@@ -374,7 +374,7 @@ typedef struct {
 } fc_out_view;
 
 static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_T *x, const FC_T *w,
-                                             const FC_T *b, FC_T *y, fc_out_view v) {
+                                             const FC_T *b, unsigned flags, FC_T *y, fc_out_view v) {
     const FC_FN(fc_iukernel) ukernel = FC_FN(select_iukernel)();
     const int64_t nr = ukernel.nr, M = GROUP_OUT(s), cin_g = GROUP_IN(s), P = PIXELS(s);
     const int64_t K = cin_g * s->kh * s->kw, panels = (M + nr - 1) / nr, images = s->n * s->groups;
@@ -440,7 +440,7 @@ static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_
                     for (int64_t pt = pb; pt < pe; pt += FC_MR) {
                         FC_T tile[FC_MR * FC_NR_MAX];
                         const int64_t *place = at + (pt - pb);
-                        pk.fn((size_t)K, a + (pt - pb), off, panel, tile, b ? panel + K * width : NULL, 0);
+                        pk.fn((size_t)K, a + (pt - pb), off, panel, tile, b ? panel + K * width : NULL, flags);
                         if (pe - pt >= FC_MR) /* a full tile: a constant trip count, unrolled */
                             for (int j = 0; j < cols; j++)
                                 for (int q = 0; q < FC_MR; q++) yp[j * v.plane + place[q]] = tile[q * width + j];
@@ -472,11 +472,13 @@ static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_
  *   pointwise_1x1  K = 256:  GFLOP/s 201 / 212 (float32), 117 / 90 (float64) */
 #define FC_INDIRECT_MIN_K 16
 
+/* `flags` is the microkernels' FC_GEMM_RELU or 0: the activation runs in
+ * their epilogue. */
 static int FC_FN(fc_conv2d_forward_im2col)(const fc_conv2d_shape *s, const FC_T *x,
-                                           const FC_T *w, const FC_T *b, FC_T *y) {
+                                           const FC_T *w, const FC_T *b, unsigned flags, FC_T *y) {
     if (GROUP_IN(s) * s->kh * s->kw < FC_INDIRECT_MIN_K || is_pointwise(s))
-        return FC_FN(fc_conv2d_forward_packed)(s, x, w, b, y);
-    return FC_FN(fc_conv2d_forward_indirect)(s, x, w, b, y, (fc_out_view){PIXELS(s), s->out_w, 1});
+        return FC_FN(fc_conv2d_forward_packed)(s, x, w, b, flags, y);
+    return FC_FN(fc_conv2d_forward_indirect)(s, x, w, b, flags, y, (fc_out_view){PIXELS(s), s->out_w, 1});
 }
 
 /* A conv's grad-input is a set of stride-1 convs of gy, one per phase.
@@ -580,8 +582,8 @@ static int FC_FN(grad_input_phases)(const fc_conv2d_shape *s, const FC_T *gy, co
                                        aw.count, 1, 1, ah.pad, aw.pad, ah.dil, aw.dil, ah.out, aw.out};
             /* stride 1: one phase, gx itself, on whichever forward is faster */
             status = s->stride_h == 1 && s->stride_w == 1
-                         ? FC_FN(fc_conv2d_forward_im2col)(&t, gy, wt, NULL, gx)
-                         : FC_FN(fc_conv2d_forward_indirect)(&t, gy, wt, NULL, gx + rh * s->w + rw, view);
+                         ? FC_FN(fc_conv2d_forward_im2col)(&t, gy, wt, NULL, 0, gx)
+                         : FC_FN(fc_conv2d_forward_indirect)(&t, gy, wt, NULL, 0, gx + rh * s->w + rw, view);
         }
     free(wt);
     return status;
@@ -955,13 +957,18 @@ static int FC_FN(fc_conv2d_grad_weight_im2col)(const fc_conv2d_shape *s, const F
 
 /* ----------------------------------------------------- entry points */
 
+/* The GEMMs apply the activation in their epilogue; the plain loops in a
+ * pass of their own. */
 int FC_FN(fc_conv2d_forward)(const fc_conv2d_shape *s, fc_algorithm algo, const FC_T *x,
-                             const FC_T *w, const FC_T *b, FC_T *y) {
+                             const FC_T *w, const FC_T *b, fc_activation act, FC_T *y) {
+    int status = FC_OK;
     switch (algo) {
-    case FC_ALGO_REF: FC_FN(fc_conv2d_forward_ref)(s, x, w, b, y); return FC_OK;
-    case FC_ALGO_DIRECT: return FC_FN(fc_conv2d_forward_direct)(s, x, w, b, y);
-    default: return FC_FN(fc_conv2d_forward_im2col)(s, x, w, b, y);
+    case FC_ALGO_REF: FC_FN(fc_conv2d_forward_ref)(s, x, w, b, y); break;
+    case FC_ALGO_DIRECT: status = FC_FN(fc_conv2d_forward_direct)(s, x, w, b, y); break;
+    default: return FC_FN(fc_conv2d_forward_im2col)(s, x, w, b, act == FC_ACT_RELU ? FC_GEMM_RELU : 0, y);
     }
+    if (status == FC_OK && act == FC_ACT_RELU) FC_FN(fc_relu)(s->n * s->c_out * PIXELS(s), y, y);
+    return status;
 }
 
 int FC_FN(fc_conv2d_grad_input)(const fc_conv2d_shape *s, fc_algorithm algo, const FC_T *gy,

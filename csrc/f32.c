@@ -8,7 +8,10 @@
 #define FC_IUKERNEL_AVX512_NARROW fc_igemm_f32_6x16_avx512
 #define FC_IUKERNEL_AVX2 fc_igemm_f32_6x16_avx2
 
+#define FC_SQRT sqrtf
+
 #include "gemm.c"
+#include "elementwise.c"
 #include "im2col.c"
 #include "conv2d.c"
 #include "pool.c"

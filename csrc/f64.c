@@ -8,7 +8,10 @@
 #define FC_IUKERNEL_AVX512_NARROW fc_igemm_f64_6x8_avx512
 #define FC_IUKERNEL_AVX2 fc_igemm_f64_6x8_avx2
 
+#define FC_SQRT sqrt
+
 #include "gemm.c"
+#include "elementwise.c"
 #include "im2col.c"
 #include "conv2d.c"
 #include "pool.c"

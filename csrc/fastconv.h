@@ -32,6 +32,12 @@ typedef enum fc_algorithm {
     FC_ALGO_IM2COL = 2, /* implicit im2col + packed GEMM */
 } fc_algorithm;
 
+/* What a forward applies to its result in the same pass. */
+typedef enum fc_activation {
+    FC_ACT_NONE = 0,
+    FC_ACT_RELU = 1, /* max(v, 0); a NaN stays NaN */
+} fc_activation;
+
 typedef enum fc_status {
     FC_OK = 0,
     FC_ERR_NOMEM = 1, /* a workspace allocation failed */
@@ -49,9 +55,10 @@ typedef struct fc_pool2d_shape {
 } fc_pool2d_shape;
 
 #define FC_DECLARE_FAMILY(T, S)                                                 \
-    /* y = conv2d(x, w) + b; b may be NULL. */                                  \
+    /* y = act(conv2d(x, w) + b); b may be NULL. */                             \
     int fc_conv2d_forward##S(const fc_conv2d_shape *s, fc_algorithm algo,       \
-                             const T *x, const T *w, const T *b, T *y);        \
+                             const T *x, const T *w, const T *b,              \
+                             fc_activation act, T *y);                         \
     /* gx = d<y, gy>/dx */                                                      \
     int fc_conv2d_grad_input##S(const fc_conv2d_shape *s, fc_algorithm algo,    \
                                 const T *gy, const T *w, T *gx);               \
@@ -64,9 +71,13 @@ typedef struct fc_pool2d_shape {
     int fc_unfold##S(const fc_conv2d_shape *s, const T *x, T *cols);            \
     /* x = adjoint of unfold: sums cols back into x[n][c_in][h][w] */          \
     int fc_fold##S(const fc_conv2d_shape *s, const T *cols, T *x);              \
-    /* C[m][n] = A[m][k] B[k][n], all row-major with leading dimensions */     \
+    /* C[m][n] = act(op(A) op(B) + bias[j]), row-major with leading          \
+     * dimensions: op(A) is A[m][k], or with trans_a the transpose of A[k][m]; \
+     * op(B) is B[k][n], or with trans_b the transpose of B[n][k]. bias (n    \
+     * values, one per column) may be NULL. */                                 \
     int fc_gemm##S(int64_t m, int64_t n, int64_t k, const T *a, int64_t lda,    \
-                   const T *b, int64_t ldb, T *c, int64_t ldc);                 \
+                   int trans_a, const T *b, int64_t ldb, int trans_b,          \
+                   const T *bias, fc_activation act, T *c, int64_t ldc);        \
     int fc_max_pool2d_forward##S(const fc_pool2d_shape *s, fc_algorithm algo,    \
                                  const T *x, T *y,                            \
                                  int64_t *indices);                            \
@@ -79,6 +90,20 @@ typedef struct fc_pool2d_shape {
                                           T *y);                               \
     int fc_adaptive_avg_pool2d_backward##S(const fc_pool2d_shape *s,            \
                                            const T *gy, T *gx);                \
+    /* Elementwise passes (elementwise.c); y may be x, gx may be gy. */       \
+    int fc_relu##S(int64_t n, const T *x, T *y);                                \
+    /* gx = y > 0 ? gy : 0, for y the ReLU's output */                          \
+    int fc_relu_backward##S(int64_t n, const T *gy, const T *y, T *gx);         \
+    /* y = kept ? x / (1 - p) : 0, the kept elements drawn from seed alone;    \
+     * the backward is the same call on gy. 0 <= p < 1. */                      \
+    int fc_dropout##S(int64_t n, const T *x, double p, uint64_t seed, T *y);    \
+    /* *loss = mean over rows of -log softmax(logits)[label]; grad =           \
+     * (softmax - one_hot) / rows. FC_ERR_INDEX for a label outside           \
+     * [0, classes). */                                                         \
+    int fc_cross_entropy##S(int64_t rows, int64_t classes, const T *logits,     \
+                            const int64_t *labels, T *grad, double *loss);      \
+    /* gb[j] = sum over i of g[i][j], g[rows][cols] */                          \
+    int fc_bias_grad##S(int64_t rows, int64_t cols, const T *g, T *gb);         \
     /* One fused Adam step over n elements (optim.c) */                         \
     int fc_adam_step##S(int64_t n, T *p, const T *grad, T *m, T *v,             \
                         double step_size, double b1, double b2, double eps,     \

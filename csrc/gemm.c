@@ -301,10 +301,17 @@ FC_CLONES static void FC_FN(gemm_nt_dot)(int64_t m, int64_t n, int64_t k, const 
         }
 }
 
-/* Public GEMM on row-major matrices: threads split C into column stripes
- * (row stripes when C is tall), each a serial GEMM. */
-int FC_FN(fc_gemm)(int64_t m, int64_t n, int64_t k, const FC_T *a, int64_t lda,
-                   const FC_T *b, int64_t ldb, FC_T *c, int64_t ldc) {
+/* Public GEMM on row-major matrices (contract in fastconv.h): threads
+ * split C into column stripes (row stripes when C is tall), each a serial
+ * GEMM. A bias per column is written into C first and the kernels
+ * accumulate onto it, so it is added in their epilogue, as is the ReLU. */
+int FC_FN(fc_gemm)(int64_t m, int64_t n, int64_t k, const FC_T *a, int64_t lda, int trans_a,
+                   const FC_T *b, int64_t ldb, int trans_b, const FC_T *bias, fc_activation act,
+                   FC_T *c, int64_t ldc) {
+    /* Element (r, k) of A, and (column j, k) of B, at base[r*rs + k*cs]. */
+    const int64_t a_rs = trans_a ? 1 : lda, a_cs = trans_a ? lda : 1;
+    const int64_t b_rs = trans_b ? ldb : 1, b_cs = trans_b ? 1 : ldb;
+    const unsigned flags = (act == FC_ACT_RELU ? FC_GEMM_RELU : 0u) | (bias ? FC_GEMM_ACCUMULATE : 0u);
     const int by_rows = m > n;
     const int64_t along = by_rows ? m : n, unit = by_rows ? FC_MR : FC_FN(gemm_nr)();
     int status = FC_OK;
@@ -318,16 +325,19 @@ int FC_FN(fc_gemm)(int64_t m, int64_t n, int64_t k, const FC_T *a, int64_t lda,
         const int64_t units = (along + unit - 1) / unit;
         const int64_t lo = units * t / nt * unit, hi = FC_MIN(units * (t + 1) / nt * unit, along);
         if (lo < hi) {
-            const int64_t mm = by_rows ? hi - lo : m, nn = by_rows ? n : hi - lo;
+            const int64_t mm = by_rows ? hi - lo : m, nn = by_rows ? n : hi - lo, j0 = by_rows ? 0 : lo;
+            FC_T *cs = c + (by_rows ? lo * ldc : lo);
             FC_T *work = malloc(FC_FN(gemm_workspace)(mm, nn, k) * sizeof(FC_T));
             if (!work) {
                 FC_OMP(atomic write)
                 status = FC_ERR_NOMEM;
             } else {
-                const FC_FN(fc_strided) am = {a + (by_rows ? lo * lda : 0), lda, 1};
-                const FC_FN(fc_strided) bm = {b + (by_rows ? 0 : lo), 1, ldb};
+                if (bias)
+                    for (int64_t i = 0; i < mm; i++) memcpy(cs + i * ldc, bias + j0, (size_t)nn * sizeof(FC_T));
+                const FC_FN(fc_strided) am = {a + (by_rows ? lo * a_rs : 0), a_rs, a_cs};
+                const FC_FN(fc_strided) bm = {b + j0 * b_rs, b_rs, b_cs};
                 const FC_FN(fc_operand) ao = {FC_FN(pack_strided), &am, NULL}, bo = {FC_FN(pack_strided), &bm, NULL};
-                FC_FN(gemm_serial)(mm, nn, k, &ao, &bo, c + (by_rows ? lo * ldc : lo), ldc, NULL, 0, work);
+                FC_FN(gemm_serial)(mm, nn, k, &ao, &bo, cs, ldc, NULL, flags, work);
                 free(work);
             }
         }

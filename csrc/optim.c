@@ -6,23 +6,32 @@
  *   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
  *   p -= step_size * m / (sqrt(v) / root_correction + eps)
  * with step_size = lr / (1 - b1^t) and root_correction = sqrt(1 - b2^t).
- * Elementwise, so any split between threads gives the same bits. */
+ * Elementwise, in the parameter's own precision (sqrtf for float32), so
+ * any split between threads gives the same bits. */
+#include <math.h>
+
+#include "common.h"
+#include "fastconv.h"
+
+FC_CLONES static void FC_FN(adam_block)(int64_t lo, int64_t hi, FC_T *restrict p, const FC_T *restrict grad,
+                                        FC_T *restrict m, FC_T *restrict v, FC_T s, FC_T c1, FC_T c2, FC_T e,
+                                        FC_T rc, FC_T wd) {
+    for (int64_t i = lo; i < hi; i++) {
+        const FC_T g = grad[i] + wd * p[i];
+        m[i] = c1 * m[i] + (1 - c1) * g;
+        v[i] = c2 * v[i] + (1 - c2) * g * g;
+        p[i] -= s * (m[i] / (FC_SQRT(v[i]) / rc + e));
+    }
+}
+
 int FC_FN(fc_adam_step)(int64_t n, FC_T *restrict p, const FC_T *restrict grad, FC_T *restrict m,
                         FC_T *restrict v, double step_size, double b1, double b2, double eps,
                         double root_correction, double weight_decay) {
-    const FC_T s = (FC_T)step_size, c1 = (FC_T)b1, c2 = (FC_T)b2, e = (FC_T)eps;
-    const FC_T rc = (FC_T)root_correction, wd = (FC_T)weight_decay;
     const int64_t block = 4096;
     const int64_t blocks = (n + block - 1) / block;
     FC_OMP(parallel for num_threads(fc_threads_for(blocks, 10.0 * block)) schedule(static))
-    for (int64_t bi = 0; bi < blocks; bi++) {
-        const int64_t end = FC_MIN(n, (bi + 1) * block);
-        for (int64_t i = bi * block; i < end; i++) {
-            const FC_T g = grad[i] + wd * p[i];
-            m[i] = c1 * m[i] + (1 - c1) * g;
-            v[i] = c2 * v[i] + (1 - c2) * g * g;
-            p[i] -= s * (m[i] / (sqrt(v[i]) / rc + e));
-        }
-    }
+    for (int64_t bi = 0; bi < blocks; bi++)
+        FC_FN(adam_block)(bi * block, FC_MIN(n, (bi + 1) * block), p, grad, m, v, (FC_T)step_size, (FC_T)b1,
+                          (FC_T)b2, (FC_T)eps, (FC_T)root_correction, (FC_T)weight_decay);
     return FC_OK;
 }

@@ -4,7 +4,7 @@ fc_call_enter/leave, so concurrent callers share the thread budget), a status to
 exception. Callers (fastconv.ops) have validated everything and pass
 C-contiguous 1-D views of non-empty arrays of one dtype; outputs are
 preallocated by the caller."""
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 from fastconv._C cimport *
 
 ctypedef fused real:
@@ -12,6 +12,7 @@ ctypedef fused real:
     double
 
 ALGORITHMS = {"reference": FC_ALGO_REF, "direct": FC_ALGO_DIRECT, "im2col": FC_ALGO_IM2COL}
+ACTIVATIONS = {None: FC_ACT_NONE, "relu": FC_ACT_RELU}
 ISAS = {"portable": FC_ISA_PORTABLE, "avx2": FC_ISA_AVX2, "avx512": FC_ISA_AVX512}
 
 
@@ -37,17 +38,18 @@ cdef fc_pool2d_shape pool_shape(tuple t):
     return s
 
 
-def conv2d_forward(tuple shape, str algorithm, real[::1] x, real[::1] w, real[::1] b, real[::1] y):
+def conv2d_forward(tuple shape, str algorithm, real[::1] x, real[::1] w, real[::1] b, activation, real[::1] y):
     cdef fc_conv2d_shape s = conv_shape(shape)
     cdef fc_algorithm a = ALGORITHMS[algorithm]
+    cdef fc_activation act = ACTIVATIONS[activation]
     cdef const real *bp = NULL if b is None else &b[0]
     cdef int rc
     with nogil:
         fc_call_enter()
         if real is float:
-            rc = fc_conv2d_forward_f32(&s, a, &x[0], &w[0], bp, &y[0])
+            rc = fc_conv2d_forward_f32(&s, a, &x[0], &w[0], bp, act, &y[0])
         else:
-            rc = fc_conv2d_forward_f64(&s, a, &x[0], &w[0], bp, &y[0])
+            rc = fc_conv2d_forward_f64(&s, a, &x[0], &w[0], bp, act, &y[0])
         fc_call_leave()
     check(rc)
 
@@ -119,15 +121,84 @@ def fold(tuple shape, real[::1] cols, real[::1] x):
     check(rc)
 
 
-def gemm(int64_t m, int64_t n, int64_t k, real[::1] a, real[::1] b, real[::1] c):
-    """c[m][n] = a[m][k] @ b[k][n], all C-contiguous."""
+def gemm(int64_t m, int64_t n, int64_t k, real[::1] a, bint trans_a, real[::1] b, bint trans_b,
+         real[::1] bias, activation, real[::1] c):
+    """c[m][n] = act(op(a) @ op(b) + bias), all C-contiguous: op(a) is a[m][k],
+    or a[k][m] transposed with trans_a; op(b) is b[k][n], or b[n][k]
+    transposed with trans_b; bias has n values or is None."""
+    cdef fc_activation act = ACTIVATIONS[activation]
+    cdef const real *bp = NULL if bias is None else &bias[0]
+    cdef int64_t lda = m if trans_a else k, ldb = k if trans_b else n
     cdef int rc
     with nogil:
         fc_call_enter()
         if real is float:
-            rc = fc_gemm_f32(m, n, k, &a[0], k, &b[0], n, &c[0], n)
+            rc = fc_gemm_f32(m, n, k, &a[0], lda, trans_a, &b[0], ldb, trans_b, bp, act, &c[0], n)
         else:
-            rc = fc_gemm_f64(m, n, k, &a[0], k, &b[0], n, &c[0], n)
+            rc = fc_gemm_f64(m, n, k, &a[0], lda, trans_a, &b[0], ldb, trans_b, bp, act, &c[0], n)
+        fc_call_leave()
+    check(rc)
+
+
+def relu(real[::1] x, real[::1] y):
+    cdef int rc
+    with nogil:
+        fc_call_enter()
+        if real is float:
+            rc = fc_relu_f32(x.shape[0], &x[0], &y[0])
+        else:
+            rc = fc_relu_f64(x.shape[0], &x[0], &y[0])
+        fc_call_leave()
+    check(rc)
+
+
+def relu_backward(real[::1] gy, real[::1] y, real[::1] gx):
+    cdef int rc
+    with nogil:
+        fc_call_enter()
+        if real is float:
+            rc = fc_relu_backward_f32(gy.shape[0], &gy[0], &y[0], &gx[0])
+        else:
+            rc = fc_relu_backward_f64(gy.shape[0], &gy[0], &y[0], &gx[0])
+        fc_call_leave()
+    check(rc)
+
+
+def dropout(real[::1] x, double p, uint64_t seed, real[::1] y):
+    cdef int rc
+    with nogil:
+        fc_call_enter()
+        if real is float:
+            rc = fc_dropout_f32(x.shape[0], &x[0], p, seed, &y[0])
+        else:
+            rc = fc_dropout_f64(x.shape[0], &x[0], p, seed, &y[0])
+        fc_call_leave()
+    check(rc)
+
+
+def cross_entropy(int64_t rows, int64_t classes, real[::1] logits, const int64_t[::1] labels, real[::1] grad):
+    """The mean loss; grad receives its gradient."""
+    cdef double loss = 0
+    cdef int rc
+    with nogil:
+        if real is float:
+            rc = fc_cross_entropy_f32(rows, classes, &logits[0], &labels[0], &grad[0], &loss)
+        else:
+            rc = fc_cross_entropy_f64(rows, classes, &logits[0], &labels[0], &grad[0], &loss)
+    if rc == 2:
+        raise ValueError(f"cross_entropy: a label lies outside [0, {classes})")
+    check(rc)
+    return loss
+
+
+def bias_grad(int64_t rows, int64_t cols, real[::1] g, real[::1] gb):
+    cdef int rc
+    with nogil:
+        fc_call_enter()
+        if real is float:
+            rc = fc_bias_grad_f32(rows, cols, &g[0], &gb[0])
+        else:
+            rc = fc_bias_grad_f64(rows, cols, &g[0], &gb[0])
         fc_call_leave()
     check(rc)
 

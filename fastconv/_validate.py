@@ -203,6 +203,15 @@ def algorithm(fn, value):
     return value
 
 
+ACTIVATIONS = (None, "relu")
+
+
+def activation(fn, value):
+    if value not in ACTIVATIONS:
+        raise ValueError(f"{fn}: activation must be one of {ACTIVATIONS}, got {value!r}")
+    return value
+
+
 def shape(fn, name, value, dims):
     if not isinstance(value, (tuple, list)) or len(value) not in dims:
         raise ValueError(f"{fn}: {name} must be a tuple of {' or '.join(map(str, dims))} ints, got {value!r}")

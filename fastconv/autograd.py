@@ -10,6 +10,8 @@ import contextlib
 
 import numpy as np
 
+from . import linear as _linear
+
 _grad_enabled = True
 
 
@@ -186,14 +188,19 @@ class Div(Function):
         return (g / self.b if self.needs[0] else None), (-g * self.a / self.b ** 2 if self.needs[1] else None)
 
 
+def _matmul(a, b):
+    """2-D products on fastconv's GEMM; stacks of matrices on NumPy's."""
+    return _linear.matmul(a, b) if a.ndim == b.ndim == 2 else np.matmul(a, b)
+
+
 class MatMul(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
-        return a @ b
+        return _matmul(a, b)
 
     def backward(self, g):
-        ga = g @ np.swapaxes(self.b, -1, -2) if self.needs[0] else None
-        gb = np.swapaxes(self.a, -1, -2) @ g if self.needs[1] else None
+        ga = _matmul(g, np.swapaxes(self.b, -1, -2)) if self.needs[0] else None
+        gb = _matmul(np.swapaxes(self.a, -1, -2), g) if self.needs[1] else None
         return ga, gb
 
 

@@ -39,11 +39,11 @@ def _grad_bias(grad_output, dtype):
     return gb
 
 
-def _conv_forward(g, algorithm, x, w, b, dtype):
+def _conv_forward(g, algorithm, x, w, b, dtype, activation=None):
     y = _empty(g.output_shape, dtype)
     if y.size:
         _C.conv2d_forward(g.c_shape(), _choose(algorithm, g), V.flat(x, dtype),
-                          V.flat(w, dtype), V.flat(b, dtype), y.reshape(-1))
+                          V.flat(w, dtype), V.flat(b, dtype), activation, y.reshape(-1))
     return y
 
 
@@ -73,14 +73,18 @@ def _conv2d_args(fn, input, weight, stride, padding, dilation, groups):
     return x, w, V.conv_geometry(fn, x.shape, w.shape, stride, padding, dilation, groups)
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algorithm="auto"):
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algorithm="auto",
+           activation=None):
     """2-D convolution (cross-correlation, as in PyTorch) of NCHW `input`
-    with `weight` (C_out, C_in/groups, kH, kW); see API.md for padding forms."""
+    with `weight` (C_out, C_in/groups, kH, kW); see API.md for padding forms.
+    activation="relu" applies max(y, 0) in the same pass."""
     fn = "conv2d"
     x, w, g = _conv2d_args(fn, input, weight, stride, padding, dilation, groups)
     b = V.bias(fn, bias, g.c_out)
     algorithm = V.algorithm(fn, algorithm)
-    return _conv_forward(g, algorithm, x, w, b, V.result_dtype(*[a for a in (x, w, b) if a is not None]))
+    activation = V.activation(fn, activation)
+    return _conv_forward(g, algorithm, x, w, b, V.result_dtype(*[a for a in (x, w, b) if a is not None]),
+                         activation)
 
 
 def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1, *,

@@ -6,7 +6,10 @@ gradients its inputs need.
 """
 import numpy as np
 
+from . import _random
 from . import conv as _conv
+from . import elementwise as _ew
+from . import linear as _linear
 from . import pool as _pool
 from .autograd import Function, Tensor
 
@@ -22,15 +25,21 @@ def _needs(fn, names):
 # -- convolutions -------------------------------------------------------------
 
 class _Conv(Function):
-    """Shared by conv2d, conv1d and conv_transpose2d: forward and backward
-    are a pair of array functions taking the same keyword parameters."""
+    """Shared by conv2d, conv1d, conv_transpose2d and linear: forward and
+    backward are a pair of array functions taking the same keyword
+    parameters. A fused ReLU (activation="relu", where the forward takes
+    it) is undone in the backward by the output's sign: no mask is kept."""
     forward_fn = backward_fn = None
 
-    def forward(self, x, w, b=None, **params):
-        self.x, self.w, self.params = x, w, params
-        return type(self).forward_fn(x, w, b, **params)
+    def forward(self, x, w, b=None, activation=None, **params):
+        self.x, self.w, self.params, self.activation = x, w, params, activation
+        extra = {"activation": activation} if activation else {}
+        self.y = type(self).forward_fn(x, w, b, **params, **extra)
+        return self.y
 
     def backward(self, g):
+        if self.activation == "relu":
+            g = _ew.relu_backward(g, self.y)
         gx, gw, gb = type(self).backward_fn(g, self.x, self.w, **self.params,
                                             needs=_needs(self, ("input", "weight", "bias")))
         return (gx, gw, gb)[:len(self.parents)]
@@ -38,6 +47,11 @@ class _Conv(Function):
 
 class Conv2d(_Conv):
     forward_fn, backward_fn = _conv.conv2d, _conv.conv2d_backward
+
+
+class Linear(_Conv):
+    """y = x w^T + b, with w (out_features, in_features) as in PyTorch."""
+    forward_fn, backward_fn = _linear.linear, _linear.linear_backward
 
 
 class Conv1d(_Conv):
@@ -48,9 +62,10 @@ class ConvTranspose2d(_Conv):
     forward_fn, backward_fn = _conv.conv_transpose2d, _conv.conv_transpose2d_backward
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, activation=None):
+    """activation="relu" is relu(conv2d(...)) in one pass."""
     return Conv2d.apply(*_tensors(input, weight, bias), stride=stride, padding=padding, dilation=dilation,
-                        groups=groups)
+                        groups=groups, activation=activation)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -113,10 +128,10 @@ def adaptive_avg_pool2d(input, output_size):
 
 class ReLU(Function):
     def forward(self, x):
-        self.mask = x > 0
-        return np.where(self.mask, x, np.zeros((), x.dtype))
+        self.y = _ew.relu(x)
+        return self.y
 
-    def backward(self, g): return (g * self.mask,)
+    def backward(self, g): return (_ew.relu_backward(g, self.y),)
 
 
 class Sigmoid(Function):
@@ -173,23 +188,11 @@ class CrossEntropy(Function):
     """Mean negative log-likelihood of integer labels under softmax(logits)."""
 
     def forward(self, logits, labels):
-        labels = np.asarray(labels)
-        if logits.ndim != 2 or labels.shape != logits.shape[:1]:
-            raise ValueError(f"cross_entropy: logits must be (N, classes) and labels (N,), got "
-                             f"{logits.shape} and {labels.shape}")
-        if labels.dtype.kind not in "iu":
-            raise TypeError(f"cross_entropy: labels must be integers, got dtype {labels.dtype}")
-        if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):
-            raise ValueError(f"cross_entropy: labels must lie in [0, {logits.shape[1]}), got "
-                             f"{labels.min()}..{labels.max()}")
-        self.labels = labels
-        self.log_p = _log_softmax(logits, axis=1)
-        return np.asarray(-self.log_p[np.arange(len(labels)), labels].mean(), dtype=logits.dtype)
+        loss, self.grad = _ew.cross_entropy(logits, labels)  # one pass: the loss and its gradient
+        return loss
 
     def backward(self, g):
-        grad = np.exp(self.log_p)
-        grad[np.arange(len(self.labels)), self.labels] -= 1
-        return g * grad / max(len(self.labels), 1), None
+        return self.grad * g, None
 
 
 def cross_entropy(input, target):
@@ -198,40 +201,33 @@ def cross_entropy(input, target):
 
 
 class Dropout(Function):
-    def forward(self, x, p, rng):
-        self.scale = (rng.random(x.shape, dtype=np.float32) >= p).astype(x.dtype) / x.dtype.type(1 - p)
-        return x * self.scale
+    """The kept elements depend on the seed alone, so the backward redraws
+    the mask from it instead of storing one."""
 
-    def backward(self, g): return (g * self.scale,)
+    def forward(self, x, p, seed):
+        self.p, self.seed = p, seed
+        return _ew.dropout(x, p, seed)
+
+    def backward(self, g): return (_ew.dropout(g, self.p, self.seed),)
 
 
 def dropout(input, p=0.5, training=True, rng=None):
-    """Zeroes each element with probability p and scales the rest by 1/(1-p) while training."""
+    """Zeroes each element with probability p and scales the rest by 1/(1-p)
+    while training. The mask's seed comes from `rng` (a numpy Generator), by
+    default from the generator nn.manual_seed seeds, so a seeded run is
+    reproducible bit for bit on any number of threads."""
     if not 0 <= p < 1:
         raise ValueError(f"dropout: p must be in [0, 1), got {p}")
     input = _tensors(input)[0]
     if not training or p == 0:
         return input
-    return Dropout.apply(input, p=p, rng=rng if rng is not None else np.random.default_rng())
+    rng = _random.generator() if rng is None else rng
+    return Dropout.apply(input, p=p, seed=int(rng.integers(2 ** 64, dtype=np.uint64)))
 
 
-class Linear(Function):
-    """y = x w^T + b, with w (out_features, in_features) as in PyTorch."""
-
-    def forward(self, x, w, b=None):
-        self.x, self.w = x, w
-        y = x @ w.T
-        return y + b if b is not None else y
-
-    def backward(self, g):
-        gx = g @ self.w if self.needs[0] else None
-        gw = g.T @ self.x if self.needs[1] else None
-        gb = g.sum(axis=0) if len(self.parents) > 2 and self.needs[2] else None
-        return (gx, gw, gb)[:len(self.parents)]
-
-
-def linear(input, weight, bias=None):
-    return Linear.apply(*_tensors(input, weight, bias))
+def linear(input, weight, bias=None, activation=None):
+    """activation="relu" is relu(linear(...)) in one pass."""
+    return Linear.apply(*_tensors(input, weight, bias), activation=activation)
 
 
 class BatchNorm(Function):

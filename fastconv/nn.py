@@ -9,17 +9,15 @@ import math
 
 import numpy as np
 
+from . import _random
 from . import functional as F
 from ._validate import integer, ints
 from .autograd import Tensor, no_grad
 
-_rng = np.random.default_rng()
-
 
 def manual_seed(seed):
     """Seeds the generator that initializes layers and draws dropout masks."""
-    global _rng
-    _rng = np.random.default_rng(seed)
+    _random.manual_seed(seed)
 
 
 class Parameter(Tensor):
@@ -36,8 +34,8 @@ class Module:
     def forward(self, *args):
         raise NotImplementedError
 
-    def __call__(self, *args):
-        out = self.forward(*args)
+    def __call__(self, *args, **kwargs):
+        out = self.forward(*args, **kwargs)
         if _summary is not None:
             _summary.append((self, out.shape))
         return out
@@ -141,16 +139,31 @@ _summary = None  # the (module, output shape) list while summary() runs
 
 def _uniform(shape, fan_in, dtype):
     bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-    return Parameter(_rng.uniform(-bound, bound, shape).astype(dtype))
+    return Parameter(_random.generator().uniform(-bound, bound, shape).astype(dtype))
 
 
 class Sequential(Module):
+    """Runs its layers in order, fusing two patterns: a Conv2d or Linear
+    followed by ReLU runs as one op (the ReLU in the GEMM's epilogue, its
+    backward from the output's sign), and Conv2d, ReLU, MaxPool2d pools
+    before the ReLU, which commutes with max, so the ReLU and its backward
+    touch a quarter of the elements. Outputs and gradients are those of the
+    layers run one by one, as summary() runs them."""
+
     def __init__(self, *layers):
         self.layers = list(layers)
 
     def forward(self, x):
-        for layer in self.layers:
-            x = layer(x)
+        layers, i = self.layers, 0
+        while i < len(layers):
+            layer, after = layers[i], [type(a) for a in layers[i + 1:i + 3]]
+            fuse = _summary is None and isinstance(layer, (Conv2d, Linear)) and after[:1] == [ReLU]
+            if fuse and isinstance(layer, Conv2d) and after == [ReLU, MaxPool2d]:
+                x, i = F.relu(layers[i + 2](layer(x))), i + 3
+            elif fuse:
+                x, i = layer(x, activation="relu"), i + 2
+            else:
+                x, i = layer(x), i + 1
         return x
 
     def __getitem__(self, i):
@@ -173,8 +186,9 @@ class Conv2d(Module):
         self.bias = _uniform((out_channels,), fan_in, dtype) if bias else None
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
 
-    def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+    def forward(self, x, activation=None):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
+                        activation)
 
 
 class ConvTranspose2d(Module):
@@ -201,8 +215,8 @@ class Linear(Module):
         self.weight = _uniform((out_features, in_features), in_features, dtype)
         self.bias = _uniform((out_features,), in_features, dtype) if bias else None
 
-    def forward(self, x):
-        return F.linear(x, self.weight, self.bias)
+    def forward(self, x, activation=None):
+        return F.linear(x, self.weight, self.bias, activation)
 
 
 class MaxPool2d(Module):
@@ -256,7 +270,7 @@ class Dropout(Module):
         self.p = p
 
     def forward(self, x):
-        return F.dropout(x, self.p, self.training, _rng)
+        return F.dropout(x, self.p, self.training)
 
 
 class BatchNorm2d(Module):
