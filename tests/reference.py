@@ -193,3 +193,35 @@ def adaptive_avg_pool2d(x, output_size):
             w0, w1 = (ow * w) // ow_n, -(-((ow + 1) * w) // ow_n)
             y[:, :, oh, ow] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
     return y
+
+
+def matmul(a, b):
+    """a (m, k) @ b (k, n) in float64, one output at a time."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    out = np.zeros((a.shape[0], b.shape[1]))
+    for i in range(a.shape[0]):
+        for j in range(b.shape[1]):
+            out[i, j] = math.fsum(a[i, :] * b[:, j])
+    return out
+
+
+def linear(x, w, b):
+    """x (..., in) w^T + b, as torch.nn.functional.linear."""
+    rows = np.asarray(x, np.float64).reshape(-1, w.shape[1])
+    y = matmul(rows, np.asarray(w, np.float64).T)
+    if b is not None:
+        y += np.asarray(b, np.float64)
+    return y.reshape(x.shape[:-1] + (w.shape[0],))
+
+
+def cross_entropy(logits, labels):
+    """(mean -log softmax(logits)[label], d loss / d logits), row by row."""
+    z = np.asarray(logits, np.float64)
+    loss, grad = 0.0, np.zeros_like(z)
+    for r, (row, k) in enumerate(zip(z, labels)):
+        p = np.exp(row - row.max())
+        p /= p.sum()
+        loss -= math.log(p[k])
+        grad[r] = p
+        grad[r, k] -= 1
+    return loss / len(z), grad / len(z)

@@ -5,7 +5,7 @@ import pytest
 
 import fastconv
 import fastconv.functional as F
-from fastconv import Tensor
+from fastconv import Tensor, nn
 from gradcheck import assert_vjp
 
 rng = np.random.default_rng(0)
@@ -69,6 +69,11 @@ FUNCTIONS = {
     "softmax": (lambda x: F.softmax(x, dim=1), r(3, 5)),
     "log_softmax": (lambda x: F.log_softmax(x, dim=-1), r(3, 5)),
     "linear": (lambda x, w, b: F.linear(x, w, b), r(4, 3), r(5, 3), r(5)),
+    "linear_fused_relu": (lambda x, w, b: F.linear(x, w, b, activation="relu"), r(4, 3), r(5, 3), r(5)),
+    "linear_3d_no_bias": (lambda x, w: F.linear(x, w), r(2, 4, 3), r(5, 3)),
+    "matmul_2d": (lambda a, b: a @ b, r(5, 7), r(7, 3)),
+    "conv2d_fused_relu": (lambda x, w, b: F.conv2d(x, w, b, padding=1, activation="relu"),
+                          r(2, 3, 5, 5), r(4, 3, 3, 3), r(4)),
     "batch_norm_train": (lambda x, w, b: F.batch_norm(x, np.zeros(3), np.ones(3), w, b, training=True),
                          r(4, 3, 2, 2), r(3), r(3)),
     "batch_norm_eval": (lambda x, w, b: F.batch_norm(x, np.full(3, 0.5), np.full(3, 2.0), w, b),
@@ -90,6 +95,15 @@ def test_cross_entropy_value_and_gradient():
     check(lambda x: F.cross_entropy(x, labels), logits)
     big = np.array([[1000.0, 0.0], [0.0, -1000.0]])  # stable for huge logits
     assert np.isfinite(F.cross_entropy(Tensor(big), np.array([1, 0])).item())
+
+
+def test_dropout_draws_from_the_seeded_generator():
+    x = Tensor(np.ones((20, 30)))
+    nn.manual_seed(5)
+    a = F.dropout(x, 0.5).data
+    nn.manual_seed(5)
+    assert np.array_equal(a, F.dropout(x, 0.5).data)
+    assert not np.array_equal(a, F.dropout(x, 0.5).data)
 
 
 def test_dropout_scales_and_masks_consistently():

@@ -145,6 +145,15 @@ def test_forward_matches_oracle(case, algorithm, dtype, isa):
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 @pytest.mark.parametrize("case", CASES)
+def test_fused_relu_matches_oracle(case, algorithm, dtype, isa):
+    x, w, b, kw, rkw = make(case, dtype)
+    y = fastconv.conv2d(x, w, b, **kw, algorithm=algorithm, activation="relu")
+    assert_close(y, np.maximum(ref.conv2d(x, w, b, **rkw), 0), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("case", CASES)
 def test_gradients_match_oracle(case, algorithm, dtype, isa):
     x, w, b, kw, rkw = make(case, dtype)
     gy = np.random.default_rng(1).standard_normal(ref.conv2d(x, w, b, **rkw).shape).astype(dtype)

@@ -99,3 +99,23 @@ def test_module_layers_match_functional():
     assert np.allclose(convt(Tensor(x)).data, fastconv.conv_transpose2d(x, convt.weight.data, convt.bias.data, 2, 1, 1))
     assert nn.AvgPool2d(2)(Tensor(x)).shape == (1, 3, 2, 2)
     assert nn.Tanh()(Tensor(x)).shape == x.shape and nn.Sigmoid()(Tensor(x)).shape == x.shape
+
+
+def test_sequential_fusions_give_the_layer_by_layer_results_and_gradients():
+    """Conv2d+ReLU+MaxPool2d (pooled before the ReLU) and Linear+ReLU (ReLU
+    in the GEMM's epilogue) against the same layers called one by one."""
+    nn.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 5, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(5, 6, 3), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(6 * 2 * 2, 7), nn.ReLU(), nn.Linear(7, 3))
+    x = np.random.default_rng(0).standard_normal((4, 2, 8, 8))
+    upstream = np.random.default_rng(1).standard_normal((4, 3))
+
+    def run(forward):
+        model.zero_grad()
+        y = forward(Tensor(x))
+        y.backward(upstream)
+        return [y.data] + [p.grad for p in model.parameters()]
+    fused = run(model)
+    one_by_one = run(lambda t: [t := layer(t) for layer in model.layers][-1])
+    for a, b in zip(fused, one_by_one):
+        np.testing.assert_array_equal(a, b)
