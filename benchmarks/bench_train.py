@@ -1,7 +1,8 @@
-"""Training step (forward, loss, backward, optimizer) and inference
-throughput of TutorialCNN and LeNet-5, fastconv beside PyTorch (same
-architecture and initialization scheme), timed interleaved; then where
-fastconv's step time goes.
+"""Training steps and inference of TutorialCNN and LeNet-5 as a user's loop
+runs them, fastconv beside PyTorch (same architecture and initialization
+scheme), in runs of consecutive steps, alternated; then a user's own NumPy
+layer between fastconv calls, with and without threadpoolctl's remedy; then
+where fastconv's step goes, op by op.
 
     python -m benchmarks.bench_train [--threads 2] [--repeats 7]
     python -m benchmarks.bench_train --epoch tutorial   # one Fashion-MNIST epoch each
@@ -17,7 +18,8 @@ from fastconv import Tensor, functional as F, nn, optim
 from fastconv.autograd import Function
 from fastconv.models import LeNet5, TutorialCNN
 
-CATEGORIES = {"Conv2d": "conv", "MaxPool2d": "pool", "Linear": "linear"}
+MODELS = {"tutorial": TutorialCNN, "lenet5": LeNet5}
+STEPS_PER_RUN, INFER_BATCH = 5, 1000
 
 
 def torch_model(torch, name):
@@ -32,14 +34,121 @@ def torch_model(torch, name):
 
 
 def fastconv_step(model, opt, x, y):
+    """One step as the README's training loop writes it."""
     loss = F.cross_entropy(model(Tensor(x)), y)
     opt.zero_grad()
     loss.backward()
     opt.step()
 
 
+def fastconv_infer(model, x):
+    model.eval()
+    with fastconv.no_grad():
+        model(Tensor(x))
+    model.train()
+
+
+def torch_step(torch, model, opt, x, y):
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
+def torch_infer(torch, model, x):
+    model.eval()
+    with torch.no_grad():
+        model(x)
+    model.train()
+
+
+def data(batch, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((batch, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, batch)
+
+
+def steps_and_inference(torch, repeats):
+    rows = []
+    for name, cls in MODELS.items():
+        for kind, batch in (("step", 50), ("step", 128), ("infer", INFER_BATCH)):
+            x, y = data(batch)
+            nn.manual_seed(0)
+            model = cls()
+            opt = optim.Adam(model.parameters(), lr=1e-4)
+            if kind == "step":
+                cands = {"fastconv": lambda: fastconv_step(model, opt, x, y)}
+            else:
+                cands = {"fastconv": lambda: fastconv_infer(model, x)}
+            if torch is not None:
+                tm = torch_model(torch, name)
+                topt = torch.optim.Adam(tm.parameters(), lr=1e-4)
+                tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+                cands["torch"] = ((lambda: torch_step(torch, tm, topt, tx, ty)) if kind == "step"
+                                  else (lambda: torch_infer(torch, tm, tx)))
+            t = common.interleaved(cands, repeats, run=STEPS_PER_RUN if kind == "step" else 2)
+            mine, theirs = t["fastconv"], t.get("torch")
+            rows.append([name, batch, kind, f"{mine * 1e3:.1f}", f"{batch / mine:.0f}",
+                         f"{theirs * 1e3:.1f}" if theirs else "-", f"{batch / theirs:.0f}" if theirs else "-",
+                         f"{mine / theirs:.2f}" if theirs else "-"])
+    common.table(["model", "batch", "pass", "fastconv ms", "img/s", "torch ms", "torch img/s",
+                  "time vs torch"], rows)
+
+
+class NumpyLinear(Function):
+    """A layer a user writes with NumPy's matmul (its BLAS) inside a
+    fastconv model."""
+
+    def forward(self, x, w):
+        self.x, self.w = x, w
+        return np.matmul(x, w.T)
+
+    def backward(self, g):
+        return np.matmul(g, self.w), np.matmul(g.T, self.x)
+
+
+def custom_numpy_layer(repeats):
+    """LeNet-5 with its first dense layer replaced by a NumPy one: as is,
+    and with NumPy's BLAS limited to one thread around the loop."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        print("(pip install threadpoolctl for the custom-layer comparison)")
+        return
+    x, y = data(50)
+    nn.manual_seed(0)
+    plain = LeNet5()
+    nn.manual_seed(0)
+    custom = LeNet5()
+    w = custom.classifier[1].weight
+
+    def forward(t):
+        h = custom.features(t).flatten(1)
+        h = F.relu(NumpyLinear.apply(h, w) + custom.classifier[1].bias)
+        for layer in custom.classifier.layers[3:]:
+            h = layer(h)
+        return h
+    custom.forward = forward
+    popt, copt = optim.Adam(plain.parameters()), optim.Adam(custom.parameters())
+
+    def limited():
+        with threadpool_limits(1, user_api="blas"):
+            for _ in range(STEPS_PER_RUN):
+                fastconv_step(custom, copt, x, y)
+    t = common.interleaved({"fastconv layers only": lambda: fastconv_step(plain, popt, x, y),
+                            "with a NumPy layer": lambda: fastconv_step(custom, copt, x, y),
+                            "NumPy layer, BLAS limited to 1 thread": limited}, repeats, run=STEPS_PER_RUN)
+    t["NumPy layer, BLAS limited to 1 thread"] /= STEPS_PER_RUN
+    base = t["fastconv layers only"]
+    print("\nLeNet-5 step (batch 50) with a user's NumPy matmul layer between fastconv calls:")
+    common.table(["variant", "step ms", "vs fastconv layers only"],
+                 [[k, f"{v * 1e3:.2f}", f"{v / base:.2f}"] for k, v in t.items()])
+
+
 def breakdown(model, opt, x, y, repeats):
-    """Seconds per step spent in each category, from timing every Function."""
+    """({op: seconds per step}, seconds per step) from timing every
+    Function's forward and backward (a ReLU fused into a conv or linear
+    counts as that layer) and the optimizer; the rest is Python and the
+    autograd's own bookkeeping."""
     spent = defaultdict(float)
     originals, pending = {}, list(Function.__subclasses__())
     while pending:  # every Function class, at any depth
@@ -49,41 +158,63 @@ def breakdown(model, opt, x, y, repeats):
             if method in vars(cls):
                 original = originals[(cls, method)] = vars(cls)[method]
 
-                def timed(self, *a, _f=original, **k):
+                def timed(self, *a, _f=original, _m=method, **k):
                     start = time.perf_counter()
                     try:
                         return _f(self, *a, **k)
                     finally:
-                        spent[CATEGORIES.get(type(self).__name__, "other ops")] += time.perf_counter() - start
+                        spent[f"{type(self).__name__} {_m}"] += time.perf_counter() - start
                 setattr(cls, method, timed)
     try:
+        fastconv_step(model, opt, x, y)
+        spent.clear()
         total = 0.0
         for _ in range(repeats):
             start = time.perf_counter()
             loss = F.cross_entropy(model(Tensor(x)), y)
             opt.zero_grad()
             loss.backward()
-            t = time.perf_counter()
+            stepped = time.perf_counter()
             opt.step()
-            spent["optimizer"] += time.perf_counter() - t
+            spent["optimizer step"] += time.perf_counter() - stepped
             total += time.perf_counter() - start
     finally:
         for (cls, method), original in originals.items():
             setattr(cls, method, original)
     spent = {k: v / repeats for k, v in spent.items()}
-    spent["framework overhead"] = total / repeats - sum(spent.values())
+    spent["Python and autograd"] = total / repeats - sum(spent.values())
     return spent, total / repeats
+
+
+def where_the_step_goes(torch, repeats):
+    for name, cls in MODELS.items():
+        x, y = data(50)
+        nn.manual_seed(0)
+        model = cls()
+        spent, total = breakdown(model, optim.Adam(model.parameters(), lr=1e-4), x, y, 4 * repeats)
+        theirs = ""
+        if torch is not None:
+            tm = torch_model(torch, name)
+            topt = torch.optim.Adam(tm.parameters(), lr=1e-4)
+            tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+            t = common.interleaved({"torch": lambda: torch_step(torch, tm, topt, tx, ty)}, repeats,
+                                   run=STEPS_PER_RUN)["torch"]
+            theirs = f"; PyTorch's step: {t * 1e3:.2f} ms"
+        print(f"\nWhere fastconv's {name} step goes (batch 50): {total * 1e3:.2f} ms{theirs}")
+        common.table(["op", "ms per step", "share"],
+                     [[k, f"{v * 1e3:.2f}", f"{100 * v / total:.0f}%"]
+                      for k, v in sorted(spent.items(), key=lambda kv: -kv[1]) if v * 1e3 >= 0.005])
 
 
 def epoch(name, torch, batch=50, lr=1e-4):
     """One epoch of Fashion-MNIST (the tutorial's settings: Adam, batch 50),
     fastconv then PyTorch, same architecture, initialization scheme and data
     order: seconds and test accuracy for each."""
-    from fastconv import data
+    from fastconv import data as fdata
     from fastconv.mnist import evaluate, train_epoch
-    train_x, train_y, test_x, test_y = data.load("fashion", download_missing=False)
+    train_x, train_y, test_x, test_y = fdata.load("fashion", download_missing=False)
     nn.manual_seed(0)
-    model = {"tutorial": TutorialCNN, "lenet5": LeNet5}[name]()
+    model = MODELS[name]()
     opt = optim.Adam(model.parameters(), lr=lr)
     start = time.perf_counter()
     train_epoch(model, opt, train_x, train_y, batch, np.random.default_rng(0))
@@ -93,24 +224,20 @@ def epoch(name, torch, batch=50, lr=1e-4):
         tm = torch_model(torch, name)
         topt = torch.optim.Adam(tm.parameters(), lr=lr)
         start = time.perf_counter()
-        tm.train()
-        for x, y in data.batches(train_x, train_y, batch, rng=np.random.default_rng(0)):
-            loss = torch.nn.functional.cross_entropy(tm(torch.from_numpy(x)), torch.from_numpy(y))
-            topt.zero_grad()
-            loss.backward()
-            topt.step()
+        for x, y in fdata.batches(train_x, train_y, batch, rng=np.random.default_rng(0)):
+            torch_step(torch, tm, topt, torch.from_numpy(x), torch.from_numpy(y))
         seconds = time.perf_counter() - start
         tm.eval()
         with torch.no_grad():
             correct = sum(int((tm(torch.from_numpy(x)).argmax(1).numpy() == y).sum())
-                          for x, y in data.batches(test_x, test_y, 500, shuffle=False))
+                          for x, y in fdata.batches(test_x, test_y, 500, shuffle=False))
         rows.append(["torch", name, f"{seconds:.1f}", f"{correct / len(test_y):.4f}"])
     common.table(["framework", "model", "epoch seconds", "test accuracy"], rows)
 
 
 def main():
     ap = common.parser(__doc__.splitlines()[0])
-    ap.add_argument("--epoch", choices=["tutorial", "lenet5"], default=None,
+    ap.add_argument("--epoch", choices=sorted(MODELS), default=None,
                     help="instead: one Fashion-MNIST training epoch in each framework")
     args = ap.parse_args()
     threads = common.setup_threads(args.threads)
@@ -118,55 +245,9 @@ def main():
     if args.epoch:
         return epoch(args.epoch, torch)
     print(f"fastconv {fastconv.build_info()}, {threads} threads; torch {torch.__version__ if torch else '-'}\n")
-    rows, parts = [], []
-    for name, cls in (("tutorial", TutorialCNN), ("lenet5", LeNet5)):
-        for batch in (50, 128):
-            rng = np.random.default_rng(0)
-            x = rng.random((batch, 1, 28, 28), dtype=np.float32)
-            y = rng.integers(0, 10, batch)
-            nn.manual_seed(0)
-            model = cls()
-            opt = optim.Adam(model.parameters(), lr=1e-4)
-            cands = {"fastconv step": lambda: fastconv_step(model, opt, x, y)}
-
-            def infer():
-                with fastconv.no_grad():
-                    model.eval()
-                    model(Tensor(x))
-                    model.train()
-            cands["fastconv infer"] = infer
-            if torch is not None:
-                tm = torch_model(torch, name)
-                topt = torch.optim.Adam(tm.parameters(), lr=1e-4)
-                tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-
-                def tstep():
-                    loss = torch.nn.functional.cross_entropy(tm(tx), ty)
-                    topt.zero_grad()
-                    loss.backward()
-                    topt.step()
-
-                def tinfer():
-                    with torch.no_grad():
-                        tm.eval()
-                        tm(tx)
-                        tm.train()
-                cands["torch step"], cands["torch infer"] = tstep, tinfer
-            t = common.interleaved(cands, args.repeats)
-            for kind in ("step", "infer"):
-                mine, theirs = t[f"fastconv {kind}"], t.get(f"torch {kind}")
-                rows.append([name, batch, kind, f"{mine * 1e3:.1f}", f"{batch / mine:.0f}",
-                             f"{theirs * 1e3:.1f}" if theirs else "-", f"{batch / theirs:.0f}" if theirs else "-",
-                             f"{theirs / mine:.2f}" if theirs else "-"])
-            spent, total = breakdown(model, opt, x, y, args.repeats)
-            parts.append([name, batch, f"{total * 1e3:.1f}"] + [
-                f"{spent.get(k, 0) * 1e3:.1f} ({100 * spent.get(k, 0) / total:.0f}%)"
-                for k in ("conv", "pool", "linear", "other ops", "optimizer", "framework overhead")])
-    common.table(["model", "batch", "pass", "fastconv ms", "img/s", "torch ms", "torch img/s", "speedup vs torch"],
-                 rows)
-    print("\nWhere fastconv's training step goes (ms per step, share):")
-    common.table(["model", "batch", "step ms", "conv", "pool", "linear", "other ops", "optimizer",
-                  "framework overhead"], parts)
+    steps_and_inference(torch, args.repeats)
+    custom_numpy_layer(args.repeats)
+    where_the_step_goes(torch, args.repeats)
 
 
 if __name__ == "__main__":

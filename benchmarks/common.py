@@ -37,14 +37,22 @@ def try_torch():
         return None
 
 
-def interleaved(candidates, repeats, stat=np.median):
-    """{name: fn} -> {name: median (or `stat`) seconds}, runs alternating
-    between candidates.
+# Candidates that run on NumPy's BLAS. OpenBLAS's idle threads busy-wait
+# for about 0.1 s after each call, and on 2 cores that slows whatever runs
+# next: after one of these the next candidate waits that long, so the
+# baseline's pool is charged to the baseline alone.
+BLAS_BASELINES = ("numpy", "blas")
+BLAS_SPIN_SECONDS = 0.15
 
-    Each timed run directly follows an untimed run of the same candidate, so
-    every candidate is measured warm (its caches, pages and thread pool),
-    never paying for the one before it: a NumPy baseline that streams large
-    temporaries, or a thread pool still spinning, would otherwise slow
+
+def interleaved(candidates, repeats, stat=np.median, run=1):
+    """{name: fn} -> {name: median (or `stat`) seconds per call}, runs
+    alternating between candidates.
+
+    Each timed run of `run` consecutive calls directly follows an untimed
+    call of the same candidate, so every candidate is measured warm (its
+    caches, pages and thread pool), never paying for the one before it: a
+    NumPy baseline that streams large temporaries would otherwise slow
     whichever candidate comes next by up to several times on 2 cores.
     """
     times = {name: [] for name in candidates}
@@ -52,8 +60,11 @@ def interleaved(candidates, repeats, stat=np.median):
         for name, fn in candidates.items():
             fn()
             start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+            for _ in range(run):
+                fn()
+            times[name].append((time.perf_counter() - start) / run)
+            if name in BLAS_BASELINES:
+                time.sleep(BLAS_SPIN_SECONDS)
     return {name: float(stat(t)) for name, t in times.items()}
 
 
