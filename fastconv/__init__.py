@@ -5,13 +5,6 @@ training layer lives in fastconv.functional, fastconv.nn and fastconv.optim.
 """
 import os
 
-# GNU OpenMP's idle threads spin for 300,000 rounds after each parallel
-# region, and on a machine with few cores that spinning takes the cores
-# from NumPy's own BLAS threads: a (50, 6272) x (6272, 1024) matmul right
-# after a conv ran 8.8 ms instead of 5.0 on 2 cores. A tenth of the spin
-# gives them back (5.2 ms) without slowing back-to-back convs, measured
-# from 0.12 to 3.7 ms. Read when libgomp loads, below; a user's value wins.
-os.environ.setdefault("GOMP_SPINCOUNT", "30000")
 
 try:
     from . import _C

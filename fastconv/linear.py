@@ -31,7 +31,7 @@ def _linear_args(fn, input, weight):
     if x.ndim < 1 or x.shape[-1] != w.shape[1]:
         raise ValueError(f"{fn}: input has shape {x.shape} but weight {w.shape} expects {w.shape[1]} "
                          f"features in its last axis")
-    return x, w, x.reshape(-1, w.shape[1])
+    return x, w, x.reshape(int(np.prod(x.shape[:-1])), w.shape[1])
 
 
 def linear(input, weight, bias=None, *, activation=None):

@@ -100,12 +100,11 @@ def test_build_info_names_the_isa():
     assert info["isa"] in info["isas"] and "portable" in info["isas"]
 
 
-@pytest.mark.parametrize("given, expected", [(None, "30000"), ("5", "5")])
-def test_import_shortens_the_openmp_spin_unless_the_user_set_it(given, expected, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
-    if given is not None:
-        env["GOMP_SPINCOUNT"] = given
-    code = "import os, fastconv; print(os.environ['GOMP_SPINCOUNT'])"
+def test_import_leaves_the_openmp_environment_alone(tmp_path):
+    """fastconv sets no OpenMP variable: another library's OpenMP runtime
+    (PyTorch ships its own) keeps its defaults whatever the import order."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOMP_", "OMP_"))}
+    code = "import os, fastconv; print(sorted(k for k in os.environ if k.startswith(('GOMP_', 'OMP_'))))"
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
                          check=True)  # outside the checkout, so the installed package is imported
-    assert out.stdout.strip() == expected
+    assert out.stdout.strip() == "[]"
