@@ -14,14 +14,11 @@
 
 #define FC_EW_BLOCK 16384 /* elements per task */
 
-/* Threads for n elements: one below about 64K, where a team costs more
- * than it saves. */
-static int ew_threads(int64_t n) {
-    return fc_threads_for((n + FC_EW_BLOCK - 1) / FC_EW_BLOCK, 16.0 * FC_EW_BLOCK);
-}
-
+/* Blocks of FC_EW_BLOCK elements; one thread below about 64K elements,
+ * where a team costs more than it saves. */
 #define EACH_BLOCK(n, ...)                                                                   \
-    FC_OMP(parallel for num_threads(ew_threads(n)) schedule(static))                         \
+    FC_OMP(parallel for num_threads(fc_threads_for(((n) + FC_EW_BLOCK - 1) / FC_EW_BLOCK,   \
+                                                   16.0 * FC_EW_BLOCK)) schedule(static))   \
     for (int64_t b0 = 0; b0 < (n); b0 += FC_EW_BLOCK) {                                      \
         const int64_t b1 = FC_MIN((n), b0 + FC_EW_BLOCK);                                    \
         __VA_ARGS__;                                                                         \

@@ -43,15 +43,74 @@ typedef struct {
     int64_t rs, cs;
 } FC_FN(fc_strided);
 
+/* dst[k][j] = src[j * rs + k] for j < w, k < kc: rows of the operand
+ * contiguous along k become a panel's columns (a linear layer's W^T). In
+ * tiles of 8 x 8 held in vectors and transposed by shuffles, so both sides
+ * move whole vectors: element by element, packing a 32-column panel took
+ * as long as the multiplication it fed. GCC 12+ and clang have the
+ * shuffle; elsewhere, the plain loop. */
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define FC_HAVE_SHUFFLE 1
+#endif
+#endif
+
+#ifdef FC_HAVE_SHUFFLE
+typedef FC_T FC_FN(row8) __attribute__((vector_size(8 * sizeof(FC_T)), aligned(sizeof(FC_T)), may_alias));
+#define LO4(a, b) __builtin_shufflevector(a, b, 0, 8, 1, 9, 4, 12, 5, 13)
+#define HI4(a, b) __builtin_shufflevector(a, b, 2, 10, 3, 11, 6, 14, 7, 15)
+#define LO2(a, b) __builtin_shufflevector(a, b, 0, 1, 8, 9, 4, 5, 12, 13)
+#define HI2(a, b) __builtin_shufflevector(a, b, 2, 3, 10, 11, 6, 7, 14, 15)
+#define LO1(a, b) __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11)
+#define HI1(a, b) __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15)
+
+/* Rows src + i*rs (i < 8), 8 elements each, to columns: row k of the
+ * result at dst + k*ds. */
+static inline __attribute__((always_inline)) void FC_FN(transpose8)(const FC_T *src, int64_t rs, FC_T *dst, int64_t ds) {
+    typedef FC_FN(row8) v;
+    v r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++) r[i] = *(const v *)(src + i * rs);
+    for (int i = 0; i < 8; i += 2) t[i] = LO4(r[i], r[i + 1]), t[i + 1] = HI4(r[i], r[i + 1]);
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = LO2(t[i], t[i + 2]), u[i + 1] = HI2(t[i], t[i + 2]);
+        u[i + 2] = LO2(t[i + 1], t[i + 3]), u[i + 3] = HI2(t[i + 1], t[i + 3]);
+    }
+    for (int k = 0; k < 4; k++) {
+        *(v *)(dst + k * ds) = LO1(u[k], u[k + 4]);
+        *(v *)(dst + (k + 4) * ds) = HI1(u[k], u[k + 4]);
+    }
+}
+#undef LO4
+#undef HI4
+#undef LO2
+#undef HI2
+#undef LO1
+#undef HI1
+#endif
+
+FC_CLONES static void FC_FN(pack_transposed)(const FC_T *restrict src, int64_t rs, int w, int64_t kc, int width,
+                                             FC_T *restrict dst) {
+    int64_t k0 = 0;
+#ifdef FC_HAVE_SHUFFLE
+    for (; k0 + 8 <= kc; k0 += 8) {
+        int j0 = 0;
+        for (; j0 + 8 <= w; j0 += 8) FC_FN(transpose8)(src + j0 * rs + k0, rs, dst + k0 * width + j0, width);
+        for (; j0 < w; j0++)
+            for (int64_t k = k0; k < k0 + 8; k++) dst[k * width + j0] = src[j0 * rs + k];
+    }
+#endif
+    for (; k0 < kc; k0++)
+        for (int j = 0; j < w; j++) dst[k0 * width + j] = src[j * rs + k0];
+}
+
 static void FC_FN(pack_strided)(const void *ctx, int64_t r0, int64_t rows,
                                 int64_t k0, int64_t kc, int width, FC_T *dst) {
     const FC_FN(fc_strided) *m = ctx;
     for (int64_t p = 0; p < rows; p += width, dst += kc * width) {
         const int w = (int)FC_MIN((int64_t)width, rows - p);
         const FC_T *src = m->base + (r0 + p) * m->rs + k0 * m->cs;
-        if (m->cs == 1) { /* rows contiguous: read along k */
-            for (int j = 0; j < w; j++)
-                for (int64_t k = 0; k < kc; k++) dst[k * width + j] = src[j * m->rs + k];
+        if (m->cs == 1) { /* rows contiguous: a transpose */
+            FC_FN(pack_transposed)(src, m->rs, w, kc, width, dst);
         } else if (m->rs == 1) { /* columns contiguous: copy along j */
             for (int64_t k = 0; k < kc; k++) memcpy(dst + k * width, src + k * m->cs, (size_t)w * sizeof(FC_T));
         } else {
