@@ -365,6 +365,12 @@ static int FC_FN(fc_conv2d_forward_packed)(const fc_conv2d_shape *s, const FC_T 
  * serves a block's tiles from L2. */
 #define FC_PIXEL_BLOCK 96
 
+/* Taps per kernel call: a block's tiles sum K in chunks of this many, each
+ * chunk's weights (KC x NR, 16 KiB) staying in L1 across the block's tiles
+ * while they read the image; whole-K calls streamed the panel from L2 on
+ * every tile. */
+#define FC_IGEMM_KC 128
+
 /* Where the indirect forward writes output pixel (oh, ow) of channel co of
  * image n: y + (n*c_out + co)*plane + oh*row + ow*col. A forward's own
  * view is (out_h*out_w, out_w, 1); grad-input's phases write every
@@ -437,10 +443,17 @@ static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_
                     const FC_T *panel = bpack + (g * panels + pn) * panel_size;
                     const int cols = (int)FC_MIN(nr, M - pn * nr), width = pk.nr;
                     FC_T *yp = yg + pn * nr * v.plane;
+                    FC_T tiles[FC_PIXEL_BLOCK / FC_MR + 1][FC_MR * FC_NR_MAX];
+                    for (int64_t k0 = 0; k0 < K; k0 += FC_IGEMM_KC) {
+                        const int64_t kc = FC_MIN((int64_t)FC_IGEMM_KC, K - k0);
+                        const unsigned f = (k0 ? FC_GEMM_ACCUMULATE : 0u) | (k0 + kc == K ? flags : 0u);
+                        for (int64_t pt = pb; pt < pe; pt += FC_MR)
+                            pk.fn((size_t)kc, a + (pt - pb), off + k0, panel + k0 * width, tiles[(pt - pb) / FC_MR],
+                                  b && !k0 ? panel + K * width : NULL, f);
+                    }
                     for (int64_t pt = pb; pt < pe; pt += FC_MR) {
-                        FC_T tile[FC_MR * FC_NR_MAX];
+                        const FC_T *tile = tiles[(pt - pb) / FC_MR];
                         const int64_t *place = at + (pt - pb);
-                        pk.fn((size_t)K, a + (pt - pb), off, panel, tile, b ? panel + K * width : NULL, flags);
                         if (pe - pt >= FC_MR) /* a full tile: a constant trip count, unrolled */
                             for (int j = 0; j < cols; j++)
                                 for (int q = 0; q < FC_MR; q++) yp[j * v.plane + place[q]] = tile[q * width + j];

@@ -188,6 +188,7 @@ static void FC_FN(fc_igemm_ukernel_portable)(size_t kc, const FC_T *const *a, co
         for (int r = 0; r < 2; r++)
             for (int j = 0; j < FC_NR; j++) {
                 FC_T v = acc[r][j] + (bias ? bias[j] : 0);
+                if (flags & FC_GEMM_ACCUMULATE) v += c[(i + r) * FC_NR + j];
                 if ((flags & FC_GEMM_RELU) && !(v > 0)) v = v != v ? v : 0; /* keep NaN */
                 c[(i + r) * FC_NR + j] = v;
             }

@@ -13,7 +13,8 @@
  * reads row i of A through a pointer and a table of offsets instead of a
  * packed panel, so an image is never copied into panels:
  *   acc = sum_k a[i][off[k]] * b[k][j]
- *   acc += bias ? bias[j] : 0;  ReLU as above
+ *   acc += bias ? bias[j] : 0;  acc += flags & FC_GEMM_ACCUMULATE ? c[i*NR + j] : 0
+ *   ReLU as above
  *   c[i*NR + j] = acc           (a contiguous MR x NR tile)
  * Its rows are output pixels and its columns output channels: the bias is
  * per column. */

@@ -74,6 +74,10 @@
     const V bias0 = bias ? VOP(S, loadu)(bias) : zero, bias1 = bias ? VOP(S, loadu)(bias + (H)) : zero; \
     for (int i = 0; i < FC_MR; i++) {                                                        \
         V lo = VOP(S, add)(acc[i][0], bias0), hi = VOP(S, add)(acc[i][1], bias1);            \
+        if (flags & FC_GEMM_ACCUMULATE) {                                                    \
+            lo = VOP(S, add)(lo, VOP(S, loadu)(c + i * 2 * (H)));                            \
+            hi = VOP(S, add)(hi, VOP(S, loadu)(c + i * 2 * (H) + (H)));                      \
+        }                                                                                    \
         if (flags & FC_GEMM_RELU) {                                                          \
             lo = VOP(S, max)(zero, lo);                                                      \
             hi = VOP(S, max)(zero, hi);                                                      \

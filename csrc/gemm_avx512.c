@@ -64,10 +64,15 @@
     EACH_ROW(STORE, T, V, S, H)
 
 /* The indirect kernel's epilogue: row i of the tile + the bias vectors
- * (zero without bias), ReLU, stored. */
+ * (zero without bias), + the tile's contents with FC_GEMM_ACCUMULATE,
+ * ReLU, stored. */
 #define TILE(i, V, S, H)                                                          \
     {                                                                             \
         V lo = VOP(S, add)(c##i##0, bias0), hi = VOP(S, add)(c##i##1, bias1);     \
+        if (flags & FC_GEMM_ACCUMULATE) {                                         \
+            lo = VOP(S, add)(lo, VOP(S, loadu)(c + (i) * 2 * (H)));               \
+            hi = VOP(S, add)(hi, VOP(S, loadu)(c + (i) * 2 * (H) + (H)));         \
+        }                                                                         \
         if (flags & FC_GEMM_RELU) {                                               \
             lo = VOP(S, max)(VOP(S, setzero)(), lo);                              \
             hi = VOP(S, max)(VOP(S, setzero)(), hi);                              \
@@ -101,6 +106,7 @@
 #define NARROW_TILE(i, V, S, W)                                         \
     {                                                                   \
         V v = VOP(S, add)(VOP(S, add)(c##i##0, c##i##1), bias0);        \
+        if (flags & FC_GEMM_ACCUMULATE) v = VOP(S, add)(v, VOP(S, loadu)(c + (i) * (W))); \
         if (flags & FC_GEMM_RELU) v = VOP(S, max)(VOP(S, setzero)(), v); \
         VOP(S, storeu)(c + (i) * (W), v);                               \
     }

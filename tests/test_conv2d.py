@@ -62,6 +62,10 @@ CASES = {
     "k15_packed": (2, 15, 6, 7, 9, (1, 1), 1, 0, 1, 1),
     "k16_indirect": (2, 4, 6, 7, 9, (2, 2), 1, 1, 1, 1),
     "indirect_edges": (1, 5, 23, 21, 37, (3, 3), 2, 1, 1, 1),
+    # the indirect forward sums K in chunks of 128 taps: K = 128, 132, 261
+    "indirect_kc_128": (1, 32, 5, 6, 9, (2, 2), 1, 0, 1, 1),
+    "indirect_kc_132": (1, 33, 5, 6, 9, (2, 2), 1, 0, 1, 1),
+    "indirect_kc_261": (2, 29, 5, 5, 35, (3, 3), 1, 1, 1, 1),
     # AVX-512 computes a last panel of at most half its width with a narrow
     # kernel (37 = 32 + 5 above); 25 channels leave a wide partial panel
     "wide_partial_panel": (1, 6, 9, 8, 25, (3, 3), 1, 1, 1, 1),
