@@ -5,7 +5,6 @@ training layer lives in fastconv.functional, fastconv.nn and fastconv.optim.
 """
 import os
 
-
 try:
     from . import _C
 except ImportError as e:  # the classic trap: importing the source tree, not the installed package
@@ -16,6 +15,7 @@ except ImportError as e:  # the classic trap: importing the source tree, not the
         "`pip install -e .`.") from e
 from .conv import (conv1d, conv1d_backward, conv2d, conv2d_backward, conv_transpose2d,
                    conv_transpose2d_backward, fold, unfold)
+from .dense import linear, linear_backward, matmul
 from .pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward,
                    max_pool2d, max_pool2d_backward)
 from ._validate import integer as _integer

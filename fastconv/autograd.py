@@ -10,7 +10,7 @@ import contextlib
 
 import numpy as np
 
-from . import linear as _linear
+from . import dense as _dense
 
 _grad_enabled = True
 
@@ -190,7 +190,7 @@ class Div(Function):
 
 def _matmul(a, b):
     """2-D products on fastconv's GEMM; stacks of matrices on NumPy's."""
-    return _linear.matmul(a, b) if a.ndim == b.ndim == 2 else np.matmul(a, b)
+    return _dense.matmul(a, b) if a.ndim == b.ndim == 2 else np.matmul(a, b)
 
 
 class MatMul(Function):

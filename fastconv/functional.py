@@ -9,7 +9,7 @@ import numpy as np
 from . import _random
 from . import conv as _conv
 from . import elementwise as _ew
-from . import linear as _linear
+from . import dense as _dense
 from . import pool as _pool
 from .autograd import Function, Tensor
 
@@ -51,7 +51,7 @@ class Conv2d(_Conv):
 
 class Linear(_Conv):
     """y = x w^T + b, with w (out_features, in_features) as in PyTorch."""
-    forward_fn, backward_fn = _linear.linear, _linear.linear_backward
+    forward_fn, backward_fn = _dense.linear, _dense.linear_backward
 
 
 class Conv1d(_Conv):

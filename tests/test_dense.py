@@ -5,7 +5,7 @@ import pytest
 
 import fastconv
 from fastconv import _C
-from fastconv import linear as L
+from fastconv import dense as L
 from conftest import assert_close, assert_raises_naming, _nan_empty
 import reference as ref
 
