@@ -193,7 +193,9 @@ static int FC_FN(fc_max_pool2d_forward_rows)(const fc_pool2d_shape *s, const FC_
     pool_columns cols;
     if (pool_columns_make(s, &cols) != FC_OK) return FC_ERR_NOMEM;
     int status = FC_OK;
-    FC_OMP(parallel num_threads(fc_threads_for(s->planes, 2.0 * P * s->kh * s->kw)))
+    /* A tap costs a compare, two selects and an index: counted as 16 flops,
+     * so LeNet-5's pools (0.06-0.5 M taps) run on the team too. */
+    FC_OMP(parallel num_threads(fc_threads_for(s->planes, 16.0 * P * s->kh * s->kw)))
     {
         int64_t *scratch = indices ? NULL : malloc((size_t)(s->out_w + POOL_LANES) * sizeof(int64_t));
         if (!indices && !scratch) {
