@@ -44,10 +44,11 @@ static inline int64_t fc_ceildiv(int64_t a, int64_t b) {
 }
 
 /* Output positions o in [0, out) whose input position o*stride + off falls
- * in [0, in): the half-open range [*lo, *hi), possibly empty. */
+ * in [0, in): the half-open range [*lo, *hi) within [0, out), possibly
+ * empty. */
 static inline void fc_valid_range(int64_t off, int64_t stride, int64_t in, int64_t out,
                                   int64_t *lo, int64_t *hi) {
-    *lo = FC_MAX(fc_ceildiv(-off, stride), (int64_t)0);
+    *lo = FC_MIN(FC_MAX(fc_ceildiv(-off, stride), (int64_t)0), out);
     *hi = FC_MIN(fc_floordiv(in - 1 - off, stride) + 1, out);
     if (*hi < *lo) *hi = *lo;
 }

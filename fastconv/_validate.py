@@ -236,5 +236,15 @@ def pool_window(fn, spatial, kernel_size, stride, padding, dilation, ceil_mode):
         if out < 1 or size + 2 * p < span:
             raise ValueError(f"{fn}: output {dim} would be {min(out, 0)}: input {dim} {size} + "
                              f"padding 2*{p} is smaller than the kernel extent {span}")
+        # Only windows starting in the padding can miss the input: their
+        # first tap inside it, if any, is tap ceil(-start / d).
+        for o in range(0, out):
+            start = o * s - p
+            if start >= 0:
+                break
+            if -(start // d) >= k or start + -(start // d) * d >= size:
+                raise ValueError(f"{fn}: window {o} along {dim} sees no input: kernel_size {k}, padding {p} "
+                                 f"and dilation {d} place its taps at {[start + i * d for i in range(k)]}, "
+                                 f"outside [0, {size})")
         outs.append(out)
     return kernel, stride, padding, dilation, outs[0], outs[1]

@@ -215,3 +215,45 @@ ERRORS = [
 @pytest.mark.parametrize("call, exc, words", ERRORS, ids=[f"case{i}" for i in range(len(ERRORS))])
 def test_bad_input_raises_a_clear_error(call, exc, words):
     assert_raises_naming(call, exc, words)
+
+
+def _narrow_configs():
+    """Planes as narrow as, or narrower than, the dilated window: where a
+    table of the interior's columns once ended before the plane's first
+    output (fastconv.max_pool2d(x, 4, stride=1, padding=2, dilation=2) on a
+    3x3 plane read and wrote past it)."""
+    for h in (1, 2, 3):
+        for w in range(1, 8):
+            for k in (2, 3, 4):
+                for s in (1, 2):
+                    for p in range(0, k // 2 + 1):
+                        for d in (1, 2, 3):
+                            for ceil in (False, True):
+                                yield h, w, k, s, p, d, ceil
+
+
+def test_max_pool2d_on_narrow_planes_matches_oracle_or_names_the_empty_window():
+    rng = np.random.default_rng(0)
+    checked = empty_windows = 0
+    for h, w, k, s, p, d, ceil in _narrow_configs():
+        x = rng.standard_normal((1, 2, h, w)).astype(np.float32)
+        try:
+            y, idx = fastconv.max_pool2d(x, k, s, p, d, ceil, return_indices=True)
+        except ValueError as e:
+            assert "max_pool2d" in str(e) and ("sees no input" in str(e) or "would be" in str(e)), str(e)
+            empty_windows += "sees no input" in str(e)
+            continue
+        ry, ridx = ref.max_pool2d(x, (k, k), (s, s), (p, p), (d, d), ceil)
+        assert_close(y, ry.astype(np.float32), np.float32)
+        np.testing.assert_array_equal(idx, ridx)
+        gx = fastconv.max_pool2d_backward(np.ones_like(y), idx, x.shape)
+        assert gx.shape == x.shape and gx.sum() == y.size
+        checked += 1
+    assert checked > 400 and empty_windows > 10, (checked, empty_windows)
+
+
+def test_windows_that_see_no_input_are_refused():
+    # taps at -1 and 2 of a 2-wide plane (PyTorch returns -inf and index -1)
+    assert_raises_naming(lambda: fastconv.max_pool2d(np.ones((1, 1, 2, 2)), 2, padding=1, dilation=3), ValueError,
+                         ["max_pool2d", "sees no input", "kernel_size 2", "padding 1", "dilation 3", "[-1, 2]"])
+    assert fastconv.max_pool2d(np.ones((1, 1, 3, 3)), 4, stride=1, padding=2, dilation=2).shape == (1, 1, 1, 1)
