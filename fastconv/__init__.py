@@ -21,8 +21,7 @@ from .pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d
 from ._validate import integer as _integer
 from .autograd import Tensor, no_grad
 from . import functional, nn, optim, data, models
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 
 def set_num_threads(n):

@@ -95,6 +95,11 @@ def test_no_memory_growth_over_thousands_of_calls():
     assert _rss_bytes() - before < 8 << 20
 
 
+def test_version_comes_from_one_place():
+    from importlib.metadata import version
+    assert fastconv.build_info()["version"] == fastconv.__version__ == version("fastconv")
+
+
 def test_build_info_names_the_isa():
     info = fastconv.build_info()
     assert info["isa"] in info["isas"] and "portable" in info["isas"]
