@@ -3,6 +3,8 @@ torch.nn.functional.linear) and its gradients, and 2-D matmul, all on
 fastconv's own GEMM. NumPy's BLAS is never called: its thread pool would
 fight fastconv's OpenMP team for the same cores, slowing whatever runs
 next. Validation lives in _validate; arithmetic in csrc/gemm.c via _C."""
+import math
+
 import numpy as np
 
 from . import _C
@@ -31,7 +33,7 @@ def _linear_args(fn, input, weight):
     if x.ndim < 1 or x.shape[-1] != w.shape[1]:
         raise ValueError(f"{fn}: input has shape {x.shape} but weight {w.shape} expects {w.shape[1]} "
                          f"features in its last axis")
-    return x, w, x.reshape(int(np.prod(x.shape[:-1])), w.shape[1])
+    return x, w, x.reshape(math.prod(x.shape[:-1]), w.shape[1])
 
 
 def linear(input, weight, bias=None, *, activation=None):
