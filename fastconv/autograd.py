@@ -110,7 +110,10 @@ class Tensor:
                         stack.extend((p, False) for p in node._ctx.parents if p.requires_grad)
 
         visit(self)
-        grads = {id(self): np.asarray(grad, dtype=self.dtype)}
+        grad = np.asarray(grad, dtype=self.dtype)
+        if grad.shape != self.shape:
+            raise ValueError(f"backward: grad has shape {grad.shape} but the tensor {self.shape}")
+        grads = {id(self): grad}
         for node in reversed(order):
             g = grads.pop(id(node), None)
             if g is None:
@@ -121,6 +124,9 @@ class Tensor:
             for parent, pg in zip(node._ctx.parents, node._ctx.backward(g)):
                 if pg is not None and parent.requires_grad:
                     pg = _unbroadcast(np.asarray(pg, dtype=parent.dtype), parent.shape)
+                    if pg.shape != parent.shape:
+                        raise ValueError(f"backward: {type(node._ctx).__name__}.backward returned a gradient of "
+                                         f"shape {pg.shape} for an input of shape {parent.shape}")
                     grads[id(parent)] = pg if id(parent) not in grads else grads[id(parent)] + pg
 
     # -- arithmetic (broadcasting) -------------------------------------------

@@ -25,6 +25,27 @@ class Optimizer:
         for p in self.params:
             p.grad = None
 
+    def _check(self):
+        """Every gradient against its parameter's array, and every array
+        against the state made for it, before a step writes anything: C and
+        NumPy write through them. A parameter whose array changed shape or
+        dtype is an error, not a silent restart of its moments, as in
+        PyTorch."""
+        name = type(self).__name__
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            grad = np.shape(p.grad)
+            if grad != p.data.shape:
+                raise ValueError(f"{name}: parameter {i} has shape {p.data.shape} but its gradient {grad}")
+            if p.data.dtype.kind != "f" or p.data.dtype.itemsize not in (4, 8):
+                raise TypeError(f"{name}: parameter {i} has dtype {p.data.dtype}; expected float32 or float64")
+            state = self.state[i]
+            if state is not None and (state[0].size != p.data.size or state[0].dtype != p.data.dtype):
+                raise ValueError(f"{name}: parameter {i} was replaced by an array of shape {p.data.shape} and "
+                                 f"dtype {p.data.dtype}, but its state was made for {state[0].size} "
+                                 f"{state[0].dtype} elements; create a new optimizer for it")
+
     def _gradient(self, p, scratch, weight_decay):
         """p.grad (+ weight_decay * p) in scratch, without touching p.grad."""
         if weight_decay:
@@ -48,6 +69,7 @@ class SGD(Optimizer):
         self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
 
     def step(self):
+        self._check()
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
@@ -82,6 +104,7 @@ class Adam(Optimizer):
         self.steps = 0
 
     def step(self):
+        self._check()
         self.steps += 1
         b1, b2 = self.betas
         step_size = self.lr / (1 - b1 ** self.steps)

@@ -156,3 +156,19 @@ def test_deep_graph_does_not_recurse():
         y = y + 1.0
     y.sum().backward()
     assert np.array_equal(x.grad, np.ones(2))
+
+
+def test_backward_checks_gradient_shapes_and_names_the_function():
+    from fastconv.autograd import Function
+
+    class Wrong(Function):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, g):
+            return (np.ones(g.size + 1),)
+    x = Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(ValueError, match=r"Wrong.backward returned a gradient of shape \(4,\) for an input of shape \(3,\)"):
+        Wrong.apply(x).sum().backward()
+    with pytest.raises(ValueError, match=r"grad has shape \(2,\) but the tensor \(3,\)"):
+        (x * 2).backward(np.ones(2))

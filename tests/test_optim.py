@@ -68,3 +68,25 @@ def test_parameters_without_gradients_are_skipped_and_bad_settings_rejected():
         optim.SGD([p], lr=0.1, nesterov=True)
     with pytest.raises(ValueError, match="empty"):
         optim.Adam([])
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.Adam(ps), lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9)],
+                         ids=["adam", "sgd_momentum"])
+def test_replaced_arrays_and_wrong_gradients_are_refused_by_name(make):
+    p, q = param([1.0, 2.0], [0.1, 0.2]), param([3.0], [0.3])
+    opt = make([p, q])
+    opt.step()
+    q.data = np.zeros(10_000_000)  # state was sized for 1 element: once a segfault in Adam
+    q.grad = np.ones(10_000_000)
+    before = p.data.copy()
+    with pytest.raises(ValueError, match=r"parameter 1 was replaced .*\(10000000,\).*1 float64"):
+        opt.step()
+    assert np.array_equal(p.data, before), "a refused step updates nothing"
+    q.data, q.grad = np.array([3.0]), np.array([0.3])
+    p.grad = np.array([0.1])  # shorter than the parameter: once read past it
+    with pytest.raises(ValueError, match=r"parameter 0 has shape \(2,\) but its gradient \(1,\)"):
+        opt.step()
+    p.grad = np.ones((2, 1))  # would broadcast
+    with pytest.raises(ValueError, match="parameter 0"):
+        opt.step()
+    assert np.array_equal(p.data, before)
