@@ -7,23 +7,30 @@ per input (None where an input needs none). `Tensor.backward` walks the
 graph once in reverse topological order, summing gradients.
 """
 import contextlib
+import threading
 
 import numpy as np
 
 from . import dense as _dense
 
-_grad_enabled = True
+class _GradMode(threading.local):
+    """Whether results record a graph, per thread as in PyTorch: a serving
+    thread's no_grad() leaves a training thread's gradients alone."""
+    enabled = True
+
+
+_grad_mode = _GradMode()
 
 
 @contextlib.contextmanager
 def no_grad():
-    """Within this block, results record no graph (inference, optimizer steps)."""
-    global _grad_enabled
-    before, _grad_enabled = _grad_enabled, False
+    """Within this block, results made by this thread record no graph
+    (inference, optimizer steps)."""
+    before, _grad_mode.enabled = _grad_mode.enabled, False
     try:
         yield
     finally:
-        _grad_enabled = before
+        _grad_mode.enabled = before
 
 
 class Function:
@@ -37,7 +44,7 @@ class Function:
     def apply(cls, *parents, **kwargs):
         ctx = cls(*parents)
         out = ctx.forward(*[p.data for p in parents], **kwargs)
-        track = _grad_enabled and any(ctx.needs)
+        track = _grad_mode.enabled and any(ctx.needs)
         return Tensor(out, requires_grad=track, _ctx=ctx if track else None)
 
     def forward(self, *arrays, **kwargs):

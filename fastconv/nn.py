@@ -6,6 +6,7 @@ order they were set. Weights start as PyTorch's defaults (uniform in
 that `manual_seed` makes reproducible.
 """
 import math
+import threading
 
 import numpy as np
 
@@ -36,8 +37,8 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         out = self.forward(*args, **kwargs)
-        if _summary is not None:
-            _summary.append((self, out.shape))
+        if _summary.calls is not None:
+            _summary.calls.append((self, out.shape))
         return out
 
     def children(self):
@@ -111,17 +112,16 @@ class Module:
     def summary(self, input_shape, dtype=np.float32):
         """Prints each layer's output shape and parameter count, and the total;
         returns the total."""
-        global _summary
-        _summary = []
+        _summary.calls = []
         try:
             with no_grad():
                 was_training = self.training
                 self.eval()
                 self(Tensor(np.zeros(input_shape, dtype)))
                 self.train(was_training)
-            calls = _summary
+            calls = _summary.calls
         finally:
-            _summary = None
+            _summary.calls = None
         rows = [(type(m).__name__, str(tuple(shape)), sum(p.data.size for p in vars(m).values()
                                                           if isinstance(p, Parameter)))
                 for m, shape in calls if m is not self and not isinstance(m, Sequential)]
@@ -134,7 +134,11 @@ class Module:
         return total
 
 
-_summary = None  # the (module, output shape) list while summary() runs
+class _Summary(threading.local):
+    calls = None  # this thread's (module, output shape) list while summary() runs
+
+
+_summary = _Summary()
 
 
 def _uniform(shape, fan_in, dtype):
@@ -157,7 +161,7 @@ class Sequential(Module):
         layers, i = self.layers, 0
         while i < len(layers):
             layer, after = layers[i], [type(a) for a in layers[i + 1:i + 3]]
-            fuse = _summary is None and isinstance(layer, (Conv2d, Linear)) and after[:1] == [ReLU]
+            fuse = _summary.calls is None and isinstance(layer, (Conv2d, Linear)) and after[:1] == [ReLU]
             if fuse and isinstance(layer, Conv2d) and after == [ReLU, MaxPool2d]:
                 x, i = F.relu(layers[i + 2](layer(x))), i + 3
             elif fuse:

@@ -172,3 +172,27 @@ def test_backward_checks_gradient_shapes_and_names_the_function():
         Wrong.apply(x).sum().backward()
     with pytest.raises(ValueError, match=r"grad has shape \(2,\) but the tensor \(3,\)"):
         (x * 2).backward(np.ones(2))
+
+
+def test_grad_mode_is_per_thread():
+    """A thread inside no_grad() (serving) leaves another thread (training)
+    recording its graph, and the reverse."""
+    import threading
+    inside, go, done = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def serve():
+        with fastconv.no_grad():
+            inside.set()
+            go.wait(5)
+            seen["serving"] = (Tensor(np.ones(2), requires_grad=True) * 2).requires_grad
+        done.set()
+    t = threading.Thread(target=serve)
+    t.start()
+    inside.wait(5)
+    x = Tensor(np.ones(2), requires_grad=True)
+    (x * 3).sum().backward()  # while the other thread is inside no_grad
+    go.set()
+    done.wait(5)
+    t.join()
+    assert np.array_equal(x.grad, [3.0, 3.0]) and seen["serving"] is False
