@@ -8,10 +8,10 @@ Loaders look for the four IDX files (gzipped or raw) in, in order: the
 files are downloaded into ~/.cache/fastconv/<name> when `download` is true
 and the network answers; each download is checked against its MD5.
 """
+import contextlib
 import gzip
 import hashlib
 import os
-import shutil
 import sys
 import tempfile
 import urllib.request
@@ -99,27 +99,34 @@ def _find(dirs, stem):
 
 
 def download(url, dest, md5, opener=urllib.request.urlopen, progress=True):
-    """Fetches url to dest through a temporary file, verifying its MD5;
-    a mismatch leaves nothing behind and raises ValueError."""
+    """Fetches url to dest through a temporary file beside it, renamed into
+    place only once its MD5 matches: a failure of any kind (an error
+    mid-read, an interrupt, a mismatch, which raises ValueError) leaves
+    nothing behind."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.md5()
-    with opener(url) as response, tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp:
-        total = int(response.headers.get("Content-Length", 0) or 0) if hasattr(response, "headers") else 0
-        bar = _progress(total, f"{dest.name}") if progress else None
-        try:
-            while chunk := response.read(1 << 16):
-                digest.update(chunk)
-                tmp.write(chunk)
+    tmp = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False)
+    try:
+        with opener(url) as response, tmp:
+            total = int(response.headers.get("Content-Length", 0) or 0) if hasattr(response, "headers") else 0
+            bar = _progress(total, f"{dest.name}") if progress else None
+            try:
+                while chunk := response.read(1 << 16):
+                    digest.update(chunk)
+                    tmp.write(chunk)
+                    if bar is not None:
+                        bar.update(len(chunk))
+            finally:
                 if bar is not None:
-                    bar.update(len(chunk))
-        finally:
-            if bar is not None:
-                bar.close()
-    if digest.hexdigest() != md5:
-        os.unlink(tmp.name)
-        raise ValueError(f"download: {url} has MD5 {digest.hexdigest()}, expected {md5}")
-    shutil.move(tmp.name, dest)
+                    bar.close()
+        if digest.hexdigest() != md5:
+            raise ValueError(f"download: {url} has MD5 {digest.hexdigest()}, expected {md5}")
+        os.replace(tmp.name, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp.name)
+        raise
     return dest
 
 

@@ -5,8 +5,12 @@ order they were set. Weights start as PyTorch's defaults (uniform in
 +-1/sqrt(fan_in), its kaiming_uniform(a=sqrt(5))) drawn from a generator
 that `manual_seed` makes reproducible.
 """
+import contextlib
 import math
+import os
+import tempfile
 import threading
+import zipfile
 
 import numpy as np
 
@@ -102,11 +106,30 @@ class Module:
             target.data[...] = value
 
     def save(self, path):
-        np.savez(path, **self.state_dict())
+        """Writes the state dict as .npz through a temporary file renamed
+        into place, so a crash mid-save leaves the old checkpoint whole.
+        As numpy.savez, ".npz" is appended to a path without it."""
+        path = os.fspath(path)
+        path = path if path.endswith(".npz") else path + ".npz"
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **self.state_dict())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
     def load(self, path):
-        with np.load(path) as archive:
-            self.load_state_dict(dict(archive))
+        try:
+            with np.load(path) as archive:
+                state = {name: archive[name] for name in archive.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"load: {os.fspath(path)} is not a readable checkpoint (.npz): "
+                             f"{type(e).__name__}: {e}") from e
+        self.load_state_dict(state)
         return self
 
     def summary(self, input_shape, dtype=np.float32):

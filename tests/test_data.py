@@ -124,3 +124,19 @@ def test_batches_cover_the_data_once():
     assert sorted(seen) == list(range(10)) and not np.array_equal(seen, np.arange(10))
     assert [len(b) for b, _ in data.batches(x, y, 3, shuffle=False, drop_last=True)] == [3, 3, 3]
     assert all(np.array_equal(by, bx * 2) for bx, by in data.batches(x, y, 4))
+
+
+@pytest.mark.parametrize("failure", [OSError("connection reset"), KeyboardInterrupt()], ids=["error", "interrupt"])
+def test_a_download_failing_mid_read_leaves_nothing_behind(tmp_path, failure):
+    class Breaks(io.BytesIO):
+        headers = {"Content-Length": "10"}
+
+        def read(self, n=-1):
+            if self.tell():
+                raise failure
+            return super().read(3)
+
+    with pytest.raises(type(failure)):
+        data.download("http://example.invalid/f.gz", tmp_path / "f.gz", "0" * 32,
+                      opener=lambda url: Breaks(b"0123456789"), progress=False)
+    assert list(tmp_path.iterdir()) == [], "a failed download must leave nothing behind"

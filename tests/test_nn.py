@@ -119,3 +119,25 @@ def test_sequential_fusions_give_the_layer_by_layer_results_and_gradients():
     one_by_one = run(lambda t: [t := layer(t) for layer in model.layers][-1])
     for a, b in zip(fused, one_by_one):
         np.testing.assert_array_equal(a, b)
+
+
+def test_checkpoints_are_written_whole_and_bad_ones_named(tmp_path, monkeypatch):
+    nn.manual_seed(0)
+    model, path = LeNet5(), tmp_path / "lenet.npz"
+    model.save(path)
+    good = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(KeyboardInterrupt):
+        LeNet5().save(path)  # a crash mid-save keeps the old checkpoint whole, and no temporary file
+    monkeypatch.undo()
+    assert path.read_bytes() == good and [p.name for p in tmp_path.iterdir()] == ["lenet.npz"]
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good[:len(good) // 2])
+    with pytest.raises(ValueError, match=r"load: .*truncated\.npz is not a readable checkpoint"):
+        LeNet5().load(truncated)
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match=r"junk\.npz"):
+        LeNet5().load(tmp_path / "junk.npz")
