@@ -35,7 +35,7 @@ def _grad_bias(grad_output, dtype):
     n, c, h, w = grad_output.shape
     gb = _empty((c,), dtype)
     if grad_output.size:
-        _C.conv2d_grad_bias((n, 0, 0, 0, c, 1, 1, 1, 1, 1, 0, 0, 1, 1, h, w), V.flat(grad_output, dtype), gb)
+        _C.conv2d_grad_bias(n, c, h * w, V.flat(grad_output, dtype), gb)
     else:
         gb[...] = 0
     return gb

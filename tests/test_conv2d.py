@@ -244,6 +244,29 @@ def test_layouts_fortran_sliced_bigendian():
     assert np.array_equal(x, x_copy), "the input was modified"
 
 
+
+def test_read_only_inputs():
+    """np.broadcast_to views, np.load(mmap_mode="r") and Dask chunks are read-only."""
+    x, w, b, kw, rkw = make("stride2", np.float32)
+    gy = np.ones(ref.conv2d(x, w, b, **rkw).shape, np.float32)
+    for a in (x, w, b, gy):
+        a.flags.writeable = False
+    assert_close(fastconv.conv2d(x, w, b, **kw), ref.conv2d(x, w, b, **rkw), np.float32)
+    gx, gw, gb = fastconv.conv2d_backward(gy, x, w, **kw)
+    assert_close(gx, ref.conv2d_grad_input(gy, x.shape, w, **rkw), np.float32)
+    y, idx = fastconv.max_pool2d(x, 2, return_indices=True)
+    expected_y, expected_idx = ref.max_pool2d(x, (2, 2), (2, 2), (0, 0), (1, 1), False)
+    assert_close(y, expected_y, np.float32)
+    np.testing.assert_array_equal(idx, expected_idx)
+    idx.flags.writeable = y.flags.writeable = False
+    expected_gx = np.zeros(x.shape).reshape(x.shape[0], x.shape[1], -1)
+    for plane in np.ndindex(*x.shape[:2]):
+        np.add.at(expected_gx[plane], idx[plane].ravel(), y[plane].ravel())
+    assert_close(fastconv.max_pool2d_backward(y, idx, x.shape), expected_gx.reshape(x.shape), np.float32)
+    flat = x.reshape(x.shape[0], -1)
+    assert_close(fastconv.linear(flat, flat), ref.linear(flat, flat, None), np.float32)
+
+
 def test_result_dtypes():
     x = np.ones((1, 2, 5, 5), np.float32)
     w = np.ones((3, 2, 3, 3), np.float32)
