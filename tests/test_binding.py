@@ -220,3 +220,43 @@ def test_geometries_beyond_the_public_api_stay_in_bounds_and_correct(algorithm, 
         gw = np.full(wt.size, np.nan, dtype)
         _C.conv2d_grad_weight(s, algorithm, gy.reshape(-1), x.reshape(-1), gw)
         assert_close(gw.reshape(wt.shape), ref_grad_weight(gy, xp, wt.shape, *geometry), dtype)
+
+
+@pytest.mark.parametrize("algorithm", ["reference", "direct", "im2col"])
+def test_pool_geometries_beyond_the_public_api_stay_in_bounds_and_correct(algorithm):
+    """Output sizes past the plane and padding past the window: each window
+    that sees input gets its maximum and mean (the divisor counting the
+    window's in-plane taps); the backward sends each gradient where the
+    forward's index says."""
+    rng = np.random.default_rng(2)
+    for _ in range(80):
+        h, w, kh, kw = (int(v) for v in rng.integers(1, 6, 4))
+        sh, sw, dh, dw = (int(v) for v in rng.integers(1, 3, 4))
+        pt, pl = (int(v) for v in rng.integers(0, 4, 2))
+        oh, ow = (int(v) for v in rng.integers(1, 7, 2))
+        s = (2, h, w, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, 0, 0)
+        x = rng.standard_normal((2, h, w))
+        y, idx = buf(2 * oh * ow, np.float64), np.zeros(2 * oh * ow, np.int64)
+        _C.max_pool2d_forward(s, algorithm, x.reshape(-1), y, idx)
+        avg = buf(2 * oh * ow, np.float64)
+        if dh == dw == 1:
+            _C.avg_pool2d_forward(s, algorithm, x.reshape(-1), avg)
+        y, idx, avg = y.reshape(2, oh, ow), idx.reshape(2, oh, ow), avg.reshape(2, oh, ow)
+        for i, j in np.ndindex(oh, ow):
+            rows = [r for r in range(i * sh - pt, i * sh - pt + kh * dh, dh) if 0 <= r < h]
+            cols = [c for c in range(j * sw - pl, j * sw - pl + kw * dw, dw) if 0 <= c < w]
+            if not rows or not cols:
+                continue
+            window = x[:, rows][:, :, cols].reshape(2, -1)
+            np.testing.assert_array_equal(y[:, i, j], window.max(axis=1))
+            np.testing.assert_array_equal(x.reshape(2, -1)[[0, 1], idx[:, i, j]], window.max(axis=1))
+            if dh == dw == 1:
+                np.testing.assert_allclose(avg[:, i, j], window.mean(axis=1), rtol=1e-12)
+        seen = (idx >= 0) & (idx < h * w)
+        gy = np.where(seen, rng.standard_normal(idx.shape), 0)
+        gx = buf(2 * h * w, np.float64)
+        _C.max_pool2d_backward(s, gy.reshape(-1), np.where(seen, idx, 0).reshape(-1), gx)
+        expected = np.zeros((2, h * w))
+        for p in range(2):
+            np.add.at(expected[p], np.where(seen, idx, 0)[p].ravel(), gy[p].ravel())
+        np.testing.assert_allclose(gx.reshape(2, -1), expected, rtol=1e-12, atol=1e-12)
