@@ -1,8 +1,19 @@
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 import fastconv
 from fastconv import _C, conv
+
+# Property fuzzing (test_fuzz.py): "ci" runs in seconds, "long" (chosen
+# with --hypothesis-profile=long) for a hunt of many minutes. The fixtures
+# Hypothesis warns about (nan_outputs) only patch allocators, so reusing
+# them across examples is sound.
+_FUZZ = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=150, **_FUZZ)
+settings.register_profile("long", max_examples=12_000, **_FUZZ)
+if settings.get_current_profile_name() == "default":  # --hypothesis-profile was not given
+    settings.load_profile("ci")
 
 TOL = {np.float32: 1e-4, np.float64: 1e-10}
 
