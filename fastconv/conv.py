@@ -97,6 +97,10 @@ def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1,
     x, w, g = _conv2d_args(fn, input, weight, stride, padding, dilation, groups)
     gy = V.array(fn, "grad_output", grad_output)
     V.grad_shape(fn, gy, g.output_shape)
+    return _conv_backward(fn, g, needs, algorithm, gy, x, w)
+
+
+def _conv_backward(fn, g, needs, algorithm, gy, x, w):
     needs = V.needs(fn, needs)
     algorithm = V.algorithm(fn, algorithm)
     dtype = V.result_dtype(gy, x, w)
@@ -135,8 +139,7 @@ def conv1d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1,
     x, w, g = _conv1d_as_2d(fn, input, weight, stride, padding, dilation, groups)
     gy = V.array(fn, "grad_output", grad_output)
     V.grad_shape(fn, gy, (g.n, g.c_out, g.out_w))
-    gx, gw, gb = conv2d_backward(gy[:, :, None, :], x, w, g.stride, g.padding, g.dilation, g.groups,
-                                 needs=needs, algorithm=algorithm)
+    gx, gw, gb = _conv_backward(fn, g, needs, algorithm, gy[:, :, None, :], x, w)
     return (None if gx is None else gx[:, :, 0, :], None if gw is None else gw[:, :, 0, :], gb)
 
 

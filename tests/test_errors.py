@@ -39,6 +39,11 @@ CASES = [
      ["conv2d_backward", "grad_output", "(2, 6, 6, 6)"]),
     (lambda: fastconv.conv2d_backward(np.ones((2, 6, 6, 6)), x4, w4, needs=("inputs",)), ValueError,
      ["conv2d_backward", "needs", "inputs"]),
+    # conv1d_backward names itself, not the conv2d_backward it runs on (found by tests/test_fuzz.py)
+    (lambda: fastconv.conv1d_backward(np.ones((2, 3, 6)), np.ones((2, 4, 8)), np.ones((3, 4, 3)), needs="hessian"),
+     ValueError, ["conv1d_backward", "needs", "hessian"]),
+    (lambda: fastconv.conv1d_backward(np.ones((2, 3, 6)), np.ones((2, 4, 8)), np.ones((3, 4, 3)), algorithm="fft"),
+     ValueError, ["conv1d_backward", "algorithm", "fft"]),
     (lambda: fastconv.conv1d(np.ones((2, 4, 8, 8)), np.ones((3, 4, 3))), ValueError, ["conv1d", "input"]),
     (lambda: fastconv.conv1d(np.ones((2, 4, 8)), np.ones((3, 4, 9))), ValueError, ["conv1d", "output length"]),
     (lambda: fastconv.conv1d(np.ones((2, 4, 8)), np.ones((3, 4, 3)), stride=(1, 1)), ValueError, ["conv1d", "stride"]),
