@@ -1,27 +1,116 @@
-/* The thread budget shared by every kernel. */
+/* The thread budget shared by every kernel.
+ *
+ * A kernel call runs on threads it holds as tokens of one process-wide
+ * budget (set_num_threads), so the threads running at any moment never
+ * exceed it, whoever calls: Dask workers, a thread pool, a training thread
+ * beside a serving one. A call takes one token when it starts (waiting,
+ * asleep, while the budget is spent), widens to its share for each parallel
+ * loop and gives everything back when it ends.
+ *
+ * How many threads a call may want is the calling thread's own limit: the
+ * budget, narrowed by fastconv.threads(n) and by OpenMP's per-thread setting
+ * (omp_set_num_threads, threadpoolctl) when that differs from the process
+ * default. A build without OpenMP runs every call on its caller's thread. */
+#define _POSIX_C_SOURCE 200809L
 #include "common.h"
 #include "fastconv.h"
 
-static int num_threads = 1;
+#ifdef _OPENMP
+#include <pthread.h>
 
-/* Kernel calls running right now, from any number of Python threads. They
- * share the budget: two callers with 8 threads get 4 each, instead of two
- * full teams fighting over 8 cores. */
-static int active_calls = 0;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t freed = PTHREAD_COND_INITIALIZER;
+static int budget = 1;       /* tokens in all */
+static int in_use = 0;       /* tokens held by running calls */
+static int callers = 0;      /* calls running or waiting for their first token */
+static int peak = 0;         /* most tokens ever held at once (for the tests) */
+static int default_icv = 0;  /* omp_get_max_threads() when the budget was first set */
 
-void fc_call_enter(void) { __atomic_fetch_add(&active_calls, 1, __ATOMIC_RELAXED); }
+static __thread int held = 0;         /* this thread's tokens in its current call */
+static __thread int thread_limit = 0; /* fastconv.threads(n) in this thread; 0: none */
 
-void fc_call_leave(void) { __atomic_fetch_sub(&active_calls, 1, __ATOMIC_RELAXED); }
+void fc_set_num_threads(int n) {
+    pthread_mutex_lock(&lock);
+    if (!default_icv) default_icv = omp_get_max_threads();
+    __atomic_store_n(&budget, n < 1 ? 1 : n, __ATOMIC_RELAXED);
+    pthread_cond_broadcast(&freed);
+    pthread_mutex_unlock(&lock);
+}
 
-void fc_set_num_threads(int n) { num_threads = n < 1 ? 1 : n; }
+void fc_set_thread_limit(int n) { thread_limit = n < 0 ? 0 : n; }
+
+int fc_get_thread_limit(void) { return thread_limit; }
 
 int fc_get_num_threads(void) {
-#ifdef _OPENMP
-    return num_threads;
-#else
-    return 1;
-#endif
+    int n = __atomic_load_n(&budget, __ATOMIC_RELAXED);
+    const int icv = omp_get_max_threads();
+    if (thread_limit) n = FC_MIN(n, thread_limit);
+    if (icv != default_icv) n = FC_MIN(n, icv);
+    return n;
 }
+
+static void take(int n) {
+    in_use += n;
+    held += n;
+    if (in_use > peak) peak = in_use;
+}
+
+static void give(int n) {
+    in_use -= n;
+    held -= n;
+    pthread_cond_broadcast(&freed);
+}
+
+void fc_call_enter(void) {
+    pthread_mutex_lock(&lock);
+    callers++;
+    while (in_use >= budget) pthread_cond_wait(&freed, &lock);
+    take(1);
+    pthread_mutex_unlock(&lock);
+}
+
+void fc_call_leave(void) {
+    pthread_mutex_lock(&lock);
+    callers--;
+    give(held);
+    pthread_mutex_unlock(&lock);
+}
+
+int fc_openmp_default(void) { return default_icv ? default_icv : omp_get_max_threads(); }
+
+int fc_thread_peak(int reset) {
+    pthread_mutex_lock(&lock);
+    const int p = peak;
+    if (reset) peak = in_use;
+    pthread_mutex_unlock(&lock);
+    return p;
+}
+
+/* Widen (or narrow) this call to `want` threads, within its fair share of
+ * the budget and what is free now; never below the one token it holds. */
+static int hold(int want) {
+    if (!held) return 1; /* not bracketed by enter/leave: a direct C caller */
+    if (want == held) return held;
+    pthread_mutex_lock(&lock);
+    const int share = FC_MAX(1, budget / FC_MAX(1, callers));
+    want = FC_MIN(want, share);
+    if (want > held)
+        take(FC_MIN(want - held, FC_MAX(0, budget - in_use)));
+    else if (want < held)
+        give(held - want);
+    pthread_mutex_unlock(&lock);
+    return held;
+}
+#else
+void fc_set_num_threads(int n) { (void)n; }
+void fc_set_thread_limit(int n) { (void)n; }
+int fc_get_thread_limit(void) { return 0; }
+int fc_get_num_threads(void) { return 1; }
+void fc_call_enter(void) {}
+void fc_call_leave(void) {}
+int fc_thread_peak(int reset) { (void)reset; return 1; }
+int fc_openmp_default(void) { return 1; }
+#endif
 
 int fc_have_openmp(void) {
 #ifdef _OPENMP
@@ -32,19 +121,19 @@ int fc_have_openmp(void) {
 }
 
 /* Threads for a parallel loop of `tasks` independent tasks of about
- * `flops_per_task` each: this call's share of the budget, never more than
- * there are tasks, and one thread
- * below ~1 MFLOP in all, where waking a team costs more than it saves
- * (a team start is ~5-20 us; 1 MFLOP is ~10-20 us on one core). Inside an
- * active parallel region the answer is 1, so regions never nest. */
+ * `flops_per_task` each: this thread's limit, never more than there are
+ * tasks or than its share of the budget, and one thread below ~1 MFLOP in
+ * all, where waking a team costs more than it saves (a team start is
+ * ~5-20 us; 1 MFLOP is ~10-20 us on one core). Inside an active parallel
+ * region the answer is 1, so regions never nest. */
 int fc_threads_for(int64_t tasks, double flops_per_task) {
-    const int callers = __atomic_load_n(&active_calls, __ATOMIC_RELAXED);
-    int t = fc_get_num_threads() / (callers > 1 ? callers : 1);
-    if (t < 1) t = 1;
 #ifdef _OPENMP
-    if (omp_in_parallel()) return 1;
+    if (omp_in_parallel() || (double)tasks * flops_per_task < 1e6) return 1;
+    const int64_t want = FC_MIN((int64_t)fc_get_num_threads(), FC_MAX(tasks, (int64_t)1));
+    return hold((int)want);
+#else
+    (void)tasks;
+    (void)flops_per_task;
+    return 1;
 #endif
-    if ((double)tasks * flops_per_task < 1e6) return 1;
-    if (tasks < t) t = (int)(tasks < 1 ? 1 : tasks);
-    return t;
 }

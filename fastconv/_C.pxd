@@ -63,6 +63,10 @@ cdef extern from "fastconv.h" nogil:
     void fc_call_enter()
     void fc_call_leave()
     int fc_get_num_threads()
+    void fc_set_thread_limit(int n)
+    int fc_get_thread_limit()
+    int fc_thread_peak(int reset)
+    int fc_openmp_default()
     int fc_have_openmp()
     ctypedef enum fc_isa:
         FC_ISA_PORTABLE, FC_ISA_AVX2, FC_ISA_AVX512

@@ -466,6 +466,26 @@ def get_num_threads():
     return fc_get_num_threads()
 
 
+def set_thread_limit(int n):
+    if n < 0:
+        raise ValueError(f"_C.set_thread_limit: n must be 0 (no limit) or more, got {n}")
+    fc_set_thread_limit(n)
+
+
+def get_thread_limit():
+    return fc_get_thread_limit()
+
+
+def openmp_default():
+    """OpenMP's thread count for a thread that set none (its default ICV)."""
+    return fc_openmp_default()
+
+
+def thread_peak(bint reset=False):
+    """The most threads fastconv's calls have held at once (since the last reset)."""
+    return fc_thread_peak(reset)
+
+
 def have_openmp():
     return bool(fc_have_openmp())
 

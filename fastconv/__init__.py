@@ -3,6 +3,7 @@
 The array functions take and return numpy arrays (see API.md); the
 training layer lives in fastconv.functional, fastconv.nn and fastconv.optim.
 """
+import contextlib
 import os
 
 try:
@@ -25,12 +26,30 @@ from ._version import __version__
 
 
 def set_num_threads(n):
-    """Threads every kernel may use (1 in a build without OpenMP)."""
+    """The process's thread budget: the threads fastconv's calls, from every
+    Python thread together, may run at once (1 in a build without OpenMP)."""
     _C.set_num_threads(_integer("set_num_threads", "n", n, 1))
 
 
 def get_num_threads():
+    """Threads a call from this thread may use: the budget, narrowed by
+    fastconv.threads(n) and by OpenMP's setting for this thread
+    (threadpoolctl's threadpool_limits, omp_set_num_threads) where that
+    differs from the process default."""
     return _C.get_num_threads()
+
+
+@contextlib.contextmanager
+def threads(n):
+    """Limit fastconv to `n` threads in the calling thread only, within the
+    budget: ``with fastconv.threads(1): y = fastconv.conv2d(x, w)``."""
+    n = _integer("threads", "n", n, 1)
+    before = _C.get_thread_limit()
+    _C.set_thread_limit(n)
+    try:
+        yield
+    finally:
+        _C.set_thread_limit(before)
 
 
 def build_info():

@@ -1,6 +1,7 @@
 """Threads: 1 thread == N threads bit for bit, Python threads in parallel,
 OpenMP present where the build says so, no memory growth, and the OpenMP
 spin fastconv sets on import."""
+import contextlib
 import os
 import subprocess
 import sys
@@ -115,3 +116,163 @@ def test_import_leaves_the_openmp_environment_alone(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
                          check=True)  # outside the checkout, so the installed package is imported
     assert out.stdout.strip() == "[]"
+
+
+# --- The calling thread's limit and the shared budget -------------------------
+
+needs_openmp = pytest.mark.skipif(not fastconv.build_info()["openmp"], reason="a build without OpenMP runs one thread")
+BIG = (np.ones((8, 16, 32, 32), np.float32), np.ones((16, 16, 3, 3), np.float32))  # ~38 MFLOP: worth a team
+
+
+def _threads_used(fn):
+    """Most threads fastconv held at once while fn ran (no other caller running)."""
+    fastconv._C.thread_peak(reset=True)
+    fn()
+    return fastconv._C.thread_peak()
+
+
+def _conv():
+    return fastconv.conv2d(*BIG, padding=1)
+
+
+def _budget_above_the_openmp_default():
+    """A budget and a limit below it that differ from OpenMP's default (a
+    per-thread setting equal to the default reads as no setting)."""
+    default = fastconv._C.openmp_default()
+    return default + 2, default + 1
+
+
+@needs_openmp
+def test_threadpoolctl_limits_fastconv_in_the_calling_thread(threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    budget, limit = _budget_above_the_openmp_default()
+    threads(budget)
+    with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+        assert fastconv.get_num_threads() == 1
+        assert _threads_used(_conv) == 1
+    assert fastconv.get_num_threads() == budget
+    assert _threads_used(_conv) == budget
+    with threadpoolctl.threadpool_limits(limits=limit, user_api="openmp"):
+        assert fastconv.get_num_threads() == limit
+        assert _threads_used(_conv) == limit
+    with threadpoolctl.threadpool_limits(limits=budget + 5, user_api="openmp"):
+        assert fastconv.get_num_threads() == budget  # never past the budget
+
+
+@needs_openmp
+def test_threadpoolctl_limits_inside_worker_threads_and_nowhere_else(threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    budget, limit = _budget_above_the_openmp_default()
+    threads(budget)
+    seen = {}
+
+    def worker(k):
+        with threadpoolctl.threadpool_limits(limits=k, user_api="openmp"):
+            seen[k] = fastconv.get_num_threads()
+            seen[k, "used"] = _threads_used(_conv)
+        seen[-k] = fastconv.get_num_threads()
+
+    for k in (1, limit):  # one after the other, so each call's peak is its own
+        t = threading.Thread(target=worker, args=(k,))
+        t.start()
+        t.join()
+    assert seen == {1: 1, (1, "used"): 1, -1: budget, limit: limit, (limit, "used"): limit, -limit: budget}
+    assert fastconv.get_num_threads() == budget
+
+
+@needs_openmp
+def test_threads_context_manager_is_per_thread_and_within_the_budget(threads):
+    threads(3)
+    inside, barrier = {}, threading.Barrier(2)
+
+    def other():
+        with fastconv.threads(2):
+            barrier.wait()  # both threads inside their own limits at once
+            inside["other"] = fastconv.get_num_threads()
+            barrier.wait()
+
+    t = threading.Thread(target=other)
+    t.start()
+    with fastconv.threads(1):
+        barrier.wait()
+        inside["main"] = fastconv.get_num_threads()
+        assert _threads_used(_conv) == 1
+        barrier.wait()
+    t.join()
+    assert inside == {"main": 1, "other": 2}
+    assert fastconv.get_num_threads() == 3
+    with fastconv.threads(8):  # a thread's limit narrows the budget, never widens it
+        assert fastconv.get_num_threads() == 3
+        with fastconv.threads(1):
+            assert fastconv.get_num_threads() == 1
+        assert fastconv.get_num_threads() == 3
+
+
+def test_threads_context_manager_restores_on_error_and_checks_its_argument():
+    before = fastconv.get_num_threads()
+    with pytest.raises(KeyError):
+        with fastconv.threads(1):
+            raise KeyError
+    assert fastconv.get_num_threads() == before
+    with pytest.raises(ValueError, match=r"threads: n must be >= 1, got 0"):
+        with fastconv.threads(0):
+            pass
+    with pytest.raises(TypeError, match=r"threads: n must be an int"):
+        with fastconv.threads(1.5):
+            pass
+
+
+@needs_openmp
+@pytest.mark.parametrize("budget", [1, 2, 3])
+def test_threads_running_never_exceed_the_budget(budget, threads):
+    """Python threads, some under threadpoolctl or fastconv.threads limits,
+    all calling at once: the threads fastconv holds never exceed the budget,
+    and every result is right."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    threads(budget)
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((6, 16, 24, 24)).astype(np.float32), rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    expected = fastconv.conv2d(x, w, padding=1)
+    limits = [contextlib.nullcontext, lambda: fastconv.threads(2),
+              lambda: threadpoolctl.threadpool_limits(1, user_api="openmp")]
+    errors, wrong = [], []
+
+    def work(i):
+        try:
+            with limits[i % 3]():
+                for _ in range(15):
+                    y = fastconv.conv2d(x, w, padding=1)
+                    if not np.array_equal(y, expected):
+                        wrong.append(i)
+                    fastconv.conv2d_backward(y, x, w, padding=1)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    fastconv._C.thread_peak(reset=True)
+    pool = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert not errors and not wrong
+    assert 1 <= fastconv._C.thread_peak() <= budget
+
+
+@needs_openmp
+def test_lowering_the_budget_while_calls_wait_does_not_hang(threads):
+    threads(1)
+    done = []
+
+    def work():
+        for _ in range(20):
+            _conv()
+        done.append(1)
+
+    pool = [threading.Thread(target=work) for _ in range(3)]
+    for t in pool:
+        t.start()
+    threads(2)
+    threads(1)
+    for t in pool:
+        t.join(timeout=60)
+    assert len(done) == 3
