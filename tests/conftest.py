@@ -11,7 +11,7 @@ from fastconv import _C, conv
 # them across examples is sound.
 _FUZZ = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 settings.register_profile("ci", max_examples=150, **_FUZZ)
-settings.register_profile("long", max_examples=12_000, **_FUZZ)
+settings.register_profile("long", max_examples=20_000, **_FUZZ)
 if settings.get_current_profile_name() == "default":  # --hypothesis-profile was not given
     settings.load_profile("ci")
 
