@@ -7,6 +7,7 @@ per input (None where an input needs none). `Tensor.backward` walks the
 graph once in reverse topological order, summing gradients.
 """
 import contextlib
+import math
 import threading
 
 import numpy as np
@@ -161,7 +162,8 @@ class Tensor:
         return Reshape.apply(self, shape=shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 
     def flatten(self, start_dim=0):
-        return self.reshape(self.shape[:start_dim] + (-1,))
+        # The flattened length spelled out, not -1, which NumPy cannot infer in an empty batch.
+        return self.reshape(self.shape[:start_dim] + (math.prod(self.shape[start_dim:]),))
 
     def transpose(self, *axes):
         return Transpose.apply(self, axes=axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else (axes or None))

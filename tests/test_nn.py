@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import Tensor, nn
+from fastconv import Tensor, models, nn
 from fastconv.models import InceptionBlock, LeNet5, ResidualBlock, TutorialCNN
 
 
@@ -141,3 +141,14 @@ def test_checkpoints_are_written_whole_and_bad_ones_named(tmp_path, monkeypatch)
     (tmp_path / "junk.npz").write_bytes(b"not a zip file")
     with pytest.raises(ValueError, match=r"junk\.npz"):
         LeNet5().load(tmp_path / "junk.npz")
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_models_run_an_empty_batch(name):
+    """API.md: a batch of 0 images gives an empty result of the right shape
+    (Flatten once asked NumPy to infer -1 from zero elements and failed)."""
+    model = models.MODELS[name]()
+    model.eval()
+    with fastconv.no_grad():
+        y = model(fastconv.Tensor(np.zeros((0, 1, 28, 28), np.float32)))
+    assert y.shape == (0, 10) and y.dtype == np.float32
