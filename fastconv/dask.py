@@ -172,7 +172,7 @@ def map_batch(function, input, *args, **kwargs):
     (conv1d, conv_transpose2d, adaptive_avg_pool2d, ...) image-wise."""
     if not isinstance(input, da.Array):
         raise TypeError(f"fastconv.dask.map_batch: input must be a dask.array.Array, got {type(input).__name__}")
-    return _batchwise(input, lambda chunk: function(chunk, *args, **kwargs))
+    return _batchwise(input, lambda chunk, *args: function(chunk, *args, **kwargs), *args)
 
 
 def _batchwise(input, call, *constants):

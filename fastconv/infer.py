@@ -13,20 +13,40 @@ Needs the extra: pip install "fastconv[dask]".
 """
 import argparse
 import contextlib
+import functools
+import os
 import sys
 
+import numpy as np
+
+from .autograd import Tensor, no_grad
 from .models import MODELS
 
 
-def build(model, images, logits=False):
-    """The lazy predictions for a Dask array of images."""
-    import numpy as np
-    from . import dask as fd
+@functools.lru_cache(maxsize=4)
+def load(model, checkpoint):
+    """The model, once per process: each worker reads the checkpoint itself,
+    so the graph carries its path, not its weights."""
+    module = MODELS[model]().load(checkpoint)
+    module.eval()
+    return module
+
+
+def labels_of(images, model, checkpoint, logits=False):
+    """One chunk: images as the trainer saw them (uint8 scaled to [0, 1],
+    a channel axis added), the model's outputs or their argmax."""
     x = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
     if x.ndim == 3:
         x = x[:, None]
-    y = fd.predict(model, x)
+    with no_grad():
+        y = load(model, checkpoint)(Tensor(x)).data
     return y if logits else y.argmax(axis=1)
+
+
+def build(images, model, checkpoint, logits=False):
+    """The lazy predictions for a Dask array of images: one task a chunk."""
+    from . import dask as fd
+    return fd.map_batch(labels_of, images, model, os.path.abspath(checkpoint), logits)
 
 
 def main(argv=None):
@@ -51,16 +71,15 @@ def main(argv=None):
         print('fastconv-infer: needs Dask and zarr: pip install "fastconv[dask]"', file=sys.stderr)
         return 2
 
-    model = MODELS[args.model]()
     try:
-        model.load(args.checkpoint)
+        load(args.model, os.path.abspath(args.checkpoint))
         images = da.from_zarr(args.input)
     except (ValueError, OSError, FileNotFoundError) as e:
         print(f"fastconv-infer: {e}", file=sys.stderr)
         return 2
     if args.chunk:
         images = images.rechunk({0: args.chunk})
-    store = build(model, images, args.logits).to_zarr(args.output, overwrite=args.overwrite, compute=False)
+    store = build(images, args.model, args.checkpoint, args.logits).to_zarr(args.output, overwrite=args.overwrite, compute=False)
 
     if args.scheduler:
         from distributed import Client, progress

@@ -141,6 +141,18 @@ def test_predict_matches_the_in_memory_forward(no_computing):
         assert_close(y.compute(), expected, np.float32)
 
 
+@pytest.mark.skipif(not fastconv.build_info()["openmp"], reason="a build without OpenMP runs one thread")
+def test_threaded_workers_share_the_budget(threads):
+    """Four scheduler threads, each wanting every core: the threads fastconv
+    holds at once never exceed the budget."""
+    threads(2)
+    x = da.from_array(np.repeat(X, 8, axis=0), chunks=(2, 4, 13, 11))
+    fastconv._C.thread_peak(reset=True)
+    got = fd.conv2d(x, W, padding=1).compute(scheduler="threads", num_workers=4)
+    assert 1 <= fastconv._C.thread_peak() <= 2
+    assert_close(got, fastconv.conv2d(np.repeat(X, 8, axis=0), W, padding=1), np.float64)
+
+
 def test_errors_name_the_function_when_the_graph_is_built():
     x = da.from_array(X, chunks=2)
     with pytest.raises(ValueError, match=r"conv2d: input has 4 channels but weight expects 3"):

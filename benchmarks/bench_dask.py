@@ -1,0 +1,153 @@
+"""Batch inference over a zarr image stack: the fastconv-infer command on
+Dask's threaded scheduler and on a local distributed cluster, against a
+plain in-memory loop; and each worker's peak memory against the chunk size.
+
+    pip install ".[dask]"
+    python -m benchmarks.bench_dask                       # 60,000 Fashion-MNIST images
+    python -m benchmarks.bench_dask --model lenet5 --chunks 250 1000 4000
+
+The in-memory loop is what a user writes without Dask: the whole stack
+read into one array, then the model's forward in batches of the chunk
+size, on fastconv's default threads. The command runs as a user runs it
+(its main(), progress bar off), reading and writing zarr; the cluster is
+started before the clock, as a user's would be. Runs alternate, best of
+--repeats.
+"""
+import argparse
+import contextlib
+import os
+import tempfile
+import time
+
+import numpy as np
+
+
+def stack(folder, n, chunk):
+    """(n, 28, 28) uint8 images as zarr: Fashion-MNIST's training set where
+    it is installed (tiled to n), else noise."""
+    import zarr
+    from fastconv import data
+    try:
+        images = (data.load("fashion", download_missing=False, progress=False)[0][:, 0] * 255).round()
+    except data.DatasetNotFound:
+        images = np.random.default_rng(0).random((60_000, 28, 28)) * 255
+    images = np.resize(images.astype(np.uint8), (n, 28, 28))
+    path = os.path.join(folder, f"images-{chunk}.zarr")
+    zarr.create_array(path, shape=images.shape, chunks=(chunk, 28, 28), dtype="uint8", overwrite=True)[:] = images
+    return path
+
+
+def in_memory(model, path, chunk):
+    import zarr
+    from fastconv import Tensor, no_grad
+    images = zarr.open_array(path)[:]
+    labels = np.empty(len(images), np.int64)
+    model.eval()
+    with no_grad():
+        for i in range(0, len(images), chunk):
+            x = (images[i:i + chunk].astype(np.float32) / 255.0)[:, None]
+            labels[i:i + chunk] = model(Tensor(x)).data.argmax(axis=1)
+    return labels
+
+
+def command(checkpoint, path, out, model_name, *extra):
+    from fastconv import infer
+    with contextlib.redirect_stdout(open(os.devnull, "w")):
+        rc = infer.main([checkpoint, path, out, "--model", model_name, "--overwrite", "--no-progress", *extra])
+    assert rc == 0
+
+
+def _rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _reset_peak():
+    """Restart this process's peak-RSS mark (VmHWM). Not ru_maxrss: Linux
+    carries that across exec, so a worker would report its launcher's peak."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def _peak():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=["tutorial", "lenet5"], default="tutorial")
+    p.add_argument("--images", type=int, default=60_000)
+    p.add_argument("--chunk", type=int, default=1000, help="images per chunk for the throughput runs")
+    p.add_argument("--chunks", type=int, nargs="*", default=[250, 1000, 4000], help="chunk sizes for memory")
+    p.add_argument("--repeats", type=int, default=2)
+    args = p.parse_args()
+
+    import distributed
+    import fastconv
+    from fastconv import models, nn
+
+    folder = tempfile.mkdtemp(prefix="fastconv-bench-dask-")
+    nn.manual_seed(0)
+    model = models.MODELS[args.model]()
+    checkpoint = os.path.join(folder, "model.npz")
+    model.save(checkpoint)
+    path, out = stack(folder, args.images, args.chunk), os.path.join(folder, "labels.zarr")
+    n, cores = args.images, len(os.sched_getaffinity(0))
+    print(f"fastconv {fastconv.__version__}, {args.model}, {n} images in chunks of {args.chunk}, "
+          f"{cores} cores, fastconv threads {fastconv.get_num_threads()}")
+
+    with distributed.LocalCluster(n_workers=cores, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        runs = {
+            "in-memory loop": lambda: in_memory(model, path, args.chunk),
+            "fastconv-infer, threads": lambda: command(checkpoint, path, out, args.model),
+            f"fastconv-infer, cluster ({cores} procs x 1 thread)":
+                lambda: command(checkpoint, path, out, args.model, "--scheduler", cluster.scheduler_address),
+        }
+        best = {name: float("inf") for name in runs}
+        for _ in range(args.repeats):
+            for name, run in runs.items():
+                start = time.perf_counter()
+                run()
+                best[name] = min(best[name], time.perf_counter() - start)
+    base = n / best["in-memory loop"]
+    print("\n| run | seconds | images/s | vs in-memory |\n|---|---|---|---|")
+    for name, seconds in best.items():
+        print(f"| {name} | {seconds:.1f} | {n / seconds:,.0f} | {n / seconds / base:.0%} |")
+
+    # Memory: a fresh cluster per chunk size; each worker's peak RSS during
+    # the job, over its RSS before it (the interpreter, NumPy, Dask, the model).
+    model_bytes = sum(v.nbytes for v in model.state_dict().values())
+    print(f"\nmodel parameters {model_bytes / 1e6:.1f} MB\n"
+          "| chunk (images) | chunk as float32 MB | one in-memory batch, peak over start MB "
+          "| worker peak over start MB (max of workers) | worker peak / chunk |\n|---|---|---|---|---|")
+    for chunk in args.chunks:
+        path = stack(folder, args.images, chunk)
+        with distributed.LocalCluster(n_workers=cores, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                      dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+            client.run(lambda: __import__("fastconv.dask"))
+            client.run(_reset_peak)
+            before = client.run(_rss)
+            command(checkpoint, path, out, args.model, "--scheduler", cluster.scheduler_address)
+            peaks = client.run(_peak)
+            grown = max(peaks[w] - before[w] for w in peaks)
+
+            def one_batch(chunk=chunk):
+                import numpy as np
+                from fastconv import Tensor, no_grad, models
+                m = models.MODELS[args.model]()
+                m.eval()
+                x = np.zeros((chunk, 1, 28, 28), np.float32)
+                _reset_peak()
+                start = _rss()
+                with no_grad():
+                    m(Tensor(x))
+                return _peak() - start
+            batch = max(client.run(one_batch).values())
+        chunk_mb = chunk * 28 * 28 * 4 / 1e6
+        print(f"| {chunk} | {chunk_mb:.1f} | {batch / 1e6:.0f} | {grown / 1e6:.0f} | {grown / 1e6 / chunk_mb:.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
