@@ -25,7 +25,8 @@ import fastconv
 from . import _validate as V
 from .autograd import Tensor, no_grad
 
-__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "map_batch", "predict"]
+__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "conv1d", "conv_transpose2d", "adaptive_avg_pool2d",
+           "map_batch", "predict"]
 
 
 def _dask_input(fn, x, ndim=4):
@@ -33,7 +34,8 @@ def _dask_input(fn, x, ndim=4):
         raise TypeError(f"fastconv.dask.{fn}: input must be a dask.array.Array, got {type(x).__name__} "
                         f"(for NumPy arrays call fastconv.{fn})")
     if x.ndim != ndim:
-        raise ValueError(f"fastconv.dask.{fn}: input must be {ndim}-D (N, C, H, W), got shape {x.shape}")
+        raise ValueError(f"fastconv.dask.{fn}: input must be {ndim}-D ({'N, C, L' if ndim == 3 else 'N, C, H, W'}), "
+                         f"got shape {x.shape}")
     return x
 
 
@@ -164,6 +166,26 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
         return sums / divisor
 
     return _tiled(x, windows, empty, tile)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algorithm="auto"):
+    """fastconv.conv1d of a Dask array (N, C_in, L), chunk by chunk of the batch."""
+    _dask_input("conv1d", input, ndim=3)
+    return map_batch(fastconv.conv1d, input, weight, bias, stride, padding, dilation, groups, algorithm=algorithm)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
+                     algorithm="auto"):
+    """fastconv.conv_transpose2d of a Dask array (N, C_in, H, W), chunk by chunk of the batch."""
+    _dask_input("conv_transpose2d", input)
+    return map_batch(fastconv.conv_transpose2d, input, weight, bias, stride, padding, output_padding, groups,
+                     dilation, algorithm=algorithm)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """fastconv.adaptive_avg_pool2d of a Dask array (N, C, H, W), chunk by chunk of the batch."""
+    _dask_input("adaptive_avg_pool2d", input)
+    return map_batch(fastconv.adaptive_avg_pool2d, input, output_size)
 
 
 def map_batch(function, input, *args, **kwargs):

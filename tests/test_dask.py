@@ -120,6 +120,25 @@ def test_batch_chunks_are_one_call_each_and_declared(no_computing):
                      fastconv.adaptive_avg_pool2d(X, (2, 3)), np.float64)
 
 
+def test_batch_wise_conv1d_transposed_conv_and_adaptive_pooling():
+    x = da.from_array(X, chunks=(1, 2, 5, 11))
+    wt = rng.standard_normal((4, 3, 3, 3))
+    cases = [
+        (fd.conv_transpose2d(x, wt, B[:3], stride=2, padding=1, output_padding=1),
+         fastconv.conv_transpose2d(X, wt, B[:3], stride=2, padding=1, output_padding=1)),
+        (fd.adaptive_avg_pool2d(x, (4, 3)), fastconv.adaptive_avg_pool2d(X, (4, 3))),
+        (fd.conv1d(x[:, :, 0], W[:, :, 0], B, stride=2, padding="valid"),
+         fastconv.conv1d(X[:, :, 0], W[:, :, 0], B, stride=2, padding="valid")),
+    ]
+    for lazy, expected in cases:
+        assert lazy.chunks[0] == (1, 1, 1)
+        assert_close(compute(lazy), expected, np.float64)
+    with pytest.raises(ValueError, match=r"fastconv.dask.conv1d: input must be 3-D \(N, C, L\)"):
+        fd.conv1d(x, W[:, :, 0])
+    with pytest.raises(ValueError, match=r"conv_transpose2d: .*output_padding"):
+        fd.conv_transpose2d(x, wt, stride=2, output_padding=2)
+
+
 def _model():
     nn.manual_seed(1)
     model = models.LeNet5()
