@@ -25,13 +25,19 @@ def rand(shape, dtype, seed):
 # (f64) column panels, and the KC = 256 depth block.
 MNK = [(1, 1, 1), (5, 15, 7), (6, 16, 8), (7, 17, 9), (12, 32, 255), (13, 33, 256), (19, 47, 257),
        (40, 5, 300), (3, 70, 513)]
+# Past the row blocks (MC = 192 f32, 96 f64) and column blocks (NC = 3072
+# f32, 1536 f64), on one thread: threads split rows or columns first, so
+# with more each thread's share could stay inside one block.
+BLOCK_EDGES = [(97, 7, 5), (193, 9, 300), (385, 2, 3), (2, 1537, 3), (3, 3073, 17)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (1, 0), (0, 1), (1, 1)], ids=["nn", "tn", "nt", "tt"])
-@pytest.mark.parametrize("mnk", MNK, ids=[f"m{m}_n{n}_k{k}" for m, n, k in MNK])
-def test_gemm_transposes_bias_relu(mnk, trans_a, trans_b, dtype, isa):
+@pytest.mark.parametrize("mnk", MNK + BLOCK_EDGES, ids=[f"m{m}_n{n}_k{k}" for m, n, k in MNK + BLOCK_EDGES])
+def test_gemm_transposes_bias_relu(mnk, trans_a, trans_b, dtype, isa, threads):
     m, n, k = mnk
+    if mnk in BLOCK_EDGES:
+        threads(1)
     a = rand((k, m) if trans_a else (m, k), dtype, 1)
     b = rand((n, k) if trans_b else (k, n), dtype, 2)
     bias = rand(n, dtype, 3)
