@@ -28,8 +28,27 @@ static int default_icv = 0;  /* omp_get_max_threads() when the budget was first 
 
 static __thread int held = 0;         /* this thread's tokens in its current call */
 static __thread int thread_limit = 0; /* fastconv.threads(n) in this thread; 0: none */
+static __thread int ran_team = 0;     /* this thread has started an OpenMP team */
+static int team_lost = 0;             /* forked from a thread whose team did not survive */
+
+/* After fork() only the forking thread lives on. The child starts with a
+ * fresh count (other threads' tokens, or the lock, would be held forever)
+ * and, if the forking thread had started an OpenMP team, runs on that one
+ * thread: libgomp keeps the team's threads, which the child does not have,
+ * and its next parallel region would wait for them forever (PyTorch's
+ * forked children hang there). */
+static void reset_in_child(void) {
+    pthread_mutex_init(&lock, NULL);
+    pthread_cond_init(&freed, NULL);
+    in_use = callers = peak = held = 0;
+    if (ran_team) team_lost = 1;
+}
+
+static void register_fork_handler(void) { pthread_atfork(NULL, NULL, reset_in_child); }
 
 void fc_set_num_threads(int n) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, register_fork_handler);
     pthread_mutex_lock(&lock);
     if (!default_icv) default_icv = omp_get_max_threads();
     __atomic_store_n(&budget, n < 1 ? 1 : n, __ATOMIC_RELAXED);
@@ -42,6 +61,7 @@ void fc_set_thread_limit(int n) { thread_limit = n < 0 ? 0 : n; }
 int fc_get_thread_limit(void) { return thread_limit; }
 
 int fc_get_num_threads(void) {
+    if (team_lost) return 1;
     int n = __atomic_load_n(&budget, __ATOMIC_RELAXED);
     const int icv = omp_get_max_threads();
     if (thread_limit) n = FC_MIN(n, thread_limit);
@@ -99,6 +119,7 @@ static int hold(int want) {
     else if (want < held)
         give(held - want);
     pthread_mutex_unlock(&lock);
+    if (held > 1) ran_team = 1;
     return held;
 }
 #else

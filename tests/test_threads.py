@@ -276,3 +276,64 @@ def test_lowering_the_budget_while_calls_wait_does_not_hang(threads):
     for t in pool:
         t.join(timeout=60)
     assert len(done) == 3
+
+
+def _in_forked_child(work, timeout=30):
+    """Runs work() in a fork()ed child; its return value (an int) is the
+    child's exit status. A child that hangs is killed and reported."""
+    import time
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            code = work()
+        except BaseException:
+            code = 99
+        os._exit(code)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child hung")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+@needs_openmp
+@pytest.mark.parametrize("others_busy", [False, True], ids=["quiet", "other_threads_in_calls"])
+def test_a_forked_child_computes_instead_of_hanging(others_busy, threads):
+    """libgomp's team does not survive fork(): a child that used it would
+    wait forever (and with other threads holding tokens at the fork, so
+    would any child). The child runs on one thread, correctly."""
+    threads(2)
+    expected = _conv()  # the parent has started a team
+    stop, busy = threading.Event(), []
+    if others_busy:
+        busy = [threading.Thread(target=lambda: [_conv() for _ in iter(stop.is_set, True)]) for _ in range(2)]
+        for t in busy:
+            t.start()
+    try:
+        for _ in range(3):
+            status = _in_forked_child(lambda: 0 if np.array_equal(_conv(), expected)
+                                      and fastconv.get_num_threads() == 1 else 1)
+            assert status == 0
+    finally:
+        stop.set()
+        for t in busy:
+            t.join()
+    assert fastconv.get_num_threads() == 2 and np.array_equal(_conv(), expected)  # the parent is unaffected
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+@needs_openmp
+def test_a_child_forked_from_a_thread_without_a_team_keeps_its_threads(threads):
+    threads(2)
+    _conv()  # the main thread has a team; a new thread has none
+    statuses = []
+    t = threading.Thread(target=lambda: statuses.append(_in_forked_child(
+        lambda: 0 if fastconv.get_num_threads() == 2 and _threads_used(_conv) == 2 else 1)))
+    t.start()
+    t.join()
+    assert statuses == [0]
