@@ -210,15 +210,33 @@ def _batchwise(input, call, *constants):
                          dtype=empty.dtype, meta=np.empty((0,) * empty.ndim, empty.dtype))
 
 
-def _forward(chunk, module):
+def in_batches(function, chunk, batch):
+    """function over a chunk `batch` images at a time, the results written
+    into one array: a forward's activations are many times its input (a
+    TutorialCNN's first layer alone is 256x its uint8 images), so a chunk
+    goes through in pieces and a worker's memory grows with the chunk only
+    by its input and output, not by the whole chunk's activations."""
+    out = None
+    for start in range(0, max(len(chunk), 1), batch):  # once for an empty chunk
+        y = function(chunk[start:start + batch])
+        if out is None:
+            out = np.empty((len(chunk),) + y.shape[1:], y.dtype)
+        out[start:start + len(y)] = y
+    return out
+
+
+def _forward(chunk, module, batch):
     with no_grad():
-        return module(Tensor(chunk)).data
+        return in_batches(lambda images: module(Tensor(images)).data, chunk, batch or max(len(chunk), 1))
 
 
-def predict(module, input):
+def predict(module, input, batch=None):
     """module's eval-mode forward (no graph) on each batch chunk of a Dask
-    array: a trained model over an image stack."""
+    array: a trained model over an image stack. batch: images per forward
+    call (default: the whole chunk), bounding the activations' memory."""
     if not isinstance(input, da.Array):
         raise TypeError(f"fastconv.dask.predict: input must be a dask.array.Array, got {type(input).__name__}")
+    if batch is not None:
+        batch = V.integer("fastconv.dask.predict", "batch", batch, minimum=1)
     module.eval()
-    return _batchwise(input, _forward, module)
+    return _batchwise(input, _forward, module, batch)

@@ -6,7 +6,8 @@
 Reads (N, H, W) or (N, C, H, W) images (uint8 are scaled to [0, 1], as the
 training data was), runs the model chunk by chunk and writes the predicted
 class of each image (or, with --logits, the model's outputs) to a zarr
-array. Memory stays at a few chunks per worker, whatever N. Without
+array. A worker holds the model, one forward batch's activations (--batch
+images) and a few chunks of images and labels, whatever N. Without
 --scheduler it runs on Dask's threaded scheduler on this machine; with one,
 on that distributed cluster (whose workers must see both zarr paths).
 Needs the extra: pip install "fastconv[dask]".
@@ -32,21 +33,31 @@ def load(model, checkpoint):
     return module
 
 
-def labels_of(images, model, checkpoint, logits=False):
-    """One chunk: images as the trainer saw them (uint8 scaled to [0, 1],
-    a channel axis added), the model's outputs or their argmax."""
-    x = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
-    if x.ndim == 3:
-        x = x[:, None]
-    with no_grad():
-        y = load(model, checkpoint)(Tensor(x)).data
-    return y if logits else y.argmax(axis=1)
+# Images per forward call. Past about 128 images a batch's activations
+# outgrow the caches and the forward slows down (benchmarks/bench_dask.py
+# times the batch sizes); below it, per-call overhead shows.
+BATCH = 128
 
 
-def build(images, model, checkpoint, logits=False):
+def labels_of(images, model, checkpoint, logits=False, batch=BATCH):
+    """One chunk, `batch` images at a time: images as the trainer saw them
+    (uint8 scaled to [0, 1], a channel axis added), the model's outputs or
+    their argmax."""
+    from .dask import in_batches
+    module = load(model, checkpoint)
+
+    def forward(part):
+        x = part.astype(np.float32) / 255.0 if part.dtype == np.uint8 else part.astype(np.float32)
+        with no_grad():
+            y = module(Tensor(x if x.ndim == 4 else x[:, None])).data
+        return y if logits else y.argmax(axis=1)
+    return in_batches(forward, images, batch)
+
+
+def build(images, model, checkpoint, logits=False, batch=BATCH):
     """The lazy predictions for a Dask array of images: one task a chunk."""
     from . import dask as fd
-    return fd.map_batch(labels_of, images, model, os.path.abspath(checkpoint), logits)
+    return fd.map_batch(labels_of, images, model, os.path.abspath(checkpoint), logits, batch)
 
 
 def main(argv=None):
@@ -56,6 +67,8 @@ def main(argv=None):
     p.add_argument("output", help="zarr array to write (N,) labels or (N, classes) logits to")
     p.add_argument("--model", choices=sorted(MODELS), default="tutorial")
     p.add_argument("--chunk", type=int, default=None, help="images per task (default: the input's chunks)")
+    p.add_argument("--batch", type=int, default=BATCH,
+                   help=f"images per forward call within a chunk (default {BATCH}; bounds the activations' memory)")
     p.add_argument("--logits", action="store_true", help="write the model's outputs, not labels")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="a dask.distributed scheduler (default: threads on this machine)")
@@ -63,8 +76,9 @@ def main(argv=None):
     p.add_argument("--overwrite", action="store_true", help="replace an existing output array")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    if args.chunk is not None and args.chunk < 1:
-        p.error(f"--chunk must be at least 1, got {args.chunk}")
+    for flag in ("chunk", "batch"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            p.error(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     try:
         import dask.array as da
     except ImportError:
@@ -79,7 +93,8 @@ def main(argv=None):
         return 2
     if args.chunk:
         images = images.rechunk({0: args.chunk})
-    store = build(images, args.model, args.checkpoint, args.logits).to_zarr(args.output, overwrite=args.overwrite, compute=False)
+    labels = build(images, args.model, args.checkpoint, args.logits, args.batch)
+    store = labels.to_zarr(args.output, overwrite=args.overwrite, compute=False)
 
     if args.scheduler:
         from distributed import Client, progress

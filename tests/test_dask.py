@@ -160,6 +160,39 @@ def test_predict_matches_the_in_memory_forward(no_computing):
         assert_close(y.compute(), expected, np.float32)
 
 
+@pytest.mark.parametrize("batch", [1, 3, 7, 100])
+def test_predict_in_batches_matches_the_whole_chunk(batch, no_computing):
+    model, images = _model(), _images()
+    with no_grad():
+        expected = model(Tensor(images)).data
+    y = fd.predict(model, da.from_array(images, chunks=(7, 1, 28, 28)), batch=batch)
+    assert y.shape == (40, 10) and y.dtype == np.float32
+    with dask.config.set(scheduler="threads"):
+        assert_close(y.compute(), expected, np.float32)
+    empty = fd.predict(model, da.from_array(images[:0], chunks=(7, 1, 28, 28)), batch=batch)
+    assert empty.compute(scheduler="sync").shape == (0, 10)
+
+
+def test_in_batches_calls_once_per_batch_and_once_for_nothing():
+    calls = []
+
+    def double(part):
+        calls.append(len(part))
+        return 2 * part
+    got = fd.in_batches(double, np.arange(10.0), 4)
+    assert np.array_equal(got, 2 * np.arange(10.0)) and calls == [4, 4, 2]
+    calls.clear()
+    assert fd.in_batches(double, np.zeros((0, 3)), 4).shape == (0, 3) and calls == [0]
+
+
+@pytest.mark.parametrize("batch, error, message", [
+    (0, ValueError, "batch must be >= 1, got 0"), (True, TypeError, "batch must be an int, got True"),
+    (2.5, TypeError, "batch must be an int, got float 2.5")])
+def test_predict_refuses_a_bad_batch(batch, error, message):
+    with pytest.raises(error, match=r"fastconv.dask.predict: " + message):
+        fd.predict(_model(), da.from_array(_images(), chunks=7), batch=batch)
+
+
 @pytest.mark.skipif(not fastconv.build_info()["openmp"], reason="a build without OpenMP runs one thread")
 def test_threaded_workers_share_the_budget(threads):
     """Four scheduler threads, each wanting every core: the threads fastconv
@@ -250,6 +283,38 @@ def test_infer_command_on_the_threaded_scheduler(tmp_path, capsys):
     rc = infer.main([str(tmp_path / "lenet.npz"), str(tmp_path / "in.zarr"), str(tmp_path / "logits.zarr"),
                      "--model", "lenet5", "--logits", "--chunk", "100", "--no-progress"])
     assert rc == 0 and zarr.open_array(str(tmp_path / "logits.zarr")).shape == (1200, 10)
+
+
+def test_infer_command_forwards_in_batches(tmp_path, capsys):
+    from fastconv import infer
+    model = _model()
+    model.save(tmp_path / "lenet.npz")
+    images = _stack(tmp_path / "in.zarr", 300, chunk=130)
+    rc = infer.main([str(tmp_path / "lenet.npz"), str(tmp_path / "in.zarr"), str(tmp_path / "out.zarr"),
+                     "--model", "lenet5", "--batch", "17", "--no-progress"])
+    assert rc == 0
+    assert np.array_equal(zarr.open_array(str(tmp_path / "out.zarr"))[:], _expected_labels(model, images))
+    with pytest.raises(SystemExit):
+        infer.main([str(tmp_path / "lenet.npz"), str(tmp_path / "in.zarr"), str(tmp_path / "o.zarr"), "--batch", "0"])
+    assert "--batch must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_a_chunk_holds_one_batch_of_activations_not_the_chunks(tmp_path):
+    """LeNet-5 over a chunk of 4,000 images (3 MB of uint8): its first
+    layer's output alone for the whole chunk would be 75 MB; in batches of
+    128 the chunk's peak grows by a few MB."""
+    from fastconv import infer
+    reset_peak, peak = _peak_rss_probes()
+    model = _model()
+    model.save(tmp_path / "lenet.npz")
+    images = (np.random.default_rng(5).random((4000, 28, 28)) * 255).astype(np.uint8)
+    checkpoint = str(tmp_path / "lenet.npz")
+    infer.labels_of(images[:200], "lenet5", checkpoint)  # the model loaded, the kernels' scratch warm
+    reset_peak()
+    start = peak()
+    labels = infer.labels_of(images, "lenet5", checkpoint, batch=128)
+    assert peak() - start < 25e6
+    assert np.array_equal(labels, _expected_labels(model, images))
 
 
 def test_infer_command_refuses_a_bad_checkpoint(tmp_path, capsys):
