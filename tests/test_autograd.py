@@ -196,3 +196,53 @@ def test_grad_mode_is_per_thread():
     done.wait(5)
     t.join()
     assert np.array_equal(x.grad, [3.0, 3.0]) and seen["serving"] is False
+
+
+def test_training_and_serving_threads_at_once():
+    """A thread training LeNet-5 while two threads serve another model in
+    no_grad(): the trained weights are those of training alone, bit for bit
+    (gradients recorded throughout), and every served output is the
+    model's eval forward."""
+    import threading
+    from fastconv import optim
+    from fastconv.models import LeNet5
+
+    def train():
+        nn.manual_seed(0)
+        model = LeNet5()
+        opt = optim.Adam(model.parameters(), lr=1e-3)
+        data = np.random.default_rng(1)
+        for _ in range(4):
+            x = data.random((8, 1, 28, 28), dtype=np.float32)
+            loss = F.cross_entropy(model(Tensor(x)), data.integers(0, 10, 8))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return [p.data.copy() for p in model.parameters()]
+    alone = train()
+
+    nn.manual_seed(2)
+    served = LeNet5()
+    served.eval()
+    images = np.random.default_rng(3).random((4, 1, 28, 28), dtype=np.float32)
+    with fastconv.no_grad():
+        expected = served(Tensor(images)).data
+    stop, mismatches, results = threading.Event(), [], {}
+
+    def serve():
+        while not stop.is_set():
+            with fastconv.no_grad():
+                out = served(Tensor(images))
+            if out.requires_grad or not np.array_equal(out.data, expected):
+                mismatches.append(out)
+    servers = [threading.Thread(target=serve) for _ in range(2)]
+    for t in servers:
+        t.start()
+    trainer = threading.Thread(target=lambda: results.setdefault("trained", train()))
+    trainer.start()
+    trainer.join()
+    stop.set()
+    for t in servers:
+        t.join()
+    assert not mismatches
+    assert all(np.array_equal(a, b) for a, b in zip(alone, results["trained"]))
