@@ -2,6 +2,7 @@
 seeded run gives the same bits on 1 thread or many."""
 import ast
 import pathlib
+import threading
 
 import numpy as np
 import pytest
@@ -55,19 +56,24 @@ def test_no_matrix_operator_on_arrays_in_the_package():
     assert not found, found
 
 
-def train_tutorial(threads, steps=3):
-    fastconv.set_num_threads(threads)
+def train(name, steps=3, batch=16):
+    """The weights after a seeded run of `steps` Adam steps on random data."""
     nn.manual_seed(0)
-    model = MODELS["tutorial"]()
+    model = MODELS[name]()
     opt = optim.Adam(model.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
     for _ in range(steps):
-        x = rng.random((16, 1, 28, 28), dtype=np.float32)
-        loss = F.cross_entropy(model(Tensor(x)), rng.integers(0, 10, 16))
+        x = rng.random((batch, 1, 28, 28), dtype=np.float32)
+        loss = F.cross_entropy(model(Tensor(x)), rng.integers(0, 10, batch))
         opt.zero_grad()
         loss.backward()
         opt.step()
     return [p.data.copy() for p in model.parameters()]
+
+
+def train_tutorial(threads):
+    fastconv.set_num_threads(threads)
+    return train("tutorial")
 
 
 def test_same_seed_same_bits_on_one_thread_or_many(threads):
@@ -76,3 +82,36 @@ def test_same_seed_same_bits_on_one_thread_or_many(threads):
     one = train_tutorial(1)
     for a, b, c in zip(first, again, one):
         assert np.array_equal(a, b) and np.array_equal(a, c)
+
+
+def test_training_and_serving_threads_at_once():
+    """A thread training LeNet-5 while two threads serve another model in
+    no_grad(): the trained weights are those of training alone, bit for bit
+    (gradients recorded throughout), and every served output is the
+    model's eval forward."""
+    alone = train("lenet5", steps=4, batch=8)
+    nn.manual_seed(2)
+    served = MODELS["lenet5"]()
+    served.eval()
+    images = np.random.default_rng(3).random((4, 1, 28, 28), dtype=np.float32)
+    with fastconv.no_grad():
+        expected = served(Tensor(images)).data
+    stop, mismatches, results = threading.Event(), [], {}
+
+    def serve():
+        while not stop.is_set():
+            with fastconv.no_grad():
+                out = served(Tensor(images))
+            if out.requires_grad or not np.array_equal(out.data, expected):
+                mismatches.append(out)
+    servers = [threading.Thread(target=serve) for _ in range(2)]
+    for t in servers:
+        t.start()
+    trainer = threading.Thread(target=lambda: results.setdefault("trained", train("lenet5", steps=4, batch=8)))
+    trainer.start()
+    trainer.join()
+    stop.set()
+    for t in servers:
+        t.join()
+    assert not mismatches
+    assert all(np.array_equal(a, b) for a, b in zip(alone, results["trained"]))
