@@ -196,4 +196,3 @@ def test_grad_mode_is_per_thread():
     done.wait(5)
     t.join()
     assert np.array_equal(x.grad, [3.0, 3.0]) and seen["serving"] is False
-
