@@ -33,9 +33,9 @@ def load(model, checkpoint):
     return module
 
 
-# Images per forward call. Past about 128 images a batch's activations
-# outgrow the caches and the forward slows down (benchmarks/bench_dask.py
-# times the batch sizes); below it, per-call overhead shows.
+# Images per forward call. Past a few hundred images a batch's activations
+# outgrow the caches and the forward slows down; below about a hundred,
+# per-call overhead shows (benchmarks/bench_dask.py times the batch sizes).
 BATCH = 128
 
 
