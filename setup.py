@@ -16,8 +16,9 @@ import numpy
 from setuptools import Extension, setup
 from Cython.Build import cythonize
 
-# Translation units. Family files (gemm.c, im2col.c, conv2d.c, pool.c) are
-# #included by f32.c and f64.c, one instantiation per dtype.
+# Translation units. Family files (gemm.c, im2col.c, the conv2d*.c files,
+# pool.c, elementwise.c, optim.c) are #included by f32.c and f64.c, one
+# instantiation per dtype.
 SOURCES = ["fastconv/_C.pyx"] + [
     f"csrc/{name}.c" for name in ("f32", "f64", "gemm_avx2", "gemm_avx512", "cpu", "threads")
 ]

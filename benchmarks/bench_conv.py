@@ -52,7 +52,7 @@ def candidates(shape, dtype, pass_, algorithms, torch):
 
 def main():
     ap = common.parser(__doc__.splitlines()[0])
-    ap.add_argument("--algorithms", nargs="*", default=["auto", "direct", "im2col"])
+    ap.add_argument("--algorithms", nargs="*", default=["auto", "direct", "gemm"])
     ap.add_argument("--passes", nargs="*", default=list(PASSES))
     args = ap.parse_args()
     threads = common.setup_threads(args.threads)

@@ -1,6 +1,6 @@
 /* The dtype template.
  *
- * A family file (gemm.c, im2col.c, conv2d.c, pool.c) is written once against
+ * A family file (gemm.c, im2col.c, conv2d*.c, pool.c, ...) is written once against
  * FC_T and FC_FN and #included by f32.c and f64.c, which define FC_T and
  * FC_SUFFIX. FC_FN(fc_conv2d_forward) names fc_conv2d_forward_f32 or _f64.
  * Family files are never compiled on their own. */
@@ -9,6 +9,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+
+#include "fastconv.h"
 
 #define FC_CAT_(a, b) a##b
 #define FC_CAT(a, b) FC_CAT_(a, b)
@@ -51,6 +54,20 @@ static inline void fc_valid_range(int64_t off, int64_t stride, int64_t in, int64
     *lo = FC_MIN(FC_MAX(fc_ceildiv(-off, stride), (int64_t)0), out);
     *hi = FC_MIN(fc_floordiv(in - 1 - off, stride) + 1, out);
     if (*hi < *lo) *hi = *lo;
+}
+
+/* A thread's scratch inside a parallel region: `bytes` from malloc, or
+ * zeroed from calloc when `zero`. On failure it returns NULL and sets
+ * *status to FC_ERR_NOMEM (atomically: any thread may fail); the thread
+ * then skips its tasks but still enters the region's worksharing loop,
+ * which every thread of the team must. */
+static inline void *fc_scratch(size_t bytes, int zero, int *status) {
+    void *p = zero ? calloc(bytes, 1) : malloc(bytes);
+    if (!p) {
+        FC_OMP(atomic write)
+        *status = FC_ERR_NOMEM;
+    }
+    return p;
 }
 
 /* Thread-count helpers (threads.c). */

@@ -29,7 +29,8 @@ typedef struct fc_conv2d_shape {
 typedef enum fc_algorithm {
     FC_ALGO_REF = 0,    /* plain loops, double accumulation: the C oracle */
     FC_ALGO_DIRECT = 1, /* loops over output planes, vectorized rows */
-    FC_ALGO_IM2COL = 2, /* implicit im2col + packed GEMM */
+    FC_ALGO_GEMM = 2,   /* GEMMs: packed or indirect, phases or col2im, dot products (conv2d.c) */
+    FC_ALGO_AUTO = 3,   /* conv2d: direct or GEMM by the shape (conv2d.c); pooling: as DIRECT */
 } fc_algorithm;
 
 /* What a forward applies to its result in the same pass. */

@@ -15,33 +15,11 @@
  * Operands are not matrices but packers: a conv packs B straight from the
  * image (implicit im2col, im2col.c), a plain matrix through its strides.
  * The driver is serial; callers parallelize over the tiles of C they own. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "fastconv.h"
-#include "gemm.h"
-
-#define FC_KC 256
-#define FC_MC (196608 / (FC_KC * (int)sizeof(FC_T)) / FC_MR * FC_MR) /* 192 f32, 96 f64 */
-#define FC_NR_MAX (2 * FC_NR)  /* the widest kernel's NR: AVX-512's */
-#define FC_NC (3145728 / (FC_KC * (int)sizeof(FC_T)) / FC_NR_MAX * FC_NR_MAX) /* 3072 f32, 1536 f64 */
-
-/* Fills dst with `rows` rows (r0...) of an operand, k0..k0+kc of its inner
- * dimension, as panels of `width` rows: dst[panel][k][width], zero-padded. */
-typedef void (*FC_FN(fc_pack_fn))(const void *ctx, int64_t r0, int64_t rows,
-                                  int64_t k0, int64_t kc, int width, FC_T *dst);
-typedef struct {
-    FC_FN(fc_pack_fn) pack;
-    const void *ctx;
-    const FC_T *packed; /* A only: all of A, prepacked by gemm_pack_a, or NULL */
-} FC_FN(fc_operand);
-
-/* A plain matrix: element (r, k) at base[r*rs + k*cs]. */
-typedef struct {
-    const FC_T *base;
-    int64_t rs, cs;
-} FC_FN(fc_strided);
+#include "internal.h"
 
 /* dst[k][j] = src[j * rs + k] for j < w, k < kc: rows of the operand
  * contiguous along k become a panel's columns (a linear layer's W^T). In
@@ -195,14 +173,6 @@ static void FC_FN(fc_igemm_ukernel_portable)(size_t kc, const FC_T *const *a, co
     }
 }
 
-typedef void (*FC_FN(fc_iukernel_fn))(size_t, const FC_T *const *, const ptrdiff_t *, const FC_T *, FC_T *,
-                                      const FC_T *, unsigned);
-typedef struct {
-    FC_FN(fc_iukernel_fn) fn;
-    int nr;                       /* the tile's width: B is packed in panels of nr columns */
-    FC_FN(fc_iukernel_fn) narrow; /* nr / 2 wide, for a last panel of few columns; or NULL */
-} FC_FN(fc_iukernel);
-
 static FC_FN(fc_iukernel) FC_FN(select_iukernel)(void) {
     switch (fc_get_isa()) {
 #ifdef FC_X86_KERNELS
@@ -333,8 +303,6 @@ static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_o
  * each a vector of per-lane partial sums reduced at the end in a fixed
  * order; rows past an edge re-read the last row and are not stored. GCC
  * and clang vector extensions, so every clone gets its own vector width. */
-typedef FC_T FC_FN(dot_vec) __attribute__((vector_size(64), aligned(sizeof(FC_T)), may_alias));
-#define DOT_LANES ((int64_t)(64 / sizeof(FC_T)))
 #define DOT_TILE 4
 
 FC_CLONES static void FC_FN(gemm_nt_dot)(int64_t m, int64_t n, int64_t k, const FC_T *a, int64_t lda,
@@ -394,11 +362,8 @@ int FC_FN(fc_gemm)(int64_t m, int64_t n, int64_t k, const FC_T *a, int64_t lda, 
         if (lo < hi) {
             const int64_t mm = by_rows ? hi - lo : m, nn = by_rows ? n : hi - lo, j0 = by_rows ? 0 : lo;
             FC_T *cs = c + (by_rows ? lo * ldc : lo);
-            FC_T *work = malloc(FC_FN(gemm_workspace)(mm, nn, k) * sizeof(FC_T));
-            if (!work) {
-                FC_OMP(atomic write)
-                status = FC_ERR_NOMEM;
-            } else {
+            FC_T *work = fc_scratch(FC_FN(gemm_workspace)(mm, nn, k) * sizeof(FC_T), 0, &status);
+            if (work) {
                 if (bias)
                     for (int64_t i = 0; i < mm; i++) memcpy(cs + i * ldc, bias + j0, (size_t)nn * sizeof(FC_T));
                 const FC_FN(fc_strided) am = {a + (by_rows ? lo * a_rs : 0), a_rs, a_cs};

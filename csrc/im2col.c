@@ -10,6 +10,8 @@
  * and of pixels [p0, p1) so that no caller needs the whole matrix. */
 #include <string.h>
 
+#include "internal.h"
+
 /* Output columns [ow, ow + n) of one output row for one tap: `row` is the
  * input row shifted by the tap's column offset, valid where lo <= ow < hi
  * (elsewhere padding). A zero span, a copy span and a zero span, so the
@@ -87,14 +89,6 @@ static void FC_FN(col2im)(const fc_conv2d_shape *s, const FC_T *col, int64_t c0,
             for (int64_t j = 0; j < s->kw; j++, col += p1 - p0)
                 FC_FN(col2im_row)(s, col, i, j, p0, p1, x + c * s->h * s->w);
 }
-
-/* Implicit im2col as a GEMM operand B^T: element (pixel p0 + r, tap k)
- * of one image's channel group, packed without building col. */
-typedef struct {
-    const fc_conv2d_shape *s;
-    const FC_T *x; /* first channel of the group in this image */
-    int64_t p0;
-} FC_FN(fc_im2col_operand);
 
 static void FC_FN(pack_im2col)(const void *ctx, int64_t r0, int64_t rows, int64_t k0,
                                int64_t kc, int width, FC_T *dst) {

@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common.h"
+#include "fastconv.h"
+
 /* PyTorch's average-pool divisor is a product of a row and a column
  * extent: the window (from o*stride - pad) counts padding up to in + pad,
  * never beyond, or with count_include_pad off only the input it covers. */
@@ -197,11 +200,7 @@ static int FC_FN(fc_max_pool2d_forward_rows)(const fc_pool2d_shape *s, const FC_
      * so LeNet-5's pools (0.06-0.5 M taps) run on the team too. */
     FC_OMP(parallel num_threads(fc_threads_for(s->planes, 16.0 * P * s->kh * s->kw)))
     {
-        int64_t *scratch = indices ? NULL : malloc((size_t)(s->out_w + POOL_LANES) * sizeof(int64_t));
-        if (!indices && !scratch) {
-            FC_OMP(atomic write)
-            status = FC_ERR_NOMEM;
-        }
+        int64_t *scratch = indices ? NULL : fc_scratch((size_t)(s->out_w + POOL_LANES) * sizeof(int64_t), 0, &status);
         FC_OMP(for schedule(static))
         for (int64_t plane = 0; plane < s->planes; plane++) {
             if (indices)
@@ -380,11 +379,7 @@ static int FC_FN(fc_avg_pool2d_forward_rows)(const fc_pool2d_shape *s, const FC_
     int status = FC_OK;
     FC_OMP(parallel num_threads(fc_threads_for(s->planes, (double)s->out_h * s->out_w * s->kh * s->kw)))
     {
-        FC_T *row = calloc((size_t)(r.len + r.wide_w), sizeof(FC_T)); /* the padding stays zero */
-        if (!row) {
-            FC_OMP(atomic write)
-            status = FC_ERR_NOMEM;
-        }
+        FC_T *row = fc_scratch((size_t)(r.len + r.wide_w) * sizeof(FC_T), 1, &status); /* the padding stays zero */
         FC_OMP(for schedule(static))
         for (int64_t plane = 0; plane < s->planes; plane++)
             if (row)
@@ -412,11 +407,7 @@ int FC_FN(fc_avg_pool2d_backward)(const fc_pool2d_shape *s, const FC_T *gy, FC_T
     FC_OMP(parallel num_threads(fc_threads_for(s->planes, (double)s->out_h * s->out_w * s->kh * s->kw)))
     {
         /* Shares past out_w stay zero, so the whole-vector lanes spread nothing. */
-        FC_T *rows = calloc((size_t)(s->out_h * r.len + r.wide_w), sizeof(FC_T));
-        if (!rows) {
-            FC_OMP(atomic write)
-            status = FC_ERR_NOMEM;
-        }
+        FC_T *rows = fc_scratch((size_t)(s->out_h * r.len + r.wide_w) * sizeof(FC_T), 1, &status);
         FC_OMP(for schedule(static))
         for (int64_t plane = 0; plane < s->planes; plane++)
             if (rows)

@@ -12,7 +12,7 @@ cdef extern from "fastconv.h" nogil:
         int64_t count_include_pad, divisor
 
     ctypedef enum fc_algorithm:
-        FC_ALGO_REF, FC_ALGO_DIRECT, FC_ALGO_IM2COL
+        FC_ALGO_REF, FC_ALGO_DIRECT, FC_ALGO_GEMM, FC_ALGO_AUTO
 
     ctypedef enum fc_activation:
         FC_ACT_NONE, FC_ACT_RELU

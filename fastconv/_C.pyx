@@ -13,7 +13,9 @@ ctypedef fused real:
     float
     double
 
-ALGORITHMS = {"reference": FC_ALGO_REF, "direct": FC_ALGO_DIRECT, "im2col": FC_ALGO_IM2COL}
+# "im2col" is the GEMM family's old name, kept as an alias.
+ALGORITHMS = {"auto": FC_ALGO_AUTO, "reference": FC_ALGO_REF, "direct": FC_ALGO_DIRECT, "gemm": FC_ALGO_GEMM,
+              "im2col": FC_ALGO_GEMM}
 ACTIVATIONS = {None: FC_ACT_NONE, "relu": FC_ACT_RELU}
 ISAS = {"portable": FC_ISA_PORTABLE, "avx2": FC_ISA_AVX2, "avx512": FC_ISA_AVX512}
 

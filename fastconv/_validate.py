@@ -75,7 +75,7 @@ def out_size(fn, dim, size, before, after, k, stride, dilation):
 
 
 def conv_padding(fn, padding, sizes, kernel, stride, dilation):
-    """Every padding form of API.md -> ((top, bottom), (left, right)) for `len(sizes)` dims."""
+    """Every padding form of docs/API.md -> ((top, bottom), (left, right)) for `len(sizes)` dims."""
     d = len(sizes)
     if isinstance(padding, str):
         if padding == "valid":
@@ -194,12 +194,16 @@ def needs(fn, value):
     return frozenset(value)
 
 
-ALGORITHMS = ("auto", "direct", "im2col", "reference")
+# A convolution's algorithm; "im2col" is the GEMM family's old name, kept as an alias.
+ALGORITHMS = ("auto", "direct", "gemm", "reference")
+_ALIASES = {"im2col": "gemm"}
 
 
 def algorithm(fn, value):
+    value = _ALIASES.get(value, value) if isinstance(value, str) else value
     if value not in ALGORITHMS:
-        raise ValueError(f"{fn}: algorithm must be one of {ALGORITHMS}, got {value!r}")
+        raise ValueError(f"{fn}: algorithm must be one of {ALGORITHMS} (or 'im2col', an alias of 'gemm'), "
+                         f"got {value!r}")
     return value
 
 

@@ -9,28 +9,6 @@ from . import _validate as V
 _empty = np.empty  # tests swap in a NaN-filled allocator to catch unwritten outputs
 
 
-def _choose(algorithm, g, pass_, dtype):
-    """The algorithm "auto" picks for geometry `g` in one pass.
-
-    The GEMM wins whenever its per-group problem is more than a sliver, so
-    the direct loops, which vectorize along output rows instead, take what
-    is thin for it: M*K per group below 64 (depthwise: M*K = 9), and the
-    forward (float32) and grad-weight of layers with at most 6 output
-    channels per group, which would leave most of the GEMM's narrowest
-    panel (16 float32 columns) multiplying zeros: LeNet-5's first layer.
-    Measured (2 threads, ms, direct / GEMM, 28x28 batch 50; the table in
-    the commit that set the rule): 1 -> 6 5x5 float32 forward 0.37 / 0.55,
-    grad-weight 0.27 / 0.46; float64 forward 0.70 / 0.52, grad-weight
-    0.48 / 0.67; 1 -> 16 3x3 float32 forward 0.45 / 0.40.
-    """
-    if algorithm != "auto":
-        return algorithm
-    m = g.c_out // g.groups
-    k = g.c_in // g.groups * g.kh * g.kw
-    few_outputs = m <= 6 and (pass_ == "grad_weight" or (pass_ == "forward" and dtype == np.float32))
-    return "direct" if m * k < 64 or few_outputs else "im2col"
-
-
 def _grad_bias(grad_output, dtype):
     n, c, h, w = grad_output.shape
     gb = _empty((c,), dtype)
@@ -44,7 +22,7 @@ def _grad_bias(grad_output, dtype):
 def _conv_forward(g, algorithm, x, w, b, dtype, activation=None):
     y = _empty(g.output_shape, dtype)
     if y.size:
-        _C.conv2d_forward(g.c_shape(), _choose(algorithm, g, "forward", dtype), V.flat(x, dtype),
+        _C.conv2d_forward(g.c_shape(), algorithm, V.flat(x, dtype),
                           V.flat(w, dtype), V.flat(b, dtype), activation, y.reshape(-1))
     return y
 
@@ -52,7 +30,7 @@ def _conv_forward(g, algorithm, x, w, b, dtype, activation=None):
 def _conv_grad_input(g, algorithm, gy, w, dtype):
     gx = _empty(g.input_shape, dtype)
     if gx.size:
-        _C.conv2d_grad_input(g.c_shape(), _choose(algorithm, g, "grad_input", dtype), V.flat(gy, dtype),
+        _C.conv2d_grad_input(g.c_shape(), algorithm, V.flat(gy, dtype),
                              V.flat(w, dtype), gx.reshape(-1))
     return gx
 
@@ -60,7 +38,7 @@ def _conv_grad_input(g, algorithm, gy, w, dtype):
 def _conv_grad_weight(g, algorithm, gy, x, dtype):
     gw = _empty(g.weight_shape, dtype)
     if g.n:
-        _C.conv2d_grad_weight(g.c_shape(), _choose(algorithm, g, "grad_weight", dtype), V.flat(gy, dtype),
+        _C.conv2d_grad_weight(g.c_shape(), algorithm, V.flat(gy, dtype),
                               V.flat(x, dtype), gw.reshape(-1))
     else:
         gw[...] = 0
@@ -78,7 +56,7 @@ def _conv2d_args(fn, input, weight, stride, padding, dilation, groups):
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algorithm="auto",
            activation=None):
     """2-D convolution (cross-correlation, as in PyTorch) of NCHW `input`
-    with `weight` (C_out, C_in/groups, kH, kW); see API.md for padding forms.
+    with `weight` (C_out, C_in/groups, kH, kW); see docs/API.md for padding forms.
     activation="relu" applies max(y, 0) in the same pass."""
     fn = "conv2d"
     x, w, g = _conv2d_args(fn, input, weight, stride, padding, dilation, groups)

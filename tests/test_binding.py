@@ -41,9 +41,9 @@ def conv_calls(s, short=None):
     size = conv_sizes(s)
     b = {k: buf(v - (k == short)) for k, v in size.items()}
     return [
-        ("conv2d_forward", lambda: _C.conv2d_forward(s, "im2col", b["x"], b["w"], b["b"], None, b["y"])),
+        ("conv2d_forward", lambda: _C.conv2d_forward(s, "gemm", b["x"], b["w"], b["b"], None, b["y"])),
         ("conv2d_grad_input", lambda: _C.conv2d_grad_input(s, "direct", b["y"], b["w"], b["x"])),
-        ("conv2d_grad_weight", lambda: _C.conv2d_grad_weight(s, "im2col", b["y"], b["x"], b["w"])),
+        ("conv2d_grad_weight", lambda: _C.conv2d_grad_weight(s, "gemm", b["y"], b["x"], b["w"])),
         ("unfold", lambda: _C.unfold(s, b["x"], b["cols"])),
         ("fold", lambda: _C.fold(s, b["cols"], b["x"])),
     ]
@@ -192,7 +192,7 @@ def _odd_geometries(count, seed=0):
         yield (n, c_in, h, w, c_out, g, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
 
 
-@pytest.mark.parametrize("algorithm", ["reference", "direct", "im2col"])
+@pytest.mark.parametrize("algorithm", ["reference", "direct", "gemm"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_geometries_beyond_the_public_api_stay_in_bounds_and_correct(algorithm, dtype):
     rng = np.random.default_rng(1)
@@ -222,7 +222,7 @@ def test_geometries_beyond_the_public_api_stay_in_bounds_and_correct(algorithm, 
         assert_close(gw.reshape(wt.shape), ref_grad_weight(gy, xp, wt.shape, *geometry), dtype)
 
 
-@pytest.mark.parametrize("algorithm", ["reference", "direct", "im2col"])
+@pytest.mark.parametrize("algorithm", ["reference", "direct", "gemm"])
 def test_pool_geometries_beyond_the_public_api_stay_in_bounds_and_correct(algorithm):
     """Output sizes past the plane and padding past the window: each window
     that sees input gets its maximum and mean (the divisor counting the

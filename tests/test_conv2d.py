@@ -106,7 +106,7 @@ LARGE_CASES = {
     "phases_groups_dil3": (3, 48, 80, 80, 48, (3, 3), 2, 3, 3, 2),
     "gw_taps_pixel_blocks": (3, 256, 20, 20, 8, (3, 3), 1, 1, 1, 1),
 }
-ALGORITHMS = ["reference", "direct", "im2col"]
+ALGORITHMS = ["reference", "direct", "gemm"]
 DTYPES = [np.float32, np.float64]
 
 
@@ -172,7 +172,7 @@ def test_gradients_match_oracle(case, algorithm, dtype, isa):
 def test_large_gradients_match_oracle(case, dtype, isa):
     x, w, b, kw, rkw = make(case, dtype)
     gy = np.random.default_rng(1).standard_normal(ref.conv2d(x, w, b, **rkw).shape).astype(dtype)
-    gx, gw, _ = fastconv.conv2d_backward(gy, x, w, **kw, needs=("input", "weight"), algorithm="im2col")
+    gx, gw, _ = fastconv.conv2d_backward(gy, x, w, **kw, needs=("input", "weight"), algorithm="gemm")
     assert_close(gx, ref.conv2d_grad_input(gy, x.shape, w, **rkw), dtype)
     assert_close(gw, ref.conv2d_grad_weight(gy, x, w.shape, **rkw), dtype)
 
@@ -219,6 +219,17 @@ def test_needs_skips_unrequested_gradients():
     gy = np.ones(fastconv.conv2d(x, w, **kw).shape)
     gx, gw, gb = fastconv.conv2d_backward(gy, x, w, **kw, needs=("weight",))
     assert gx is None and gb is None and gw.shape == w.shape
+
+
+def test_im2col_is_an_alias_of_gemm():
+    """The GEMM family's old name still works and runs the same code, bit for bit."""
+    x, w, b, kw, _ = make("stride2", np.float32)
+    assert np.array_equal(fastconv.conv2d(x, w, b, **kw, algorithm="im2col"),
+                          fastconv.conv2d(x, w, b, **kw, algorithm="gemm"))
+    gy = np.ones(fastconv.conv2d(x, w, **kw).shape, np.float32)
+    for old, new in zip(fastconv.conv2d_backward(gy, x, w, **kw, algorithm="im2col"),
+                        fastconv.conv2d_backward(gy, x, w, **kw, algorithm="gemm")):
+        assert np.array_equal(old, new)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)

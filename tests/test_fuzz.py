@@ -204,7 +204,7 @@ def test_conv_forward(dims, data):
     if broken in ("grad_output shape", "needs"):
         broken = None  # not a forward argument
         extra.pop("needs", None)
-    algorithm = extra.get("algorithm") or data.draw(st.sampled_from(["auto", "direct", "im2col", "reference"]))
+    algorithm = extra.get("algorithm") or data.draw(st.sampled_from(["auto", "direct", "gemm", "reference"]))
     dtype = expected_dtype(*[a for a in (x, w, b) if a is not None])
     outcome(fn, broken, lambda: getattr(fastconv, fn)(x, w, b, **kw, algorithm=algorithm),
             lambda y: assert_matches(y, conv_oracle(x, w, b, geometry, dims), dtype))

@@ -23,7 +23,7 @@ SHAPES = [
 ]
 
 
-@pytest.mark.parametrize("algorithm", ["direct", "im2col"])
+@pytest.mark.parametrize("algorithm", ["direct", "gemm"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("shapes", SHAPES, ids=["plain", "grouped_s2", "dilated_one_image", "pointwise", "many_images", "gw_by_taps"])
 def test_one_thread_equals_many_bitwise(shapes, dtype, algorithm, threads):
@@ -86,12 +86,12 @@ def _rss_bytes():
 def test_no_memory_growth_over_thousands_of_calls():
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((2, 8, 12, 12)).astype(np.float32), rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
-    for algorithm in ("direct", "im2col"):
+    for algorithm in ("direct", "gemm"):
         for _ in range(200):
             y = fastconv.conv2d(x, w, padding=1, algorithm=algorithm)
             fastconv.conv2d_backward(y, x, w, padding=1, algorithm=algorithm)
     before = _rss_bytes()
-    for algorithm in ("direct", "im2col"):
+    for algorithm in ("direct", "gemm"):
         for _ in range(1500):
             y = fastconv.conv2d(x, w, padding=1, algorithm=algorithm)
             fastconv.conv2d_backward(y, x, w, padding=1, algorithm=algorithm)

@@ -1,0 +1,159 @@
+/* conv2d's forward as a GEMM: packed (the image packed into the GEMM's
+ * panels) or indirect (the image read in place through a table of tap
+ * offsets, after XNNPACK's IGEMM). Threads own tiles of y: (image, group,
+ * pixel block). conv2d.c chooses between them. Family file (see common.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "conv2d_internal.h"
+
+/* The forward as a packed GEMM, for few taps and for 1x1 (see
+ * fc_conv2d_forward_gemm): the image is packed into the GEMM's panels
+ * (implicit im2col; a 1x1, stride-1, unpadded conv reads it as a plain
+ * matrix), and tiles are rows of pixels stored straight into y. */
+static int FC_FN(fc_conv2d_forward_packed)(const fc_conv2d_shape *s, const FC_T *x,
+                                           const FC_T *w, const FC_T *b, unsigned flags, FC_T *y) {
+    const int64_t M = GROUP_OUT(s), cin_g = GROUP_IN(s), K = cin_g * s->kh * s->kw, P = PIXELS(s);
+    const int64_t images = s->n * s->groups;
+    const int64_t nr = FC_FN(gemm_nr)();
+    const int64_t parts = FC_MAX((P + FC_NC - 1) / FC_NC, split_for_threads(images, (P + nr - 1) / nr));
+    const int64_t NB = ((P + parts - 1) / parts + nr - 1) / nr * nr;
+    const int64_t tiles = (P + NB - 1) / NB, tasks = images * tiles;
+    /* Every task of a group multiplies by the same weights: pack them once. */
+    const size_t a_size = FC_FN(gemm_packed_a_size)(M, K);
+    FC_T *wpack = malloc(a_size * (size_t)s->groups * sizeof(FC_T));
+    if (!wpack) return FC_ERR_NOMEM;
+    for (int64_t g = 0; g < s->groups; g++) {
+        const FC_FN(fc_strided) wm = {w + g * M * K, K, 1};
+        const FC_FN(fc_operand) a = {FC_FN(pack_strided), &wm, NULL};
+        FC_FN(gemm_pack_a)(M, K, &a, wpack + g * a_size);
+    }
+    int status = FC_OK;
+    FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * M * K * NB)))
+    {
+        FC_T *work = fc_scratch(FC_FN(gemm_workspace)(M, NB, K) * sizeof(FC_T), 0, &status);
+        FC_OMP(for schedule(static))
+        for (int64_t t = 0; t < tasks; t++) {
+            if (!work) continue;
+            const int64_t img = t / tiles, n = img / s->groups, g = img % s->groups;
+            const int64_t p0 = t % tiles * NB, nb = FC_MIN(NB, P - p0);
+            const FC_T *xg = x + (n * s->c_in + g * cin_g) * s->h * s->w;
+            const FC_FN(fc_strided) xm = {xg + p0, 1, P};
+            const FC_FN(fc_im2col_operand) xc = {s, xg, p0};
+            const FC_FN(fc_operand) a = {NULL, NULL, wpack + g * a_size};
+            const FC_FN(fc_operand) bo = is_pointwise(s) ? (FC_FN(fc_operand)){FC_FN(pack_strided), &xm, NULL}
+                                                         : (FC_FN(fc_operand)){FC_FN(pack_im2col), &xc, NULL};
+            FC_FN(gemm_serial)(M, nb, K, &a, &bo, y + (n * s->c_out + g * M) * P + p0, P,
+                               b ? b + g * M : NULL, flags, work);
+        }
+        free(work);
+    }
+    free(wpack);
+    return status;
+}
+
+/* The forward as an indirect GEMM (gemm.h, im2col.c): a tile is 6 output
+ * pixels x NR output channels, each pixel's row of A read from the image
+ * (or its frame) through the tap offsets, B the weights, packed once per
+ * call in panels [K][NR] (zero past c_out). Each tile sums all K taps in
+ * one call, in a fixed order, and is stored transposed into y's planes.
+ * The image is never copied into GEMM panels: packing it (implicit
+ * im2col) took 30% of mnist_c2's time and 60% of lenet_c2's. A task owns
+ * a block of one image's pixels in one group; within it, blocks of
+ * FC_PIXEL_BLOCK pixels run panel by panel, so one B panel (NR x K)
+ * serves a block's tiles from L2. */
+#define FC_PIXEL_BLOCK 96
+
+/* Taps per kernel call: a block's tiles sum K in chunks of this many, each
+ * chunk's weights (KC x NR, 16 KiB) staying in L1 across the block's tiles
+ * while they read the image; whole-K calls streamed the panel from L2 on
+ * every tile. */
+#define FC_IGEMM_KC 128
+
+static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_T *x, const FC_T *w,
+                                             const FC_T *b, unsigned flags, FC_T *y, fc_out_view v) {
+    const FC_FN(fc_iukernel) ukernel = FC_FN(select_iukernel)();
+    const int64_t nr = ukernel.nr, M = GROUP_OUT(s), cin_g = GROUP_IN(s), P = PIXELS(s);
+    const int64_t K = cin_g * s->kh * s->kw, panels = (M + nr - 1) / nr, images = s->n * s->groups;
+    const int64_t parts = split_for_threads(images, (P + FC_MR - 1) / FC_MR);
+    const int64_t NB = ((P + parts - 1) / parts + FC_MR - 1) / FC_MR * FC_MR;
+    const int64_t tiles = (P + NB - 1) / NB, tasks = images * tiles;
+    int64_t fh, fw;
+    const int framed = conv_frame(s, &fh, &fw);
+    FC_T *bpack = malloc((size_t)(s->groups * panels * nr * (K + 1)) * sizeof(FC_T));
+    ptrdiff_t *off = malloc((size_t)FC_MAX(K, (int64_t)1) * sizeof(ptrdiff_t));
+    if (!bpack || !off) {
+        free(bpack), free(off);
+        return FC_ERR_NOMEM;
+    }
+    /* Panel (g, pn): K rows of its kernel's width of weights, then as many
+     * biases. */
+    const int64_t panel_size = nr * (K + 1);
+    for (int64_t g = 0; g < s->groups; g++)
+        for (int64_t pn = 0; pn < panels; pn++) {
+            const int64_t width = FC_FN(panel_iukernel)(ukernel, pn, M).nr;
+            FC_T *panel = bpack + (g * panels + pn) * panel_size;
+            /* row by row: a panel's rows are far apart in w but its columns
+             * read few lines, which stay in cache from row to row */
+            for (int64_t k = 0; k < K; k++)
+                for (int64_t j = 0, co = pn * nr; j < width; j++, co++)
+                    panel[k * width + j] = co < M ? w[(g * M + co) * K + k] : 0;
+            for (int64_t j = 0, co = pn * nr; j < width; j++, co++)
+                panel[K * width + j] = co < M && b ? b[g * M + co] : 0;
+        }
+    indirect_offsets(s, cin_g, fh * fw, fw, off);
+    int status = FC_OK;
+    FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * M * K * NB)))
+    {
+        FC_T *frame = framed ? fc_scratch((size_t)(cin_g * fh * fw) * sizeof(FC_T), 1, &status) : NULL;
+        FC_OMP(for schedule(static))
+        for (int64_t t = 0; t < tasks; t++) {
+            if (framed && !frame) continue;
+            const int64_t img = t / tiles, n = img / s->groups, g = img % s->groups;
+            const int64_t p0 = t % tiles * NB, p1 = FC_MIN(P, p0 + NB);
+            const FC_T *image = x + (n * s->c_in + g * cin_g) * s->h * s->w;
+            if (framed) FC_FN(frame_planes)(s, image, cin_g, fh, fw, frame), image = frame;
+            FC_T *yg = y + (n * s->c_out + g * M) * v.plane;
+            for (int64_t pb = p0; pb < p1; pb += FC_PIXEL_BLOCK) {
+                const int64_t pe = FC_MIN(p1, pb + FC_PIXEL_BLOCK);
+                /* Each pixel's window corner and place in an output plane;
+                 * past pe, the last pixel again. */
+                const FC_T *a[FC_PIXEL_BLOCK + FC_MR];
+                int64_t at[FC_PIXEL_BLOCK + FC_MR];
+                for (int64_t p = pb, oh = pb / s->out_w, ow = pb % s->out_w; p < pb + FC_PIXEL_BLOCK + FC_MR; p++) {
+                    a[p - pb] = image + oh * s->stride_h * fw + ow * s->stride_w;
+                    at[p - pb] = oh * v.row + ow * v.col;
+                    if (p + 1 < pe && ++ow == s->out_w) ow = 0, oh++;
+                }
+                for (int64_t pn = 0; pn < panels; pn++) {
+                    const FC_FN(fc_iukernel) pk = FC_FN(panel_iukernel)(ukernel, pn, M);
+                    const FC_T *panel = bpack + (g * panels + pn) * panel_size;
+                    const int cols = (int)FC_MIN(nr, M - pn * nr), width = pk.nr;
+                    FC_T *yp = yg + pn * nr * v.plane;
+                    FC_T tiles[FC_PIXEL_BLOCK / FC_MR + 1][FC_MR * FC_NR_MAX];
+                    for (int64_t k0 = 0; k0 < K; k0 += FC_IGEMM_KC) {
+                        const int64_t kc = FC_MIN((int64_t)FC_IGEMM_KC, K - k0);
+                        const unsigned f = (k0 ? FC_GEMM_ACCUMULATE : 0u) | (k0 + kc == K ? flags : 0u);
+                        for (int64_t pt = pb; pt < pe; pt += FC_MR)
+                            pk.fn((size_t)kc, a + (pt - pb), off + k0, panel + k0 * width, tiles[(pt - pb) / FC_MR],
+                                  b && !k0 ? panel + K * width : NULL, f);
+                    }
+                    for (int64_t pt = pb; pt < pe; pt += FC_MR) {
+                        const FC_T *tile = tiles[(pt - pb) / FC_MR];
+                        const int64_t *place = at + (pt - pb);
+                        if (pe - pt >= FC_MR) /* a full tile: a constant trip count, unrolled */
+                            for (int j = 0; j < cols; j++)
+                                for (int q = 0; q < FC_MR; q++) yp[j * v.plane + place[q]] = tile[q * width + j];
+                        else
+                            for (int j = 0; j < cols; j++)
+                                for (int q = 0; q < pe - pt; q++) yp[j * v.plane + place[q]] = tile[q * width + j];
+                    }
+                }
+            }
+        }
+        free(frame);
+    }
+    free(bpack);
+    free(off);
+    return status;
+}

@@ -1,0 +1,86 @@
+/* What the conv2d pass files share: conv2d_ref.c, conv2d_direct.c,
+ * conv2d_forward.c, conv2d_grad_input.c and conv2d_grad_weight.c each hold
+ * one family of paths; conv2d.c holds the entry points and every rule that
+ * chooses among them. Per dtype, like internal.h. */
+#ifndef FASTCONV_CONV2D_INTERNAL_H
+#define FASTCONV_CONV2D_INTERNAL_H
+
+#include "internal.h"
+
+#define GROUP_IN(s) ((s)->c_in / (s)->groups)
+#define GROUP_OUT(s) ((s)->c_out / (s)->groups)
+#define PIXELS(s) ((s)->out_h * (s)->out_w)
+
+/* Pixels per column block in the gradients: a block of K rows stays near
+ * 1 MiB (f32, one L2), and at least 256 pixels, so grad-weight's dot
+ * products run long. A function of the shape alone, so sums never depend
+ * on threads. */
+static inline int64_t FC_FN(pixel_chunk)(int64_t K, int64_t P) {
+    return FC_MIN(P, FC_MAX((int64_t)256, (int64_t)262144 / K));
+}
+
+/* How many parts to split each of `items` work items into so that every
+ * thread gets about two tasks, at most `most` parts. */
+static inline int64_t split_for_threads(int64_t items, int64_t most) {
+    const int64_t want = 2 * (int64_t)fc_get_num_threads();
+    if (items >= want) return 1;
+    return FC_MAX((int64_t)1, FC_MIN(most, (want + items - 1) / items));
+}
+
+/* A 1x1, stride-1, unpadded conv: its input is already the GEMM's B. */
+static inline int is_pointwise(const fc_conv2d_shape *s) {
+    return s->kh == 1 && s->kw == 1 && s->stride_h == 1 && s->stride_w == 1 && s->pad_top == 0 &&
+           s->pad_left == 0 && s->out_h == s->h && s->out_w == s->w;
+}
+
+/* Where the indirect forward writes output pixel (oh, ow) of channel co of
+ * image n: y + (n*c_out + co)*plane + oh*row + ow*col. A forward's own
+ * view is (out_h*out_w, out_w, 1); grad-input's phases write every
+ * stride-th pixel of gx. */
+typedef struct {
+    int64_t plane, row, col;
+} fc_out_view;
+
+/* Grad-weight sums over images and pixels, cut into at most SLOTS
+ * contiguous runs of the batch. Each run sums into its own copy of gw and
+ * the copies are added in run order (reduce_slots), so how the runs are
+ * shared among threads never changes a bit of the result. */
+#define SLOTS 16
+
+/* conv2d_ref.c: plain loops, double accumulation, the C oracle */
+static void FC_FN(fc_conv2d_forward_ref)(const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
+                                         FC_T *y);
+static void FC_FN(fc_conv2d_grad_input_ref)(const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx);
+static void FC_FN(fc_conv2d_grad_weight_ref)(const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x, FC_T *gw);
+
+/* conv2d_direct.c: loops over planes, vectorized along rows */
+static int FC_FN(fc_conv2d_forward_direct)(const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
+                                           FC_T *y);
+static int FC_FN(fc_conv2d_grad_input_direct)(const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx);
+static int FC_FN(fc_conv2d_grad_weight_direct)(const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x, FC_T *gw);
+
+/* conv2d_forward.c: the forward as a packed or an indirect GEMM; `flags`
+ * is the microkernels' FC_GEMM_RELU or 0 */
+static int FC_FN(fc_conv2d_forward_packed)(const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
+                                           unsigned flags, FC_T *y);
+static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_T *x, const FC_T *w,
+                                             const FC_T *b, unsigned flags, FC_T *y, fc_out_view v);
+
+/* conv2d_grad_input.c: grad-input as forward convs, one per stride phase,
+ * or as col2im of W^T gy */
+static int phases_fit(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil);
+static int FC_FN(fc_conv2d_grad_input_phases)(const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx);
+static int FC_FN(fc_conv2d_grad_input_col2im)(const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx);
+
+/* conv2d_grad_weight.c: grad-weight as dot products, or as an indirect
+ * GEMM shared among threads by slots of images or by taps */
+static int FC_FN(fc_conv2d_grad_weight_dots)(const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x, FC_T *gw);
+static int FC_FN(fc_conv2d_grad_weight_indirect)(const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x,
+                                                 int by_taps, FC_T *gw);
+
+/* conv2d.c: the GEMM forward's rule (packed or indirect), which
+ * grad-input's phases run on */
+static int FC_FN(fc_conv2d_forward_gemm)(const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
+                                         unsigned flags, FC_T *y);
+
+#endif
