@@ -1,6 +1,6 @@
 """fastconv: fast CPU convolution and pooling for NumPy, with a small autograd.
 
-The array functions take and return numpy arrays (see API.md); the
+The array functions take and return numpy arrays (see docs/API.md); the
 training layer lives in fastconv.functional, fastconv.nn and fastconv.optim.
 """
 import contextlib
