@@ -130,11 +130,6 @@ class ConvGeometry:
     def weight_shape(self):
         return (self.c_out, self.c_in // self.groups, self.kh, self.kw)
 
-    @property
-    def flops(self):
-        """2 * N * C_out * H_out * W_out * (C_in / groups) * kH * kW."""
-        return 2 * self.n * self.c_out * self.out_h * self.out_w * (self.c_in // self.groups) * self.kh * self.kw
-
     def c_shape(self):
         """The fc_conv2d_shape fields, in order."""
         return (self.n, self.c_in, self.h, self.w, self.c_out, self.groups, self.kh, self.kw,

@@ -49,12 +49,9 @@ def _nan_empty(shape, dtype=float, *args, **kwargs):
 def nan_outputs(monkeypatch):
     """Every output starts as NaN, so an element a kernel forgets to write fails."""
     import fastconv.conv
+    import fastconv.pool
     monkeypatch.setattr(fastconv.conv, "_empty", _nan_empty)
-    try:
-        import fastconv.pool
-        monkeypatch.setattr(fastconv.pool, "_empty", _nan_empty)
-    except ImportError:
-        pass
+    monkeypatch.setattr(fastconv.pool, "_empty", _nan_empty)
 
 
 @pytest.fixture(params=[isa for isa in _C.ISAS if _C.isa_supported(isa)])
