@@ -195,6 +195,48 @@ def adaptive_avg_pool2d(x, output_size):
     return y
 
 
+def max_pool2d_backward(gy, indices, input_shape):
+    """Each output's gradient added to the input cell its index names."""
+    n, c, h, w = input_shape
+    gx = np.zeros((n, c, h * w))
+    for a in range(n):
+        for ch in range(c):
+            for g, i in zip(np.asarray(gy, np.float64)[a, ch].ravel(), indices[a, ch].ravel()):
+                gx[a, ch, i] += g
+    return gx.reshape(input_shape)
+
+
+def avg_pool2d_backward(gy, input_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    """Each output's gradient over its divisor, spread over the input cells its window covers."""
+    n, c, h, w = input_shape
+    gy = np.asarray(gy, np.float64)
+    gx = np.zeros(input_shape)
+    for oh in range(gy.shape[2]):
+        for ow in range(gy.shape[3]):
+            h0, w0 = oh * stride[0] - padding[0], ow * stride[1] - padding[1]
+            h1, w1 = min(h0 + kernel[0], h + padding[0]), min(w0 + kernel[1], w + padding[1])
+            hs, ws, he, we = max(h0, 0), max(w0, 0), min(h1, h), min(w1, w)
+            if divisor_override:
+                div = divisor_override
+            else:
+                div = (h1 - h0) * (w1 - w0) if count_include_pad else (he - hs) * (we - ws)
+            gx[:, :, hs:he, ws:we] += (gy[:, :, oh, ow] / div)[:, :, None, None]
+    return gx
+
+
+def adaptive_avg_pool2d_backward(gy, input_shape):
+    n, c, h, w = input_shape
+    gy = np.asarray(gy, np.float64)
+    oh_n, ow_n = gy.shape[2:]
+    gx = np.zeros(input_shape)
+    for oh in range(oh_n):
+        for ow in range(ow_n):
+            h0, h1 = (oh * h) // oh_n, -(-((oh + 1) * h) // oh_n)
+            w0, w1 = (ow * w) // ow_n, -(-((ow + 1) * w) // ow_n)
+            gx[:, :, h0:h1, w0:w1] += (gy[:, :, oh, ow] / ((h1 - h0) * (w1 - w0)))[:, :, None, None]
+    return gx
+
+
 def matmul(a, b):
     """a (m, k) @ b (k, n) in float64, one output at a time."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)

@@ -65,6 +65,18 @@ def test_max_pool2d_backward_by_central_differences(case):
     assert_vjp(lambda v: fastconv.max_pool2d(v, k, s, p, d, ceil), x, gy, gx)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("case", MAX_CASES)
+def test_max_pool2d_backward_matches_oracle(case, dtype):
+    shape, k, s, p, d, ceil = MAX_CASES[case]
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    y, idx = fastconv.max_pool2d(x, k, s, p, d, ceil, return_indices=True)
+    gy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
+    gx = fastconv.max_pool2d_backward(gy, idx, x.shape)
+    assert gx.shape == x.shape and gx.dtype == dtype
+    assert_close(as4d(gx), ref.max_pool2d_backward(as4d(gy), as4d(idx), as4d(x).shape), dtype)
+
+
 def test_max_pool2d_ties_pick_the_first_maximum():
     x = np.zeros((1, 1, 4, 4))
     y, idx = fastconv.max_pool2d(x, 2, return_indices=True)
@@ -153,6 +165,20 @@ def test_avg_pool2d_backward_by_central_differences(case):
     assert_vjp(lambda v: fastconv.avg_pool2d(v, k, s, p, ceil, incl, div), x, gy, gx)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("case", AVG_CASES)
+def test_avg_pool2d_backward_matches_oracle(case, dtype):
+    shape, k, s, p, ceil, incl, div = AVG_CASES[case]
+    x_shape = shape if len(shape) == 4 else (1,) + shape
+    y = fastconv.avg_pool2d(np.zeros(shape, dtype), k, s, p, ceil, incl, div)
+    gy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
+    gx = fastconv.avg_pool2d_backward(gy, shape, k, s, p, ceil, incl, div)
+    assert gx.shape == shape and gx.dtype == dtype
+    expected = ref.avg_pool2d_backward(as4d(gy), x_shape, pair(k), pair(k if s is None else s), pair(p), ceil,
+                                       incl, div)
+    assert_close(as4d(gx), expected, dtype)
+
+
 def test_avg_pool2d_torch_cross_check():
     torch = pytest.importorskip("torch")
     x = np.random.default_rng(0).standard_normal((2, 3, 11, 10))
@@ -171,9 +197,11 @@ def test_adaptive_avg_pool2d(shape, out, dtype):
     o = out if isinstance(out, tuple) else (out, out)
     o = tuple(shape[-2 + i] if v is None else v for i, v in enumerate(o))
     assert_close(as4d(y), ref.adaptive_avg_pool2d(as4d(x), o), dtype)
+    gy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
+    gx = fastconv.adaptive_avg_pool2d_backward(gy, x.shape)
+    assert gx.shape == x.shape and gx.dtype == dtype
+    assert_close(as4d(gx), ref.adaptive_avg_pool2d_backward(as4d(gy), as4d(x).shape), dtype)
     if dtype == np.float64:
-        gy = np.random.default_rng(1).standard_normal(y.shape)
-        gx = fastconv.adaptive_avg_pool2d_backward(gy, x.shape)
         assert_vjp(lambda v: fastconv.adaptive_avg_pool2d(v, out), x, gy, gx)
 
 
