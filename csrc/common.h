@@ -73,4 +73,19 @@ static inline void *fc_scratch(size_t bytes, int zero, int *status) {
 /* Thread-count helpers (threads.c). */
 int fc_threads_for(int64_t tasks, double flops_per_task);
 
+/* A kernel call's share of the thread budget: fc_call_enter takes its
+ * first token (waiting while the budget is spent), fc_call_leave gives
+ * back all it holds. Calls nest: only the outermost takes and gives. */
+void fc_call_enter(void);
+void fc_call_leave(void);
+static inline void fc_call_scope_end(int *unused) {
+    (void)unused;
+    fc_call_leave();
+}
+
+/* The first statement of every public entry point: enters the call, and
+ * leaves it on every return (GCC and clang's cleanup attribute). */
+#define FC_CALL_SCOPE \
+    int fc_call_scope_ __attribute__((cleanup(fc_call_scope_end), unused)) = (fc_call_enter(), 0)
+
 #endif

@@ -79,6 +79,7 @@ static int grad_weight_by_taps(const fc_conv2d_shape *s) {
  * pass of their own. */
 int FC_FN(fc_conv2d_forward)(const fc_conv2d_shape *s, fc_algorithm algo, const FC_T *x,
                              const FC_T *w, const FC_T *b, fc_activation act, FC_T *y) {
+    FC_CALL_SCOPE;
     int status = FC_OK;
     switch (FC_FN(choose)(s, algo, PASS_FORWARD)) {
     case FC_ALGO_REF: FC_FN(fc_conv2d_forward_ref)(s, x, w, b, y); break;
@@ -91,6 +92,7 @@ int FC_FN(fc_conv2d_forward)(const fc_conv2d_shape *s, fc_algorithm algo, const 
 
 int FC_FN(fc_conv2d_grad_input)(const fc_conv2d_shape *s, fc_algorithm algo, const FC_T *gy,
                                 const FC_T *w, FC_T *gx) {
+    FC_CALL_SCOPE;
     switch (FC_FN(choose)(s, algo, PASS_GRAD_INPUT)) {
     case FC_ALGO_REF: FC_FN(fc_conv2d_grad_input_ref)(s, gy, w, gx); return FC_OK;
     case FC_ALGO_DIRECT: return FC_FN(fc_conv2d_grad_input_direct)(s, gy, w, gx);
@@ -102,6 +104,7 @@ int FC_FN(fc_conv2d_grad_input)(const fc_conv2d_shape *s, fc_algorithm algo, con
 
 int FC_FN(fc_conv2d_grad_weight)(const fc_conv2d_shape *s, fc_algorithm algo, const FC_T *gy,
                                  const FC_T *x, FC_T *gw) {
+    FC_CALL_SCOPE;
     switch (FC_FN(choose)(s, algo, PASS_GRAD_WEIGHT)) {
     case FC_ALGO_REF: FC_FN(fc_conv2d_grad_weight_ref)(s, gy, x, gw); return FC_OK;
     case FC_ALGO_DIRECT: return FC_FN(fc_conv2d_grad_weight_direct)(s, gy, x, gw);
@@ -128,6 +131,7 @@ FC_CLONES static double FC_FN(plane_sum)(const FC_T *p, int64_t n) {
 #undef PLANE_LANES
 
 int FC_FN(fc_conv2d_grad_bias)(const fc_conv2d_shape *s, const FC_T *gy, FC_T *gb) {
+    FC_CALL_SCOPE;
     const int64_t P = PIXELS(s);
     FC_OMP(parallel for num_threads(fc_threads_for(s->c_out, (double)s->n * P)) schedule(static))
     for (int64_t co = 0; co < s->c_out; co++) {

@@ -30,6 +30,7 @@ FC_CLONES static void FC_FN(relu_block)(int64_t lo, int64_t hi, const FC_T *x, F
 }
 
 int FC_FN(fc_relu)(int64_t n, const FC_T *x, FC_T *y) {
+    FC_CALL_SCOPE;
     EACH_BLOCK(n, FC_FN(relu_block)(b0, b1, x, y))
     return FC_OK;
 }
@@ -42,6 +43,7 @@ FC_CLONES static void FC_FN(relu_backward_block)(int64_t lo, int64_t hi, const F
 }
 
 int FC_FN(fc_relu_backward)(int64_t n, const FC_T *gy, const FC_T *y, FC_T *gx) {
+    FC_CALL_SCOPE;
     EACH_BLOCK(n, FC_FN(relu_backward_block)(b0, b1, gy, y, gx))
     return FC_OK;
 }
@@ -68,6 +70,7 @@ FC_CLONES static void FC_FN(dropout_block)(int64_t lo, int64_t hi, const FC_T *x
 }
 
 int FC_FN(fc_dropout)(int64_t n, const FC_T *x, double p, uint64_t seed, FC_T *y) {
+    FC_CALL_SCOPE;
     const uint64_t threshold = dropout_threshold(p);
     const FC_T scale = (FC_T)(1.0 / (1.0 - p));
     EACH_BLOCK(n, FC_FN(dropout_block)(b0, b1, x, seed, threshold, scale, y))
@@ -79,6 +82,7 @@ int FC_FN(fc_dropout)(int64_t n, const FC_T *x, double p, uint64_t seed, FC_T *y
  * Sums run in double. FC_ERR_INDEX if a label is outside [0, classes). */
 int FC_FN(fc_cross_entropy)(int64_t rows, int64_t classes, const FC_T *logits, const int64_t *labels,
                             FC_T *grad, double *loss) {
+    FC_CALL_SCOPE;
     for (int64_t r = 0; r < rows; r++)
         if (labels[r] < 0 || labels[r] >= classes) return FC_ERR_INDEX;
     double total = 0;
@@ -107,6 +111,7 @@ FC_CLONES static void FC_FN(column_sums)(int64_t rows, int64_t lo, int64_t hi, i
 }
 
 int FC_FN(fc_bias_grad)(int64_t rows, int64_t cols, const FC_T *g, FC_T *gb) {
+    FC_CALL_SCOPE;
     const int64_t block = 256, blocks = (cols + block - 1) / block;
     FC_OMP(parallel for num_threads(fc_threads_for(blocks, 16.0 * block * rows)) schedule(static))
     for (int64_t b = 0; b < blocks; b++)

@@ -113,15 +113,14 @@ typedef struct fc_pool2d_shape {
 FC_DECLARE_FAMILY(float, _f32)
 FC_DECLARE_FAMILY(double, _f64)
 
-/* Threads (threads.c): 1 when built without OpenMP. A caller brackets each
- * kernel call with enter/leave, which take and give back its tokens of the
- * budget, so concurrent callers share it. The thread limit and the count
- * are the calling thread's; the peak is the most tokens ever held at once. */
+/* Threads (threads.c): 1 when built without OpenMP. Every entry point above
+ * takes its threads from one process-wide budget and gives them back when
+ * it returns, so concurrent callers share it. The thread limit and the
+ * count are the calling thread's; the peak is the most tokens ever held at
+ * once. */
 void fc_set_num_threads(int n);
 void fc_set_thread_limit(int n); /* 0: none */
 int fc_get_thread_limit(void);
-void fc_call_enter(void);
-void fc_call_leave(void);
 int fc_get_num_threads(void);
 int fc_thread_peak(int reset);
 int fc_openmp_default(void); /* OpenMP's count for a thread that set none */

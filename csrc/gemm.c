@@ -343,6 +343,7 @@ FC_CLONES static void FC_FN(gemm_nt_dot)(int64_t m, int64_t n, int64_t k, const 
 int FC_FN(fc_gemm)(int64_t m, int64_t n, int64_t k, const FC_T *a, int64_t lda, int trans_a,
                    const FC_T *b, int64_t ldb, int trans_b, const FC_T *bias, fc_activation act,
                    FC_T *c, int64_t ldc) {
+    FC_CALL_SCOPE;
     /* Element (r, k) of A, and (column j, k) of B, at base[r*rs + k*cs]. */
     const int64_t a_rs = trans_a ? 1 : lda, a_cs = trans_a ? lda : 1;
     const int64_t b_rs = trans_b ? ldb : 1, b_cs = trans_b ? 1 : ldb;

@@ -152,6 +152,7 @@ static void indirect_offsets(const fc_conv2d_shape *s, int64_t channels, int64_t
 }
 
 int FC_FN(fc_unfold)(const fc_conv2d_shape *s, const FC_T *x, FC_T *cols) {
+    FC_CALL_SCOPE;
     const int64_t P = s->out_h * s->out_w, planes = s->n * s->c_in;
     FC_OMP(parallel for num_threads(fc_threads_for(planes, (double)s->kh * s->kw * P)) schedule(static))
     for (int64_t nc = 0; nc < planes; nc++)
@@ -160,6 +161,7 @@ int FC_FN(fc_unfold)(const fc_conv2d_shape *s, const FC_T *x, FC_T *cols) {
 }
 
 int FC_FN(fc_fold)(const fc_conv2d_shape *s, const FC_T *cols, FC_T *x) {
+    FC_CALL_SCOPE;
     const int64_t P = s->out_h * s->out_w, planes = s->n * s->c_in;
     FC_OMP(parallel for num_threads(fc_threads_for(planes, (double)s->kh * s->kw * P)) schedule(static))
     for (int64_t nc = 0; nc < planes; nc++) {

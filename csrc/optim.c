@@ -27,6 +27,7 @@ FC_CLONES static void FC_FN(adam_block)(int64_t lo, int64_t hi, FC_T *restrict p
 int FC_FN(fc_adam_step)(int64_t n, FC_T *restrict p, const FC_T *restrict grad, FC_T *restrict m,
                         FC_T *restrict v, double step_size, double b1, double b2, double eps,
                         double root_correction, double weight_decay) {
+    FC_CALL_SCOPE;
     const int64_t block = 4096;
     const int64_t blocks = (n + block - 1) / block;
     FC_OMP(parallel for num_threads(fc_threads_for(blocks, 10.0 * block)) schedule(static))

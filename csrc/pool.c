@@ -216,6 +216,7 @@ static int FC_FN(fc_max_pool2d_forward_rows)(const fc_pool2d_shape *s, const FC_
 
 int FC_FN(fc_max_pool2d_forward)(const fc_pool2d_shape *s, fc_algorithm algo, const FC_T *x,
                                  FC_T *y, int64_t *indices) {
+    FC_CALL_SCOPE;
     if (algo == FC_ALGO_REF) {
         FC_FN(fc_max_pool2d_forward_ref)(s, x, y, indices);
         return FC_OK;
@@ -236,6 +237,7 @@ FC_CLONES static int indices_out_of_range(const int64_t *restrict idx, int64_t n
  * plane first leaves the scatter a bare load-add-store per output. */
 int FC_FN(fc_max_pool2d_backward)(const fc_pool2d_shape *s, const FC_T *gy,
                                   const int64_t *indices, FC_T *gx) {
+    FC_CALL_SCOPE;
     const int64_t P = s->out_h * s->out_w, HW = s->h * s->w;
     int status = FC_OK;
     FC_OMP(parallel for num_threads(fc_threads_for(s->planes, 4.0 * P)) schedule(static))
@@ -392,6 +394,7 @@ static int FC_FN(fc_avg_pool2d_forward_rows)(const fc_pool2d_shape *s, const FC_
 }
 
 int FC_FN(fc_avg_pool2d_forward)(const fc_pool2d_shape *s, fc_algorithm algo, const FC_T *x, FC_T *y) {
+    FC_CALL_SCOPE;
     if (algo == FC_ALGO_REF) {
         FC_FN(fc_avg_pool2d_forward_ref)(s, x, y);
         return FC_OK;
@@ -400,6 +403,7 @@ int FC_FN(fc_avg_pool2d_forward)(const fc_pool2d_shape *s, fc_algorithm algo, co
 }
 
 int FC_FN(fc_avg_pool2d_backward)(const fc_pool2d_shape *s, const FC_T *gy, FC_T *gx) {
+    FC_CALL_SCOPE;
     const avg_rows r = avg_rows_for(s);
     pool_columns cols;
     if (pool_columns_make(s, &cols) != FC_OK) return FC_ERR_NOMEM;
@@ -428,6 +432,7 @@ static void adaptive_window(int64_t o, int64_t in, int64_t out, int64_t *lo, int
 }
 
 int FC_FN(fc_adaptive_avg_pool2d_forward)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y) {
+    FC_CALL_SCOPE;
     const int64_t P = s->out_h * s->out_w, HW = s->h * s->w;
     FC_OMP(parallel for num_threads(fc_threads_for(s->planes, 2.0 * HW)) schedule(static))
     for (int64_t pl = 0; pl < s->planes; pl++)
@@ -445,6 +450,7 @@ int FC_FN(fc_adaptive_avg_pool2d_forward)(const fc_pool2d_shape *s, const FC_T *
 }
 
 int FC_FN(fc_adaptive_avg_pool2d_backward)(const fc_pool2d_shape *s, const FC_T *gy, FC_T *gx) {
+    FC_CALL_SCOPE;
     const int64_t P = s->out_h * s->out_w, HW = s->h * s->w;
     FC_OMP(parallel for num_threads(fc_threads_for(s->planes, 2.0 * HW)) schedule(static))
     for (int64_t pl = 0; pl < s->planes; pl++) {

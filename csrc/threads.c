@@ -5,7 +5,9 @@
  * exceed it, whoever calls: Dask workers, a thread pool, a training thread
  * beside a serving one. A call takes one token when it starts (waiting,
  * asleep, while the budget is spent), widens to its share for each parallel
- * loop and gives everything back when it ends.
+ * loop and gives everything back when it ends. Every public entry point
+ * opens and closes its call itself (FC_CALL_SCOPE, common.h), so C callers
+ * and the binding alike share the budget.
  *
  * How many threads a call may want is the calling thread's own limit: the
  * budget, narrowed by fastconv.threads(n) and by OpenMP's per-thread setting
@@ -27,6 +29,7 @@ static int peak = 0;         /* most tokens ever held at once (for the tests) */
 static int default_icv = 0;  /* omp_get_max_threads() when the budget was first set */
 
 static __thread int held = 0;         /* this thread's tokens in its current call */
+static __thread int depth = 0;        /* entry points open on this thread (they nest) */
 static __thread int thread_limit = 0; /* fastconv.threads(n) in this thread; 0: none */
 static __thread int ran_team = 0;     /* this thread has started an OpenMP team */
 static int team_lost = 0;             /* forked from a thread whose team did not survive */
@@ -40,7 +43,7 @@ static int team_lost = 0;             /* forked from a thread whose team did not
 static void reset_in_child(void) {
     pthread_mutex_init(&lock, NULL);
     pthread_cond_init(&freed, NULL);
-    in_use = callers = peak = held = 0;
+    in_use = callers = peak = held = depth = 0;
     if (ran_team) team_lost = 1;
 }
 
@@ -81,7 +84,10 @@ static void give(int n) {
     pthread_cond_broadcast(&freed);
 }
 
+/* Every entry point opens a call (FC_CALL_SCOPE); one that calls another
+ * (a forward's ReLU pass, grad-input's phases) stays inside its caller's. */
 void fc_call_enter(void) {
+    if (depth++) return;
     pthread_mutex_lock(&lock);
     callers++;
     while (in_use >= budget) pthread_cond_wait(&freed, &lock);
@@ -90,6 +96,7 @@ void fc_call_enter(void) {
 }
 
 void fc_call_leave(void) {
+    if (--depth) return;
     pthread_mutex_lock(&lock);
     callers--;
     give(held);
@@ -109,7 +116,6 @@ int fc_thread_peak(int reset) {
 /* Widen (or narrow) this call to `want` threads, within its fair share of
  * the budget and what is free now; never below the one token it holds. */
 static int hold(int want) {
-    if (!held) return 1; /* not bracketed by enter/leave: a direct C caller */
     if (want == held) return held;
     pthread_mutex_lock(&lock);
     const int share = FC_MAX(1, budget / FC_MAX(1, callers));

@@ -60,8 +60,6 @@ cdef extern from "fastconv.h" nogil:
     int fc_adam_step_f64(int64_t n, double *p, const double *g, double *m, double *v, double step_size, double b1, double b2, double eps, double root_correction, double weight_decay)
 
     void fc_set_num_threads(int n)
-    void fc_call_enter()
-    void fc_call_leave()
     int fc_get_num_threads()
     void fc_set_thread_limit(int n)
     int fc_get_thread_limit()

@@ -1,6 +1,6 @@
 # cython: boundscheck=False, wraparound=False, initializedcheck=False
-"""The binding: arrays to pointers, one C call without the GIL (bracketed by
-fc_call_enter/leave, so concurrent callers share the thread budget), a status to an
+"""The binding: arrays to pointers, one C call without the GIL (each entry
+point takes its threads from the shared budget itself), a status to an
 exception. Callers (fastconv.ops) validate arguments and pass C-contiguous
 1-D views of one dtype, outputs preallocated. The binding still checks, in
 O(1), that every geometry is one the kernels accept and every buffer holds
@@ -122,12 +122,8 @@ def conv2d_forward(tuple shape, str algorithm, const real[::1] x not None, const
     cdef const real *bp = NULL if b is None else &b[0]
     cdef int rc
     with nogil:
-        fc_call_enter()
-        if real is float:
-            rc = fc_conv2d_forward_f32(&s, a, &x[0], &w[0], bp, act, &y[0])
-        else:
-            rc = fc_conv2d_forward_f64(&s, a, &x[0], &w[0], bp, act, &y[0])
-        fc_call_leave()
+        rc = (fc_conv2d_forward_f32(&s, a, &x[0], &w[0], bp, act, &y[0]) if real is float
+              else fc_conv2d_forward_f64(&s, a, &x[0], &w[0], bp, act, &y[0]))
     check(rc)
 
 
@@ -141,12 +137,8 @@ def conv2d_grad_input(tuple shape, str algorithm, const real[::1] gy not None, c
     need(fn, "gx", gx.shape[0], conv_x(&s))
     cdef int rc
     with nogil:
-        fc_call_enter()
-        if real is float:
-            rc = fc_conv2d_grad_input_f32(&s, a, &gy[0], &w[0], &gx[0])
-        else:
-            rc = fc_conv2d_grad_input_f64(&s, a, &gy[0], &w[0], &gx[0])
-        fc_call_leave()
+        rc = (fc_conv2d_grad_input_f32(&s, a, &gy[0], &w[0], &gx[0]) if real is float
+              else fc_conv2d_grad_input_f64(&s, a, &gy[0], &w[0], &gx[0]))
     check(rc)
 
 
@@ -160,12 +152,8 @@ def conv2d_grad_weight(tuple shape, str algorithm, const real[::1] gy not None, 
     need(fn, "gw", gw.shape[0], conv_w(&s))
     cdef int rc
     with nogil:
-        fc_call_enter()
-        if real is float:
-            rc = fc_conv2d_grad_weight_f32(&s, a, &gy[0], &x[0], &gw[0])
-        else:
-            rc = fc_conv2d_grad_weight_f64(&s, a, &gy[0], &x[0], &gw[0])
-        fc_call_leave()
+        rc = (fc_conv2d_grad_weight_f32(&s, a, &gy[0], &x[0], &gw[0]) if real is float
+              else fc_conv2d_grad_weight_f64(&s, a, &gy[0], &x[0], &gw[0]))
     check(rc)
 
 
@@ -180,12 +168,8 @@ def conv2d_grad_bias(int64_t n, int64_t channels, int64_t plane, const real[::1]
     cdef fc_conv2d_shape s = conv_shape(fn, (n, 1, 1, 1, channels, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, plane))
     cdef int rc
     with nogil:
-        fc_call_enter()
-        if real is float:
-            rc = fc_conv2d_grad_bias_f32(&s, &gy[0], &gb[0])
-        else:
-            rc = fc_conv2d_grad_bias_f64(&s, &gy[0], &gb[0])
-        fc_call_leave()
+        rc = (fc_conv2d_grad_bias_f32(&s, &gy[0], &gb[0]) if real is float
+              else fc_conv2d_grad_bias_f64(&s, &gy[0], &gb[0]))
     check(rc)
 
 
@@ -196,12 +180,7 @@ def unfold(tuple shape, const real[::1] x not None, real[::1] cols not None):
     need(fn, "cols", cols.shape[0], conv_cols(&s))
     cdef int rc
     with nogil:
-        fc_call_enter()
-        if real is float:
-            rc = fc_unfold_f32(&s, &x[0], &cols[0])
-        else:
-            rc = fc_unfold_f64(&s, &x[0], &cols[0])
-        fc_call_leave()
+        rc = fc_unfold_f32(&s, &x[0], &cols[0]) if real is float else fc_unfold_f64(&s, &x[0], &cols[0])
     check(rc)
 
 
@@ -212,12 +191,7 @@ def fold(tuple shape, const real[::1] cols not None, real[::1] x not None):
     need(fn, "x", x.shape[0], conv_x(&s))
     cdef int rc
     with nogil:
-        fc_call_enter()
-        if real is float:
-            rc = fc_fold_f32(&s, &cols[0], &x[0])
-        else:
-            rc = fc_fold_f64(&s, &cols[0], &x[0])
-        fc_call_leave()
+        rc = fc_fold_f32(&s, &cols[0], &x[0]) if real is float else fc_fold_f64(&s, &cols[0], &x[0])
     check(rc)
 
 
@@ -239,12 +213,8 @@ def gemm(int64_t m, int64_t n, int64_t k, const real[::1] a not None, bint trans
     cdef int64_t lda = m if trans_a else k, ldb = k if trans_b else n
     cdef int rc
     with nogil:
-        fc_call_enter()
-        if real is float:
-            rc = fc_gemm_f32(m, n, k, &a[0], lda, trans_a, &b[0], ldb, trans_b, bp, act, &c[0], n)
-        else:
-            rc = fc_gemm_f64(m, n, k, &a[0], lda, trans_a, &b[0], ldb, trans_b, bp, act, &c[0], n)
-        fc_call_leave()
+        rc = (fc_gemm_f32(m, n, k, &a[0], lda, trans_a, &b[0], ldb, trans_b, bp, act, &c[0], n) if real is float
+              else fc_gemm_f64(m, n, k, &a[0], lda, trans_a, &b[0], ldb, trans_b, bp, act, &c[0], n))
     check(rc)
 
 
@@ -254,12 +224,7 @@ def relu(const real[::1] x not None, real[::1] y not None):
         return
     cdef int rc
     with nogil:
-        fc_call_enter()
-        if real is float:
-            rc = fc_relu_f32(x.shape[0], &x[0], &y[0])
-        else:
-            rc = fc_relu_f64(x.shape[0], &x[0], &y[0])
-        fc_call_leave()
+        rc = fc_relu_f32(x.shape[0], &x[0], &y[0]) if real is float else fc_relu_f64(x.shape[0], &x[0], &y[0])
     check(rc)
 
 
@@ -270,12 +235,8 @@ def relu_backward(const real[::1] gy not None, const real[::1] y not None, real[
         return
     cdef int rc
     with nogil:
-        fc_call_enter()
-        if real is float:
-            rc = fc_relu_backward_f32(gy.shape[0], &gy[0], &y[0], &gx[0])
-        else:
-            rc = fc_relu_backward_f64(gy.shape[0], &gy[0], &y[0], &gx[0])
-        fc_call_leave()
+        rc = (fc_relu_backward_f32(gy.shape[0], &gy[0], &y[0], &gx[0]) if real is float
+              else fc_relu_backward_f64(gy.shape[0], &gy[0], &y[0], &gx[0]))
     check(rc)
 
 
@@ -287,12 +248,8 @@ def dropout(const real[::1] x not None, double p, uint64_t seed, real[::1] y not
         return
     cdef int rc
     with nogil:
-        fc_call_enter()
-        if real is float:
-            rc = fc_dropout_f32(x.shape[0], &x[0], p, seed, &y[0])
-        else:
-            rc = fc_dropout_f64(x.shape[0], &x[0], p, seed, &y[0])
-        fc_call_leave()
+        rc = (fc_dropout_f32(x.shape[0], &x[0], p, seed, &y[0]) if real is float
+              else fc_dropout_f64(x.shape[0], &x[0], p, seed, &y[0]))
     check(rc)
 
 
@@ -308,10 +265,8 @@ def cross_entropy(int64_t rows, int64_t classes, const real[::1] logits not None
     cdef double loss = 0
     cdef int rc
     with nogil:
-        if real is float:
-            rc = fc_cross_entropy_f32(rows, classes, &logits[0], &labels[0], &grad[0], &loss)
-        else:
-            rc = fc_cross_entropy_f64(rows, classes, &logits[0], &labels[0], &grad[0], &loss)
+        rc = (fc_cross_entropy_f32(rows, classes, &logits[0], &labels[0], &grad[0], &loss) if real is float
+              else fc_cross_entropy_f64(rows, classes, &logits[0], &labels[0], &grad[0], &loss))
     if rc == 2:
         raise ValueError(f"cross_entropy: a label lies outside [0, {classes})")
     check(rc)
@@ -326,12 +281,8 @@ def bias_grad(int64_t rows, int64_t cols, const real[::1] g not None, real[::1] 
     need(fn, "gb", gb.shape[0], cols)
     cdef int rc
     with nogil:
-        fc_call_enter()
-        if real is float:
-            rc = fc_bias_grad_f32(rows, cols, &g[0], &gb[0])
-        else:
-            rc = fc_bias_grad_f64(rows, cols, &g[0], &gb[0])
-        fc_call_leave()
+        rc = (fc_bias_grad_f32(rows, cols, &g[0], &gb[0]) if real is float
+              else fc_bias_grad_f64(rows, cols, &g[0], &gb[0]))
     check(rc)
 
 
@@ -347,12 +298,8 @@ def max_pool2d_forward(tuple shape, str algorithm, const real[::1] x not None, r
     cdef int64_t *ip = NULL if indices is None else &indices[0]
     cdef int rc
     with nogil:
-        fc_call_enter()
-        if real is float:
-            rc = fc_max_pool2d_forward_f32(&s, a, &x[0], &y[0], ip)
-        else:
-            rc = fc_max_pool2d_forward_f64(&s, a, &x[0], &y[0], ip)
-        fc_call_leave()
+        rc = (fc_max_pool2d_forward_f32(&s, a, &x[0], &y[0], ip) if real is float
+              else fc_max_pool2d_forward_f64(&s, a, &x[0], &y[0], ip))
     check(rc)
 
 
@@ -365,12 +312,8 @@ def max_pool2d_backward(tuple shape, const real[::1] gy not None, const int64_t[
     need(fn, "gx", gx.shape[0], pool_x(&s))
     cdef int rc
     with nogil:
-        fc_call_enter()
-        if real is float:
-            rc = fc_max_pool2d_backward_f32(&s, &gy[0], &indices[0], &gx[0])
-        else:
-            rc = fc_max_pool2d_backward_f64(&s, &gy[0], &indices[0], &gx[0])
-        fc_call_leave()
+        rc = (fc_max_pool2d_backward_f32(&s, &gy[0], &indices[0], &gx[0]) if real is float
+              else fc_max_pool2d_backward_f64(&s, &gy[0], &indices[0], &gx[0]))
     check(rc)
 
 
@@ -382,12 +325,8 @@ def avg_pool2d_forward(tuple shape, str algorithm, const real[::1] x not None, r
     need(fn, "y", y.shape[0], pool_y(&s))
     cdef int rc
     with nogil:
-        fc_call_enter()
-        if real is float:
-            rc = fc_avg_pool2d_forward_f32(&s, a, &x[0], &y[0])
-        else:
-            rc = fc_avg_pool2d_forward_f64(&s, a, &x[0], &y[0])
-        fc_call_leave()
+        rc = (fc_avg_pool2d_forward_f32(&s, a, &x[0], &y[0]) if real is float
+              else fc_avg_pool2d_forward_f64(&s, a, &x[0], &y[0]))
     check(rc)
 
 
@@ -398,12 +337,8 @@ def avg_pool2d_backward(tuple shape, const real[::1] gy not None, real[::1] gx n
     need(fn, "gx", gx.shape[0], pool_x(&s))
     cdef int rc
     with nogil:
-        fc_call_enter()
-        if real is float:
-            rc = fc_avg_pool2d_backward_f32(&s, &gy[0], &gx[0])
-        else:
-            rc = fc_avg_pool2d_backward_f64(&s, &gy[0], &gx[0])
-        fc_call_leave()
+        rc = (fc_avg_pool2d_backward_f32(&s, &gy[0], &gx[0]) if real is float
+              else fc_avg_pool2d_backward_f64(&s, &gy[0], &gx[0]))
     check(rc)
 
 
@@ -414,12 +349,8 @@ def adaptive_avg_pool2d_forward(tuple shape, const real[::1] x not None, real[::
     need(fn, "y", y.shape[0], pool_y(&s))
     cdef int rc
     with nogil:
-        fc_call_enter()
-        if real is float:
-            rc = fc_adaptive_avg_pool2d_forward_f32(&s, &x[0], &y[0])
-        else:
-            rc = fc_adaptive_avg_pool2d_forward_f64(&s, &x[0], &y[0])
-        fc_call_leave()
+        rc = (fc_adaptive_avg_pool2d_forward_f32(&s, &x[0], &y[0]) if real is float
+              else fc_adaptive_avg_pool2d_forward_f64(&s, &x[0], &y[0]))
     check(rc)
 
 
@@ -430,12 +361,8 @@ def adaptive_avg_pool2d_backward(tuple shape, const real[::1] gy not None, real[
     need(fn, "gx", gx.shape[0], pool_x(&s))
     cdef int rc
     with nogil:
-        fc_call_enter()
-        if real is float:
-            rc = fc_adaptive_avg_pool2d_backward_f32(&s, &gy[0], &gx[0])
-        else:
-            rc = fc_adaptive_avg_pool2d_backward_f64(&s, &gy[0], &gx[0])
-        fc_call_leave()
+        rc = (fc_adaptive_avg_pool2d_backward_f32(&s, &gy[0], &gx[0]) if real is float
+              else fc_adaptive_avg_pool2d_backward_f64(&s, &gy[0], &gx[0]))
     check(rc)
 
 
@@ -447,14 +374,10 @@ def adam_step(real[::1] p not None, const real[::1] grad not None, real[::1] m n
         return
     cdef int rc
     with nogil:
-        fc_call_enter()
-        if real is float:
-            rc = fc_adam_step_f32(p.shape[0], &p[0], &grad[0], &m[0], &v[0], step_size, b1, b2, eps,
-                                  root_correction, weight_decay)
-        else:
-            rc = fc_adam_step_f64(p.shape[0], &p[0], &grad[0], &m[0], &v[0], step_size, b1, b2, eps,
-                                  root_correction, weight_decay)
-        fc_call_leave()
+        rc = (fc_adam_step_f32(p.shape[0], &p[0], &grad[0], &m[0], &v[0], step_size, b1, b2, eps,
+                               root_correction, weight_decay) if real is float
+              else fc_adam_step_f64(p.shape[0], &p[0], &grad[0], &m[0], &v[0], step_size, b1, b2, eps,
+                                    root_correction, weight_decay))
     check(rc)
 
 

@@ -337,3 +337,22 @@ def test_a_child_forked_from_a_thread_without_a_team_keeps_its_threads(threads):
     t.start()
     t.join()
     assert statuses == [0]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+@needs_openmp
+def test_an_entry_point_called_inside_another_joins_its_call():
+    """The direct forward applies its ReLU through fc_relu, an entry point
+    that takes its thread from the budget too: with a budget of one, the
+    inner call must join the outer one, not wait for the thread the outer
+    call holds (in a forked child, so a hang is caught and reported)."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 3, 9, 9)), rng.standard_normal((4, 3, 3, 3))
+    expected = np.maximum(fastconv.conv2d(x, w, algorithm="direct"), 0)
+
+    def work():
+        fastconv.set_num_threads(1)
+        y = fastconv.conv2d(x, w, algorithm="direct", activation="relu")
+        return 0 if np.array_equal(y, expected) and fastconv._C.thread_peak() == 1 else 1
+
+    assert _in_forked_child(work) == 0
