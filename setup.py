@@ -2,8 +2,9 @@
 
 OpenMP is probed by compiling a tiny program with -fopenmp; a compiler
 without it (Apple clang, say) gives a single-threaded build that is still
-correct. No -march=native: AVX2 kernels are compiled with a target
-attribute and chosen at run time (csrc/cpu.c), so one build runs anywhere.
+correct. No -march=native: AVX2 and AVX-512 code is compiled with target
+attributes and chosen at run time (the dispatch table, csrc/kernels.h), so
+one build runs anywhere.
 """
 import os
 import shutil
@@ -17,7 +18,7 @@ from setuptools import Extension, setup
 from Cython.Build import cythonize
 
 # Translation units. Family files (gemm.c, im2col.c, the conv2d*.c files,
-# pool.c, elementwise.c, optim.c) are #included by f32.c and f64.c, one
+# pool.c, elementwise.c, optim.c, kernels.c) are #included by f32.c and f64.c, one
 # instantiation per dtype.
 SOURCES = ["fastconv/_C.pyx"] + [
     f"csrc/{name}.c" for name in ("f32", "f64", "gemm_avx2", "gemm_avx512", "cpu", "threads")

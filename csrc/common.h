@@ -28,16 +28,6 @@
 #define FC_OMP(x)
 #endif
 
-/* FC_CLONES compiles a hot loop three times, for AVX-512, AVX2+FMA and the
- * x86-64 baseline, and the loader picks one for the CPU (GCC/clang
- * target_clones, an ELF ifunc): vector width without -march=native.
- * Elsewhere, or with -DFC_NO_CLONES, it is the plain function. */
-#if defined(__x86_64__) && defined(__ELF__) && defined(__GNUC__) && !defined(FC_NO_CLONES)
-#define FC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define FC_CLONES
-#endif
-
 /* Floor division for possibly negative numerators (divisor > 0). */
 static inline int64_t fc_floordiv(int64_t a, int64_t b) {
     return a >= 0 ? a / b : -((-a + b - 1) / b);

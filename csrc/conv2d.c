@@ -13,7 +13,7 @@
  * into its own copy of gw, reduced in slot order. No split depends on the
  * thread count in a way that changes any sum's order: 1 thread and N
  * threads agree bit for bit. */
-#include "conv2d_internal.h"
+#include "kernels.h"
 
 /* ------------------------------------------------------------- rules */
 
@@ -50,7 +50,7 @@ static int FC_FN(fc_conv2d_forward_gemm)(const fc_conv2d_shape *s, const FC_T *x
  * channels); and, strided, the average phase does at least 16 MFLOP (each
  * phase is a call of its own). */
 static int FC_FN(grad_input_by_phases)(const fc_conv2d_shape *s) {
-    const int64_t cin_g = GROUP_IN(s), width = FC_FN(iukernel_width)(FC_FN(select_iukernel)(), cin_g);
+    const int64_t cin_g = GROUP_IN(s), width = FC_FN(iukernel_width)(FC_FN(kernels)()->igemm, cin_g);
     const int64_t phases = s->stride_h * s->stride_w;
     const double flops = 2.0 * s->n * s->c_out * PIXELS(s) * cin_g * s->kh * s->kw;
     return 4 * cin_g >= 3 * width && (phases == 1 || flops / phases >= 16.0e6) &&
@@ -119,24 +119,28 @@ int FC_FN(fc_conv2d_grad_weight)(const fc_conv2d_shape *s, fc_algorithm algo, co
  * running sum waits out the adder's latency on every element (a 64-channel
  * 28x28 layer's bias gradient took longer than its weight gradient). */
 #define PLANE_LANES 16
-FC_CLONES static double FC_FN(plane_sum)(const FC_T *p, int64_t n) {
+FC_VECTOR_LOOP(plane_sum, (const FC_T *p, int64_t n, double *total), (p, n, total)) {
     double lane[PLANE_LANES] = {0}, sum = 0;
     int64_t q = 0;
     for (; q + PLANE_LANES <= n; q += PLANE_LANES)
         for (int l = 0; l < PLANE_LANES; l++) lane[l] += p[q + l];
     for (int l = 0; l < PLANE_LANES; l++) sum += lane[l];
     for (; q < n; q++) sum += p[q];
-    return sum;
+    *total = sum;
 }
 #undef PLANE_LANES
 
 int FC_FN(fc_conv2d_grad_bias)(const fc_conv2d_shape *s, const FC_T *gy, FC_T *gb) {
     FC_CALL_SCOPE;
     const int64_t P = PIXELS(s);
+    const FC_FN(fc_kernels) *k = FC_FN(kernels)();
     FC_OMP(parallel for num_threads(fc_threads_for(s->c_out, (double)s->n * P)) schedule(static))
     for (int64_t co = 0; co < s->c_out; co++) {
-        double sum = 0;
-        for (int64_t n = 0; n < s->n; n++) sum += FC_FN(plane_sum)(gy + (n * s->c_out + co) * P, P);
+        double sum = 0, plane;
+        for (int64_t n = 0; n < s->n; n++) {
+            k->plane_sum(gy + (n * s->c_out + co) * P, P, &plane);
+            sum += plane;
+        }
         gb[co] = (FC_T)sum;
     }
     return FC_OK;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conv2d_internal.h"
+#include "kernels.h"
 
 /* The direct forward reads each input plane from a copy framed in zeros
  * (padded_h x padded_w, the input at pad_top, pad_left, and one spare
@@ -23,9 +23,9 @@ static void direct_frame_size(const fc_conv2d_shape *s, int64_t *ph, int64_t *pw
 /* One output plane y[n][co] of the direct forward. Scratch: `framed`
  * (direct_frame_size, zero outside the input's place on entry and exit)
  * and `wide` (out_h x padded_w). */
-FC_CLONES static void FC_FN(direct_forward_plane)(const fc_conv2d_shape *s, const FC_T *x, const FC_T *w,
-                                                  const FC_T *b, int64_t n, int64_t co, FC_T *restrict yp,
-                                                  FC_T *restrict framed, FC_T *restrict wide) {
+FC_VECTOR_LOOP(direct_forward_plane, (const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
+                                      int64_t n, int64_t co, FC_T *restrict yp, FC_T *restrict framed,
+                                      FC_T *restrict wide), (s, x, w, b, n, co, yp, framed, wide)) {
     const int64_t cin_g = GROUP_IN(s), cout_g = GROUP_OUT(s), OH = s->out_h, OW = s->out_w;
     const int64_t sh = s->stride_h, sw = s->stride_w, unit = sh == 1 && sw == 1;
     int64_t ph, pw;
@@ -57,6 +57,7 @@ static int FC_FN(fc_conv2d_forward_direct)(const fc_conv2d_shape *s, const FC_T 
     const int64_t planes = s->n * s->c_out, P = PIXELS(s);
     int64_t ph, pw;
     direct_frame_size(s, &ph, &pw);
+    const FC_FN(fc_kernels) *k = FC_FN(kernels)();
     int status = FC_OK;
     FC_OMP(parallel num_threads(fc_threads_for(planes, 2.0 * P * GROUP_IN(s) * s->kh * s->kw)))
     {
@@ -64,16 +65,16 @@ static int FC_FN(fc_conv2d_forward_direct)(const fc_conv2d_shape *s, const FC_T 
         FC_OMP(for schedule(static))
         for (int64_t plane = 0; plane < planes; plane++)
             if (framed)
-                FC_FN(direct_forward_plane)(s, x, w, b, plane / s->c_out, plane % s->c_out, y + plane * P,
-                                            framed, framed + ph * pw);
+                k->direct_forward_plane(s, x, w, b, plane / s->c_out, plane % s->c_out, y + plane * P, framed,
+                                        framed + ph * pw);
         free(framed);
     }
     return status;
 }
 
 /* One input-gradient plane gx[n][ci] of the direct algorithm. */
-FC_CLONES static void FC_FN(direct_grad_input_plane)(const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w,
-                                                     int64_t n, int64_t ci, FC_T *restrict gxp) {
+FC_VECTOR_LOOP(direct_grad_input_plane, (const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, int64_t n,
+                                         int64_t ci, FC_T *restrict gxp), (s, gy, w, n, ci, gxp)) {
     const int64_t cin_g = GROUP_IN(s), cout_g = GROUP_OUT(s), P = PIXELS(s), g = ci / cin_g;
     memset(gxp, 0, (size_t)(s->h * s->w) * sizeof(FC_T));
     for (int64_t co = g * cout_g; co < (g + 1) * cout_g; co++) {
@@ -101,9 +102,10 @@ FC_CLONES static void FC_FN(direct_grad_input_plane)(const fc_conv2d_shape *s, c
 static int FC_FN(fc_conv2d_grad_input_direct)(const fc_conv2d_shape *s, const FC_T *gy,
                                               const FC_T *w, FC_T *gx) {
     const int64_t planes = s->n * s->c_in;
+    const FC_FN(fc_kernels) *k = FC_FN(kernels)();
     FC_OMP(parallel for num_threads(fc_threads_for(planes, 2.0 * PIXELS(s) * GROUP_OUT(s) * s->kh * s->kw)) schedule(static))
     for (int64_t plane = 0; plane < planes; plane++)
-        FC_FN(direct_grad_input_plane)(s, gy, w, plane / s->c_in, plane % s->c_in, gx + plane * s->h * s->w);
+        k->direct_grad_input_plane(s, gy, w, plane / s->c_in, plane % s->c_in, gx + plane * s->h * s->w);
     return FC_OK;
 }
 
@@ -111,19 +113,13 @@ static int FC_FN(fc_conv2d_grad_input_direct)(const fc_conv2d_shape *s, const FC
  * spread over a zero plane shaped like the frame, each value at its
  * window's corner, so that every tap's gradient is one long dot product,
  *   gw[tap] = sum over q of spread[q] * framed[q + tap offset],
- * summed over the batch in per-lane partial sums (vector extensions,
- * cloned per ISA) and reduced in a fixed order at the end. Taps go in
+ * summed over the batch in per-lane partial sums (vector extensions, one
+ * width per ISA) and reduced in a fixed order at the end. Taps go in
  * groups of GW_TAPS sharing each load of `spread`; a group's unused taps
  * read offset 0 and are dropped. A stride s computes on the s*s - 1 zeros
  * between spread values; row by row, without the frame, the loops were
  * out_w long and every tap re-read gy: depthwise (56 x 56, stride 1)
  * grad-weight took 5.0 ms, 0.67x PyTorch. */
-#define GW_TAPS 3 /* 3x3, 5x5 and 7x7 kernels waste 0, 2 and 2 taps */
-
-typedef struct {
-    int64_t ph, pw, length; /* the frame, and the dot products' length (whole vectors) */
-    int64_t taps;           /* kh * kw rounded up to whole groups */
-} gw_frame;
 
 static gw_frame FC_FN(grad_weight_frame)(const fc_conv2d_shape *s) {
     gw_frame f;
@@ -134,10 +130,11 @@ static gw_frame FC_FN(grad_weight_frame)(const fc_conv2d_shape *s) {
     return f;
 }
 
-FC_CLONES static void FC_FN(direct_grad_weight_pair)(const fc_conv2d_shape *s, const gw_frame *f, const FC_T *gy,
-                                                     const FC_T *x, int64_t co, int64_t c, const ptrdiff_t *off,
-                                                     FC_T *restrict spread, FC_T *restrict framed,
-                                                     FC_FN(dot_vec) *restrict acc, FC_T *gw) {
+FC_VECTOR_LOOP(direct_grad_weight_pair, (const fc_conv2d_shape *s, const gw_frame *f, const FC_T *gy,
+                                         const FC_T *x, int64_t co, int64_t c, const ptrdiff_t *off,
+                                         FC_T *restrict spread, FC_T *restrict framed,
+                                         FC_FN(dot_vec) *restrict acc, FC_T *gw),
+               (s, f, gy, x, co, c, off, spread, framed, acc, gw)) {
     const int64_t ci = co / GROUP_OUT(s) * GROUP_IN(s) + c, P = PIXELS(s);
     for (int64_t t = 0; t < f->taps; t++) acc[t] = (FC_FN(dot_vec)){0};
     for (int64_t n = 0; n < s->n; n++) {
@@ -167,6 +164,7 @@ static int FC_FN(fc_conv2d_grad_weight_direct)(const fc_conv2d_shape *s, const F
                                                const FC_T *x, FC_T *gw) {
     const int64_t cin_g = GROUP_IN(s), pairs = s->c_out * cin_g;
     const gw_frame f = FC_FN(grad_weight_frame)(s);
+    const FC_FN(fc_kernels) *k = FC_FN(kernels)();
     ptrdiff_t *off = calloc((size_t)f.taps, sizeof(ptrdiff_t)); /* padding taps: offset 0 */
     if (!off) return FC_ERR_NOMEM;
     indirect_offsets(s, 1, f.ph * f.pw, f.pw, off);
@@ -180,8 +178,8 @@ static int FC_FN(fc_conv2d_grad_weight_direct)(const fc_conv2d_shape *s, const F
         FC_OMP(for schedule(static))
         for (int64_t pair = 0; pair < pairs; pair++)
             if (spread && acc)
-                FC_FN(direct_grad_weight_pair)(s, &f, gy, x, pair / cin_g, pair % cin_g, off, spread,
-                                               spread + f.length, acc, gw + pair * s->kh * s->kw);
+                k->direct_grad_weight_pair(s, &f, gy, x, pair / cin_g, pair % cin_g, off, spread, spread + f.length,
+                                           acc, gw + pair * s->kh * s->kw);
         free(spread);
         free(acc);
     }

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conv2d_internal.h"
+#include "kernels.h"
 
 /* The forward as a packed GEMM, for few taps and for 1x1 (see
  * fc_conv2d_forward_gemm): the image is packed into the GEMM's panels
@@ -72,7 +72,7 @@ static int FC_FN(fc_conv2d_forward_packed)(const fc_conv2d_shape *s, const FC_T 
 
 static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_T *x, const FC_T *w,
                                              const FC_T *b, unsigned flags, FC_T *y, fc_out_view v) {
-    const FC_FN(fc_iukernel) ukernel = FC_FN(select_iukernel)();
+    const FC_FN(fc_iukernel) ukernel = FC_FN(kernels)()->igemm;
     const int64_t nr = ukernel.nr, M = GROUP_OUT(s), cin_g = GROUP_IN(s), P = PIXELS(s);
     const int64_t K = cin_g * s->kh * s->kw, panels = (M + nr - 1) / nr, images = s->n * s->groups;
     const int64_t parts = split_for_threads(images, (P + FC_MR - 1) / FC_MR);

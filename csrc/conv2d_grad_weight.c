@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conv2d_internal.h"
+#include "kernels.h"
 
 /* Adds the slots' partial sums of gw in slot order, into slot 0's run,
  * and writes them to gw. Slot runs hold gw's layout, (g*M + m)*K + k, or,
@@ -45,6 +45,7 @@ static int FC_FN(fc_conv2d_grad_weight_dots)(const fc_conv2d_shape *s, const FC_
     const int64_t P = PIXELS(s), PC = FC_FN(pixel_chunk)(K, P), chunks = (P + PC - 1) / PC;
     const int64_t units = s->n * chunks, slots = FC_MIN((int64_t)SLOTS, units);
     const int64_t size = s->c_out * K, tasks = slots * s->groups;
+    const FC_FN(fc_kernels) *k = FC_FN(kernels)();
     FC_T *partial = slots == 1 ? gw : malloc((size_t)(slots * size) * sizeof(FC_T));
     if (!partial) return FC_ERR_NOMEM;
     int status = FC_OK;
@@ -59,8 +60,8 @@ static int FC_FN(fc_conv2d_grad_weight_dots)(const fc_conv2d_shape *s, const FC_
             for (int64_t u = u0; u < u1; u++) {
                 const int64_t n = u / chunks, p0 = u % chunks * PC, pc = FC_MIN(PC, P - p0);
                 FC_FN(im2col)(s, x + n * s->c_in * s->h * s->w, g * cin_g, (g + 1) * cin_g, p0, p0 + pc, col);
-                FC_FN(gemm_nt_dot)(M, K, pc, gy + (n * s->c_out + g * M) * P + p0, P, col, pc,
-                                   partial + slot * size + g * M * K, K, u > u0);
+                k->gemm_nt_dot(M, K, pc, gy + (n * s->c_out + g * M) * P + p0, P, col, pc,
+                               partial + slot * size + g * M * K, K, u > u0);
             }
         }
         free(col);
@@ -251,7 +252,7 @@ static int FC_FN(gw_by_taps)(FC_FN(fc_iukernel) u, const gw_indirect *d, const f
 
 static int FC_FN(fc_conv2d_grad_weight_indirect)(const fc_conv2d_shape *s, const FC_T *gy,
                                                  const FC_T *x, int by_taps, FC_T *gw) {
-    const FC_FN(fc_iukernel) u = FC_FN(select_iukernel)();
+    const FC_FN(fc_iukernel) u = FC_FN(kernels)()->igemm;
     const int64_t M = GROUP_OUT(s), K = GROUP_IN(s) * s->kh * s->kw, size = s->c_out * K;
     const gw_indirect d = {M, K, (M + u.nr - 1) / u.nr, FC_MIN(s->n * PIXELS(s), (int64_t)FC_GW_PIXEL_BLOCK)};
     const int64_t slots = FC_MIN((int64_t)SLOTS, s->n);

@@ -47,6 +47,15 @@ typedef struct {
  * shared among threads never changes a bit of the result. */
 #define SLOTS 16
 
+/* The direct grad-weight's frame (conv2d_direct.c): taps go in groups of
+ * GW_TAPS sharing each load of gy. */
+#define GW_TAPS 3 /* 3x3, 5x5 and 7x7 kernels waste 0, 2 and 2 taps */
+
+typedef struct {
+    int64_t ph, pw, length; /* the frame, and the dot products' length (whole vectors) */
+    int64_t taps;           /* kh * kw rounded up to whole groups */
+} gw_frame;
+
 /* conv2d_ref.c: plain loops, double accumulation, the C oracle */
 static void FC_FN(fc_conv2d_forward_ref)(const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
                                          FC_T *y);

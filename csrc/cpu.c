@@ -1,7 +1,8 @@
-/* Run-time instruction-set choice: the widest GEMM microkernels the CPU
- * has (AVX-512F, else AVX2+FMA), the portable C ones elsewhere.
- * FASTCONV_ISA=portable|avx2|avx512 caps the choice (tests cover every
- * supported one on one machine through fc_set_isa). */
+/* Run-time instruction-set choice: which row of the dispatch table
+ * (kernels.h) every kernel runs, the widest the CPU has (AVX-512F, else
+ * AVX2+FMA), the portable one elsewhere. Chosen once, at the first call;
+ * FASTCONV_ISA=portable|avx2|avx512 caps the choice, and fc_set_isa
+ * changes it (tests cover every supported row on one machine). */
 #include <stdlib.h>
 #include <string.h>
 

@@ -5,12 +5,13 @@
  *
  * Threads split the elements into fixed blocks, and no result depends on
  * which thread computes a block: 1 thread and N threads agree bit for bit.
- * Each block's loop is cloned per ISA (FC_CLONES) so it vectorizes at the
- * CPU's width. */
+ * Each block's loop is a vector loop of the dispatch table (kernels.h), so
+ * it vectorizes at the CPU's width. */
 #include <math.h>
 
 #include "common.h"
 #include "fastconv.h"
+#include "kernels.h"
 
 #define FC_EW_BLOCK 16384 /* elements per task */
 
@@ -25,26 +26,28 @@
     }
 
 /* y = max(x, 0), NaN kept; y may be x. */
-FC_CLONES static void FC_FN(relu_block)(int64_t lo, int64_t hi, const FC_T *x, FC_T *y) {
+FC_VECTOR_LOOP(relu_block, (int64_t lo, int64_t hi, const FC_T *x, FC_T *y), (lo, hi, x, y)) {
     for (int64_t i = lo; i < hi; i++) y[i] = x[i] < 0 ? 0 : x[i];
 }
 
 int FC_FN(fc_relu)(int64_t n, const FC_T *x, FC_T *y) {
     FC_CALL_SCOPE;
-    EACH_BLOCK(n, FC_FN(relu_block)(b0, b1, x, y))
+    const FC_FN(fc_kernels) *k = FC_FN(kernels)();
+    EACH_BLOCK(n, k->relu_block(b0, b1, x, y))
     return FC_OK;
 }
 
 /* gx = gy where the ReLU's output y > 0, else 0: the mask comes from the
  * output's sign, so a forward stores no mask. gx may be gy. */
-FC_CLONES static void FC_FN(relu_backward_block)(int64_t lo, int64_t hi, const FC_T *gy, const FC_T *y,
-                                                 FC_T *gx) {
+FC_VECTOR_LOOP(relu_backward_block, (int64_t lo, int64_t hi, const FC_T *gy, const FC_T *y, FC_T *gx),
+               (lo, hi, gy, y, gx)) {
     for (int64_t i = lo; i < hi; i++) gx[i] = y[i] > 0 ? gy[i] : 0;
 }
 
 int FC_FN(fc_relu_backward)(int64_t n, const FC_T *gy, const FC_T *y, FC_T *gx) {
     FC_CALL_SCOPE;
-    EACH_BLOCK(n, FC_FN(relu_backward_block)(b0, b1, gy, y, gx))
+    const FC_FN(fc_kernels) *k = FC_FN(kernels)();
+    EACH_BLOCK(n, k->relu_backward_block(b0, b1, gy, y, gx))
     return FC_OK;
 }
 
@@ -64,8 +67,8 @@ static inline int dropout_keep(uint64_t seed, int64_t i, uint64_t threshold) {
 static uint64_t dropout_threshold(double p) { return (uint64_t)(p * 4294967296.0); }
 
 /* y = x / (1 - p) where kept, else 0; the backward is the same map of gy. */
-FC_CLONES static void FC_FN(dropout_block)(int64_t lo, int64_t hi, const FC_T *x, uint64_t seed,
-                                           uint64_t threshold, FC_T scale, FC_T *y) {
+FC_VECTOR_LOOP(dropout_block, (int64_t lo, int64_t hi, const FC_T *x, uint64_t seed, uint64_t threshold,
+                               FC_T scale, FC_T *y), (lo, hi, x, seed, threshold, scale, y)) {
     for (int64_t i = lo; i < hi; i++) y[i] = dropout_keep(seed, i, threshold) ? x[i] * scale : 0;
 }
 
@@ -73,7 +76,8 @@ int FC_FN(fc_dropout)(int64_t n, const FC_T *x, double p, uint64_t seed, FC_T *y
     FC_CALL_SCOPE;
     const uint64_t threshold = dropout_threshold(p);
     const FC_T scale = (FC_T)(1.0 / (1.0 - p));
-    EACH_BLOCK(n, FC_FN(dropout_block)(b0, b1, x, seed, threshold, scale, y))
+    const FC_FN(fc_kernels) *k = FC_FN(kernels)();
+    EACH_BLOCK(n, k->dropout_block(b0, b1, x, seed, threshold, scale, y))
     return FC_OK;
 }
 
@@ -103,8 +107,8 @@ int FC_FN(fc_cross_entropy)(int64_t rows, int64_t classes, const FC_T *logits, c
 
 /* gb[j] = sum over rows i of g[i][j] (a linear layer's bias gradient),
  * rows added in order. */
-FC_CLONES static void FC_FN(column_sums)(int64_t rows, int64_t lo, int64_t hi, int64_t cols, const FC_T *g,
-                                         FC_T *gb) {
+FC_VECTOR_LOOP(column_sums, (int64_t rows, int64_t lo, int64_t hi, int64_t cols, const FC_T *g, FC_T *gb),
+               (rows, lo, hi, cols, g, gb)) {
     for (int64_t j = lo; j < hi; j++) gb[j] = 0;
     for (int64_t i = 0; i < rows; i++)
         for (int64_t j = lo; j < hi; j++) gb[j] += g[i * cols + j];
@@ -113,9 +117,10 @@ FC_CLONES static void FC_FN(column_sums)(int64_t rows, int64_t lo, int64_t hi, i
 int FC_FN(fc_bias_grad)(int64_t rows, int64_t cols, const FC_T *g, FC_T *gb) {
     FC_CALL_SCOPE;
     const int64_t block = 256, blocks = (cols + block - 1) / block;
+    const FC_FN(fc_kernels) *k = FC_FN(kernels)();
     FC_OMP(parallel for num_threads(fc_threads_for(blocks, 16.0 * block * rows)) schedule(static))
     for (int64_t b = 0; b < blocks; b++)
-        FC_FN(column_sums)(rows, b * block, FC_MIN(cols, (b + 1) * block), cols, g, gb);
+        k->column_sums(rows, b * block, FC_MIN(cols, (b + 1) * block), cols, g, gb);
     return FC_OK;
 }
 

@@ -2,6 +2,8 @@
 #define FC_T float
 #define FC_SUFFIX _f32
 #define FC_NR FC_NR_F32
+#define FC_UKERNEL_PORTABLE fc_gemm_f32_6x16_portable
+#define FC_IUKERNEL_PORTABLE fc_igemm_f32_6x16_portable
 #define FC_UKERNEL_AVX512 fc_gemm_f32_6x32_avx512
 #define FC_UKERNEL_AVX2 fc_gemm_f32_6x16_avx2
 #define FC_IUKERNEL_AVX512 fc_igemm_f32_6x32_avx512
@@ -21,3 +23,4 @@
 #include "conv2d.c"
 #include "pool.c"
 #include "optim.c"
+#include "kernels.c"

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "kernels.h"
 
 /* dst[k][j] = src[j * rs + k] for j < w, k < kc: rows of the operand
  * contiguous along k become a panel's columns (a linear layer's W^T). In
@@ -66,8 +66,8 @@ static inline __attribute__((always_inline)) void FC_FN(transpose8)(const FC_T *
 #undef HI1
 #endif
 
-FC_CLONES static void FC_FN(pack_transposed)(const FC_T *restrict src, int64_t rs, int w, int64_t kc, int width,
-                                             FC_T *restrict dst) {
+FC_VECTOR_LOOP(pack_transposed, (const FC_T *restrict src, int64_t rs, int w, int64_t kc, int width,
+                                 FC_T *restrict dst), (src, rs, w, kc, width, dst)) {
     int64_t k0 = 0;
 #ifdef FC_HAVE_SHUFFLE
     for (; k0 + 8 <= kc; k0 += 8) {
@@ -88,7 +88,7 @@ static void FC_FN(pack_strided)(const void *ctx, int64_t r0, int64_t rows,
         const int w = (int)FC_MIN((int64_t)width, rows - p);
         const FC_T *src = m->base + (r0 + p) * m->rs + k0 * m->cs;
         if (m->cs == 1) { /* rows contiguous: a transpose */
-            FC_FN(pack_transposed)(src, m->rs, w, kc, width, dst);
+            FC_FN(kernels)()->pack_transposed(src, m->rs, w, kc, width, dst);
         } else if (m->rs == 1) { /* columns contiguous: copy along j */
             for (int64_t k = 0; k < kc; k++) memcpy(dst + k * width, src + k * m->cs, (size_t)w * sizeof(FC_T));
         } else {
@@ -105,10 +105,8 @@ static void FC_FN(pack_strided)(const void *ctx, int64_t r0, int64_t rows,
  * whole 6 x NR tile would need 24 SSE registers of the baseline's 16 and
  * spill on every step; two rows fit, and the B panel they re-read stays
  * in L1. */
-static void FC_FN(fc_gemm_ukernel_portable)(size_t kc, const FC_T *restrict a,
-                                            const FC_T *restrict b, FC_T *restrict c,
-                                            size_t ldc, const FC_T *restrict bias,
-                                            unsigned flags) {
+static void FC_UKERNEL_PORTABLE(size_t kc, const FC_T *restrict a, const FC_T *restrict b, FC_T *restrict c,
+                                size_t ldc, const FC_T *restrict bias, unsigned flags) {
     for (int i = 0; i < FC_MR; i += 2) {
         FC_T acc0[FC_NR] = {0}, acc1[FC_NR] = {0};
         for (size_t k = 0; k < kc; k++) {
@@ -132,26 +130,11 @@ static void FC_FN(fc_gemm_ukernel_portable)(size_t kc, const FC_T *restrict a,
     }
 }
 
-typedef struct {
-    void (*fn)(size_t, const FC_T *, const FC_T *, FC_T *, size_t, const FC_T *, unsigned);
-    int nr; /* the tile's width; B is packed in panels of nr columns */
-} FC_FN(fc_ukernel);
-
-static FC_FN(fc_ukernel) FC_FN(select_ukernel)(void) {
-    switch (fc_get_isa()) {
-#ifdef FC_X86_KERNELS
-    case FC_ISA_AVX512: return (FC_FN(fc_ukernel)){FC_UKERNEL_AVX512, 2 * FC_NR};
-    case FC_ISA_AVX2: return (FC_FN(fc_ukernel)){FC_UKERNEL_AVX2, FC_NR};
-#endif
-    default: return (FC_FN(fc_ukernel)){FC_FN(fc_gemm_ukernel_portable), FC_NR};
-    }
-}
-
 /* The portable indirect microkernel (contract in gemm.h), two rows at a
  * time like the GEMM's. */
-static void FC_FN(fc_igemm_ukernel_portable)(size_t kc, const FC_T *const *a, const ptrdiff_t *restrict off,
-                                             const FC_T *restrict b, FC_T *restrict c,
-                                             const FC_T *restrict bias, unsigned flags) {
+static void FC_IUKERNEL_PORTABLE(size_t kc, const FC_T *const *a, const ptrdiff_t *restrict off,
+                                 const FC_T *restrict b, FC_T *restrict c, const FC_T *restrict bias,
+                                 unsigned flags) {
     for (int i = 0; i < FC_MR; i += 2) {
         const FC_T *a0 = a[i], *a1 = a[i + 1];
         FC_T acc[2][FC_NR] = {{0}};
@@ -173,16 +156,6 @@ static void FC_FN(fc_igemm_ukernel_portable)(size_t kc, const FC_T *const *a, co
     }
 }
 
-static FC_FN(fc_iukernel) FC_FN(select_iukernel)(void) {
-    switch (fc_get_isa()) {
-#ifdef FC_X86_KERNELS
-    case FC_ISA_AVX512: return (FC_FN(fc_iukernel)){FC_IUKERNEL_AVX512, 2 * FC_NR, FC_IUKERNEL_AVX512_NARROW};
-    case FC_ISA_AVX2: return (FC_FN(fc_iukernel)){FC_IUKERNEL_AVX2, FC_NR, NULL};
-#endif
-    default: return (FC_FN(fc_iukernel)){FC_FN(fc_igemm_ukernel_portable), FC_NR, NULL};
-    }
-}
-
 /* The kernel for panel pn of a B with `cols` columns: the narrow one for a
  * last panel it can hold. Panel pn starts at pn * nr columns either way. */
 static FC_FN(fc_iukernel) FC_FN(panel_iukernel)(FC_FN(fc_iukernel) u, int64_t pn, int64_t cols) {
@@ -198,7 +171,7 @@ static int64_t FC_FN(iukernel_width)(FC_FN(fc_iukernel) u, int64_t cols) {
 }
 
 /* The column count callers should round tiles of C to. */
-static int64_t FC_FN(gemm_nr)(void) { return FC_FN(select_ukernel)().nr; }
+static int64_t FC_FN(gemm_nr)(void) { return FC_FN(kernels)()->gemm.nr; }
 
 /* Elements of workspace fc_gemm_serial needs for an m x n x k problem. */
 static size_t FC_FN(gemm_workspace)(int64_t m, int64_t n, int64_t k) {
@@ -231,7 +204,7 @@ static void FC_FN(gemm_pack_a)(int64_t m, int64_t k, const FC_FN(fc_operand) *a,
 static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_operand) *a,
                                const FC_FN(fc_operand) *b, FC_T *c, int64_t ldc,
                                const FC_T *bias, unsigned flags, FC_T *work) {
-    const FC_FN(fc_ukernel) ukernel = FC_FN(select_ukernel)();
+    const FC_FN(fc_ukernel) ukernel = FC_FN(kernels)()->gemm;
     const int nr = ukernel.nr;
     const int64_t m_pad = (m + FC_MR - 1) / FC_MR * FC_MR;
     const int64_t kc_max = FC_MIN(k, (int64_t)FC_KC);
@@ -301,12 +274,12 @@ static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_o
  * product (a 64 x 9 result reduced over 784 pixels per image): packing its
  * operands cost five times the arithmetic. Tiles of 4 x 4 dot products,
  * each a vector of per-lane partial sums reduced at the end in a fixed
- * order; rows past an edge re-read the last row and are not stored. GCC
- * and clang vector extensions, so every clone gets its own vector width. */
+ * order; rows past an edge re-read the last row and are not stored. */
 #define DOT_TILE 4
 
-FC_CLONES static void FC_FN(gemm_nt_dot)(int64_t m, int64_t n, int64_t k, const FC_T *a, int64_t lda,
-                                         const FC_T *b, int64_t ldb, FC_T *c, int64_t ldc, int accumulate) {
+FC_VECTOR_LOOP(gemm_nt_dot, (int64_t m, int64_t n, int64_t k, const FC_T *a, int64_t lda, const FC_T *b,
+                             int64_t ldb, FC_T *c, int64_t ldc, int accumulate),
+               (m, n, k, a, lda, b, ldb, c, ldc, accumulate)) {
     for (int64_t i0 = 0; i0 < m; i0 += DOT_TILE)
         for (int64_t j0 = 0; j0 < n; j0 += DOT_TILE) {
             const FC_T *ar[DOT_TILE], *br[DOT_TILE];

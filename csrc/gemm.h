@@ -23,8 +23,9 @@
 
 #include <stddef.h>
 
-/* The SIMD kernels are compiled where GCC or clang target x86-64; elsewhere
- * cpu.c never selects them and gemm.c does not refer to them. */
+/* The SIMD kernels, and the AVX2 and AVX-512 variants of the vector loops
+ * (kernels.h), are compiled where GCC or clang target x86-64; elsewhere
+ * the dispatch table has only its portable row. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define FC_X86_KERNELS 1
 #endif

@@ -37,6 +37,20 @@ typedef struct {
     int64_t rs, cs;
 } FC_FN(fc_strided);
 
+/* A GEMM microkernel (gemm.h) and its tile width. */
+typedef struct {
+    void (*fn)(size_t, const FC_T *, const FC_T *, FC_T *, size_t, const FC_T *, unsigned);
+    int nr; /* the tile's width; B is packed in panels of nr columns */
+} FC_FN(fc_ukernel);
+
+/* The portable microkernels (gemm.c), named with their tile by f32.c and
+ * f64.c; the SIMD ones are declared in gemm.h. */
+static void FC_UKERNEL_PORTABLE(size_t kc, const FC_T *restrict a, const FC_T *restrict b, FC_T *restrict c,
+                                size_t ldc, const FC_T *restrict bias, unsigned flags);
+static void FC_IUKERNEL_PORTABLE(size_t kc, const FC_T *const *a, const ptrdiff_t *restrict off,
+                                 const FC_T *restrict b, FC_T *restrict c, const FC_T *restrict bias,
+                                 unsigned flags);
+
 /* An indirect microkernel (gemm.h) and its tile width. */
 typedef void (*FC_FN(fc_iukernel_fn))(size_t, const FC_T *const *, const ptrdiff_t *, const FC_T *, FC_T *,
                                       const FC_T *, unsigned);
@@ -47,14 +61,13 @@ typedef struct {
 } FC_FN(fc_iukernel);
 
 /* 64 bytes of FC_T, the unit of the dot-product loops (gemm_nt_dot, the
- * direct grad-weight): GCC and clang vector extensions, so every clone
- * gets its own vector width. */
+ * direct grad-weight): GCC and clang vector extensions, so every variant
+ * of a vector loop (kernels.h) gets its own vector width. */
 typedef FC_T FC_FN(dot_vec) __attribute__((vector_size(64), aligned(sizeof(FC_T)), may_alias));
 #define DOT_LANES ((int64_t)(64 / sizeof(FC_T)))
 
 static void FC_FN(pack_strided)(const void *ctx, int64_t r0, int64_t rows, int64_t k0, int64_t kc, int width,
                                 FC_T *dst);
-static FC_FN(fc_iukernel) FC_FN(select_iukernel)(void);
 static FC_FN(fc_iukernel) FC_FN(panel_iukernel)(FC_FN(fc_iukernel) u, int64_t pn, int64_t cols);
 static int64_t FC_FN(iukernel_width)(FC_FN(fc_iukernel) u, int64_t cols);
 static int64_t FC_FN(gemm_nr)(void);
@@ -64,8 +77,6 @@ static void FC_FN(gemm_pack_a)(int64_t m, int64_t k, const FC_FN(fc_operand) *a,
 static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_operand) *a,
                                const FC_FN(fc_operand) *b, FC_T *c, int64_t ldc, const FC_T *bias, unsigned flags,
                                FC_T *work);
-FC_CLONES static void FC_FN(gemm_nt_dot)(int64_t m, int64_t n, int64_t k, const FC_T *a, int64_t lda,
-                                         const FC_T *b, int64_t ldb, FC_T *c, int64_t ldc, int accumulate);
 
 /* -------------------------------------------------------- im2col.c */
 

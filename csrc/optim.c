@@ -12,10 +12,11 @@
 
 #include "common.h"
 #include "fastconv.h"
+#include "kernels.h"
 
-FC_CLONES static void FC_FN(adam_block)(int64_t lo, int64_t hi, FC_T *restrict p, const FC_T *restrict grad,
-                                        FC_T *restrict m, FC_T *restrict v, FC_T s, FC_T c1, FC_T c2, FC_T e,
-                                        FC_T rc, FC_T wd) {
+FC_VECTOR_LOOP(adam_block, (int64_t lo, int64_t hi, FC_T *restrict p, const FC_T *restrict grad,
+                            FC_T *restrict m, FC_T *restrict v, FC_T s, FC_T c1, FC_T c2, FC_T e, FC_T rc, FC_T wd),
+               (lo, hi, p, grad, m, v, s, c1, c2, e, rc, wd)) {
     for (int64_t i = lo; i < hi; i++) {
         const FC_T g = grad[i] + wd * p[i];
         m[i] = c1 * m[i] + (1 - c1) * g;
@@ -30,9 +31,10 @@ int FC_FN(fc_adam_step)(int64_t n, FC_T *restrict p, const FC_T *restrict grad, 
     FC_CALL_SCOPE;
     const int64_t block = 4096;
     const int64_t blocks = (n + block - 1) / block;
+    const FC_FN(fc_kernels) *k = FC_FN(kernels)();
     FC_OMP(parallel for num_threads(fc_threads_for(blocks, 10.0 * block)) schedule(static))
     for (int64_t bi = 0; bi < blocks; bi++)
-        FC_FN(adam_block)(bi * block, FC_MIN(n, (bi + 1) * block), p, grad, m, v, (FC_T)step_size, (FC_T)b1,
-                          (FC_T)b2, (FC_T)eps, (FC_T)root_correction, (FC_T)weight_decay);
+        k->adam_block(bi * block, FC_MIN(n, (bi + 1) * block), p, grad, m, v, (FC_T)step_size, (FC_T)b1,
+                      (FC_T)b2, (FC_T)eps, (FC_T)root_correction, (FC_T)weight_decay);
     return FC_OK;
 }

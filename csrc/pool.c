@@ -12,6 +12,7 @@
 
 #include "common.h"
 #include "fastconv.h"
+#include "kernels.h"
 
 /* PyTorch's average-pool divisor is a product of a row and a column
  * extent: the window (from o*stride - pad) counts padding up to in + pad,
@@ -140,12 +141,13 @@ static inline __attribute__((always_inline)) void FC_FN(max_taps)(
 
 /* Interior outputs [a, b) of one output row, their taps visited in window
  * order (rows of the kernel from input offset `first`, `step` apart):
- * the reference's order, so the first maximum wins ties. Its own function
- * so that the vectorizer sees the loops alone (inlined into the plane
- * loop, GCC 12 vectorized them at half width or not at all). */
-FC_CLONES __attribute__((noinline)) static void FC_FN(max_row)(
-        const FC_T *restrict xp, FC_T *restrict yr, int64_t *restrict ir, int64_t a, int64_t b,
-        int64_t first, int64_t step, int64_t rows, int64_t kw, int64_t dw, int64_t sw) {
+ * the reference's order, so the first maximum wins ties. A function of
+ * its own (a vector loop), so that the vectorizer sees the loops alone
+ * (inlined into the plane loop, GCC 12 vectorized them at half width or
+ * not at all). */
+FC_VECTOR_LOOP(max_row, (const FC_T *restrict xp, FC_T *restrict yr, int64_t *restrict ir, int64_t a, int64_t b,
+                         int64_t first, int64_t step, int64_t rows, int64_t kw, int64_t dw, int64_t sw),
+               (xp, yr, ir, a, b, first, step, rows, kw, dw, sw)) {
     for (int64_t ow = a; ow < b; ow++) yr[ow] = -INFINITY, ir[ow] = first + ow * sw;
     for (int64_t i = 0; i < rows; i++)
         for (int64_t j = 0; j < kw; j += 2) {
@@ -156,7 +158,7 @@ FC_CLONES __attribute__((noinline)) static void FC_FN(max_row)(
         }
 }
 
-/* Lanes in a 64-byte vector, the widest the clones use. */
+/* Lanes in a 64-byte vector, the widest any ISA's variant uses. */
 #define POOL_LANES ((int64_t)(64 / sizeof(FC_T)))
 
 /* One plane of max pooling: each row's interior by max_row, its other
@@ -173,6 +175,7 @@ static void FC_FN(max_pool_plane)(const fc_pool2d_shape *s, const pool_columns *
                                   FC_T *yp, int64_t *ip, int64_t ip_stride) {
     const int64_t W = s->w, kw = s->kw, dh = s->dil_h, dw = s->dil_w, sw = s->stride_w;
     const int64_t H = s->h, OH = s->out_h, OW = s->out_w;
+    const FC_FN(fc_kernels) *k = FC_FN(kernels)();
     for (int64_t oh = 0; oh < OH; oh++) {
         const int64_t h0 = oh * s->stride_h - s->pad_top;
         int64_t ilo, ihi;
@@ -184,7 +187,7 @@ static void FC_FN(max_pool_plane)(const fc_pool2d_shape *s, const pool_columns *
         const int64_t whole = a + (b - a + POOL_LANES - 1) / POOL_LANES * POOL_LANES;
         const int64_t last_read = first + (rows - 1) * dh * W + (kw - 1) * dw + (whole - 1) * sw;
         const int64_t end = oh * OW + whole <= OH * OW && last_read < H * W ? whole : b;
-        if (a < b) FC_FN(max_row)(xp, yr, ir, a, end, first, dh * W, rows, kw, dw, sw);
+        if (a < b) k->max_row(xp, yr, ir, a, end, first, dh * W, rows, kw, dw, sw);
         for (int64_t ow = 0; ow < a; ow++) FC_FN(max_window)(s, cols, xp, h0, ilo, ihi, ow, &yr[ow], &ir[ow]);
         for (int64_t ow = b; ow < OW; ow++) FC_FN(max_window)(s, cols, xp, h0, ilo, ihi, ow, &yr[ow], &ir[ow]);
     }
@@ -226,10 +229,11 @@ int FC_FN(fc_max_pool2d_forward)(const fc_pool2d_shape *s, fc_algorithm algo, co
 
 /* Whether any of n indices lies outside [0, hw): the largest as unsigned
  * (a negative index wraps to a huge one), a reduction that vectorizes. */
-FC_CLONES static int indices_out_of_range(const int64_t *restrict idx, int64_t n, int64_t hw) {
+FC_VECTOR_LOOP(indices_out_of_range, (const int64_t *restrict idx, int64_t n, int64_t hw, int *out_of_range),
+               (idx, n, hw, out_of_range)) {
     uint64_t largest = 0;
     for (int64_t o = 0; o < n; o++) largest = (uint64_t)idx[o] > largest ? (uint64_t)idx[o] : largest;
-    return largest >= (uint64_t)hw;
+    *out_of_range = largest >= (uint64_t)hw;
 }
 
 /* Scatters gy to the positions in `indices`; a plane holding an index
@@ -239,6 +243,7 @@ int FC_FN(fc_max_pool2d_backward)(const fc_pool2d_shape *s, const FC_T *gy,
                                   const int64_t *indices, FC_T *gx) {
     FC_CALL_SCOPE;
     const int64_t P = s->out_h * s->out_w, HW = s->h * s->w;
+    const FC_FN(fc_kernels) *k = FC_FN(kernels)();
     int status = FC_OK;
     FC_OMP(parallel for num_threads(fc_threads_for(s->planes, 4.0 * P)) schedule(static))
     for (int64_t pl = 0; pl < s->planes; pl++) {
@@ -246,7 +251,9 @@ int FC_FN(fc_max_pool2d_backward)(const fc_pool2d_shape *s, const FC_T *gy,
         const int64_t *restrict idx = indices + pl * P;
         const FC_T *restrict gyp = gy + pl * P;
         memset(g, 0, (size_t)HW * sizeof(FC_T));
-        if (indices_out_of_range(idx, P, HW)) {
+        int bad;
+        k->indices_out_of_range(idx, P, HW, &bad);
+        if (bad) {
             FC_OMP(atomic write)
             status = FC_ERR_INDEX;
             continue;
@@ -302,8 +309,8 @@ static inline __attribute__((always_inline)) void FC_FN(sum_taps)(const FC_T *re
         for (int64_t ow = 0; ow < n; ow++) out[ow] += row[ow * sw + kw - 1];
 }
 
-FC_CLONES __attribute__((noinline)) static void FC_FN(avg_row)(const FC_T *restrict row, FC_T *restrict out,
-                                                               int64_t n, int64_t kw, int64_t sw) {
+FC_VECTOR_LOOP(avg_row, (const FC_T *restrict row, FC_T *restrict out, int64_t n, int64_t kw, int64_t sw),
+               (row, out, n, kw, sw)) {
     if (sw == 1) FC_FN(sum_taps)(row, out, n, kw, 1);
     else if (sw == 2) FC_FN(sum_taps)(row, out, n, kw, 2);
     else FC_FN(sum_taps)(row, out, n, kw, sw);
@@ -318,8 +325,8 @@ static inline __attribute__((always_inline)) void FC_FN(spread_taps)(const FC_T 
         for (int64_t ow = 0; ow < n; ow++) row[ow * sw + kw - 1] += share[ow];
 }
 
-FC_CLONES __attribute__((noinline)) static void FC_FN(avg_row_adjoint)(const FC_T *restrict share, FC_T *restrict row,
-                                                                       int64_t n, int64_t kw, int64_t sw) {
+FC_VECTOR_LOOP(avg_row_adjoint, (const FC_T *restrict share, FC_T *restrict row, int64_t n, int64_t kw,
+                                 int64_t sw), (share, row, n, kw, sw)) {
     if (sw == 1) FC_FN(spread_taps)(share, row, n, kw, 1);
     else if (sw == 2) FC_FN(spread_taps)(share, row, n, kw, 2);
     else FC_FN(spread_taps)(share, row, n, kw, sw);
@@ -330,6 +337,7 @@ FC_CLONES __attribute__((noinline)) static void FC_FN(avg_row_adjoint)(const FC_
 static void FC_FN(avg_pool_plane)(const fc_pool2d_shape *s, const FC_T *inv_col, avg_rows r,
                                   const FC_T *xp, FC_T *yp, FC_T *row, FC_T *sums) {
     const int64_t W = s->w, OW = s->out_w;
+    const FC_FN(fc_kernels) *k = FC_FN(kernels)();
     FC_T *restrict mid = row + s->pad_left;
     for (int64_t oh = 0; oh < s->out_h; oh++) {
         const int64_t h0 = oh * s->stride_h - s->pad_top;
@@ -340,7 +348,7 @@ static void FC_FN(avg_pool_plane)(const fc_pool2d_shape *s, const FC_T *inv_col,
             const FC_T *restrict in = xp + (h0 + i) * W;
             for (int64_t iw = 0; iw < W; iw++) mid[iw] += in[iw];
         }
-        FC_FN(avg_row)(row, sums, r.wide_w, s->kw, s->stride_w);
+        k->avg_row(row, sums, r.wide_w, s->kw, s->stride_w);
         const FC_T inv_row = FC_FN(avg_row_reciprocal)(s, oh);
         FC_T *restrict yr = yp + oh * OW;
         for (int64_t ow = 0; ow < OW; ow++) yr[ow] = sums[ow] * inv_row * inv_col[ow];
@@ -354,12 +362,13 @@ static void FC_FN(avg_pool_plane)(const fc_pool2d_shape *s, const FC_T *inv_col,
 static void FC_FN(avg_pool_backward_plane)(const fc_pool2d_shape *s, const FC_T *inv_col, avg_rows r,
                                            const FC_T *gyp, FC_T *gp, FC_T *rows, FC_T *share) {
     const int64_t H = s->h, W = s->w, OH = s->out_h, OW = s->out_w, sh = s->stride_h, pt = s->pad_top;
+    const FC_FN(fc_kernels) *k = FC_FN(kernels)();
     for (int64_t oh = 0; oh < OH; oh++) {
         FC_T *restrict row = rows + oh * r.len;
         const FC_T inv_row = FC_FN(avg_row_reciprocal)(s, oh);
         for (int64_t ow = 0; ow < OW; ow++) share[ow] = gyp[oh * OW + ow] * inv_row * inv_col[ow];
         for (int64_t iw = 0; iw < r.len; iw++) row[iw] = 0;
-        FC_FN(avg_row_adjoint)(share, row, r.wide_w, s->kw, s->stride_w);
+        k->avg_row_adjoint(share, row, r.wide_w, s->kw, s->stride_w);
     }
     for (int64_t ih = 0; ih < H; ih++) {
         /* Output rows oh with oh*sh - pt <= ih <= oh*sh - pt + kh - 1. */

@@ -13,7 +13,7 @@ SIZES = [1, 17, 16384, 40000]  # one block of 16384 elements, and several
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("n", SIZES)
-def test_relu_and_backward(n, dtype):
+def test_relu_and_backward(n, dtype, isa):
     x = np.random.default_rng(0).standard_normal(n).astype(dtype)
     x[::7] = 0
     x[::11] = np.nan
@@ -25,7 +25,7 @@ def test_relu_and_backward(n, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-def test_dropout_keeps_one_minus_p_scaled_and_its_backward_uses_the_same_mask(dtype, threads):
+def test_dropout_keeps_one_minus_p_scaled_and_its_backward_uses_the_same_mask(dtype, threads, isa):
     x = np.random.default_rng(0).uniform(1, 2, (100, 1000)).astype(dtype)
     for p in (0.1, 0.25, 0.5, 0.9):
         y = E.dropout(x, p, seed=12345)

@@ -28,7 +28,7 @@ def test_sgd_momentum_and_nesterov():
     assert np.array_equal(p.grad, [2.0]), "the step must not modify the gradient"
 
 
-def test_adam_two_steps_by_hand():
+def test_adam_two_steps_by_hand(isa):
     p = param([1.0, 2.0], [0.1, -0.2])
     adam = optim.Adam([p], lr=0.01, betas=(0.9, 0.999), eps=1e-8)
     adam.step()
@@ -44,7 +44,7 @@ def test_adam_two_steps_by_hand():
     assert np.allclose(p.data, expected, atol=1e-12)
 
 
-def test_adam_matches_torch():
+def test_adam_matches_torch(isa):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
     w0 = rng.standard_normal(5)

@@ -45,7 +45,7 @@ def as4d(x):
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 @pytest.mark.parametrize("case", MAX_CASES)
-def test_max_pool2d_matches_oracle(case, algorithm, dtype):
+def test_max_pool2d_matches_oracle(case, algorithm, dtype, isa):
     shape, k, s, p, d, ceil = MAX_CASES[case]
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     y, idx = fastconv.max_pool2d(x, k, s, p, d, ceil, return_indices=True, algorithm=algorithm)
@@ -67,7 +67,7 @@ def test_max_pool2d_backward_by_central_differences(case):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("case", MAX_CASES)
-def test_max_pool2d_backward_matches_oracle(case, dtype):
+def test_max_pool2d_backward_matches_oracle(case, dtype, isa):
     shape, k, s, p, d, ceil = MAX_CASES[case]
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     y, idx = fastconv.max_pool2d(x, k, s, p, d, ceil, return_indices=True)
@@ -87,7 +87,7 @@ def test_max_pool2d_ties_pick_the_first_maximum():
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("case", WIDE)
-def test_max_pool2d_ties_and_nans_on_wide_rows_match_oracle(case, dtype):
+def test_max_pool2d_ties_and_nans_on_wide_rows_match_oracle(case, dtype, isa):
     shape, k, s, p, d, ceil = MAX_CASES[case]
     rng = np.random.default_rng(3)
     x = rng.integers(0, 3, shape).astype(dtype)  # many ties
@@ -120,7 +120,7 @@ def test_max_pool2d_torch_cross_check():
 
 
 @pytest.mark.parametrize("bad", [-1, 16, 1 << 40])
-def test_max_pool2d_backward_rejects_out_of_range_indices(bad):
+def test_max_pool2d_backward_rejects_out_of_range_indices(bad, isa):
     x = np.random.default_rng(0).standard_normal((2, 2, 4, 4))
     y, idx = fastconv.max_pool2d(x, 2, return_indices=True)
     idx[1, 1, 0, 1] = bad
@@ -147,7 +147,7 @@ AVG_CASES = {
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 @pytest.mark.parametrize("case", AVG_CASES)
-def test_avg_pool2d_matches_oracle(case, algorithm, dtype):
+def test_avg_pool2d_matches_oracle(case, algorithm, dtype, isa):
     shape, k, s, p, ceil, incl, div = AVG_CASES[case]
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     y = fastconv.avg_pool2d(x, k, s, p, ceil, incl, div, algorithm=algorithm)
@@ -167,7 +167,7 @@ def test_avg_pool2d_backward_by_central_differences(case):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("case", AVG_CASES)
-def test_avg_pool2d_backward_matches_oracle(case, dtype):
+def test_avg_pool2d_backward_matches_oracle(case, dtype, isa):
     shape, k, s, p, ceil, incl, div = AVG_CASES[case]
     x_shape = shape if len(shape) == 4 else (1,) + shape
     y = fastconv.avg_pool2d(np.zeros(shape, dtype), k, s, p, ceil, incl, div)
@@ -191,7 +191,7 @@ def test_avg_pool2d_torch_cross_check():
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("shape, out", [((2, 3, 7, 9), (3, 4)), ((1, 2, 5, 5), 1), ((1, 1, 4, 6), (6, None)),
                                         ((2, 8, 8), (8, 3))])
-def test_adaptive_avg_pool2d(shape, out, dtype):
+def test_adaptive_avg_pool2d(shape, out, dtype, isa):
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     y = fastconv.adaptive_avg_pool2d(x, out)
     o = out if isinstance(out, tuple) else (out, out)
