@@ -3,6 +3,8 @@
  * packed or indirect forward, phases or col2im grad-input, dot products or
  * an indirect grad-weight shared by slots or by taps. Each rule is a line
  * or two here; the measurements behind them are in benchmarks/RULES.md.
+ * Every path also has a name (FC_ALGO_GEMM_PACKED ... _TAPS), so that a
+ * test can run it on any shape it can take.
  * The paths live one family to a file: conv2d_ref.c, conv2d_direct.c,
  * conv2d_forward.c, conv2d_grad_input.c, conv2d_grad_weight.c.
  * Family file: instantiated by f32.c and f64.c (see common.h).
@@ -25,8 +27,7 @@
  * (LeNet-5's first layer). */
 typedef enum { PASS_FORWARD, PASS_GRAD_INPUT, PASS_GRAD_WEIGHT } conv_pass;
 
-static fc_algorithm FC_FN(choose)(const fc_conv2d_shape *s, fc_algorithm algo, conv_pass pass) {
-    if (algo != FC_ALGO_AUTO) return algo;
+static fc_algorithm FC_FN(direct_or_gemm)(const fc_conv2d_shape *s, conv_pass pass) {
     const int64_t M = GROUP_OUT(s), K = GROUP_IN(s) * s->kh * s->kw;
     const int few_outputs = M <= 6 && (pass == PASS_GRAD_WEIGHT || (pass == PASS_FORWARD && sizeof(FC_T) == 4));
     return M * K < 64 || few_outputs ? FC_ALGO_DIRECT : FC_ALGO_GEMM;
@@ -37,40 +38,61 @@ static fc_algorithm FC_FN(choose)(const fc_conv2d_shape *s, fc_algorithm algo, c
  * which reuse no input across taps. */
 #define FC_INDIRECT_MIN_K 16
 
-static int FC_FN(fc_conv2d_forward_gemm)(const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
-                                         unsigned flags, FC_T *y) {
-    if (GROUP_IN(s) * s->kh * s->kw < FC_INDIRECT_MIN_K || is_pointwise(s))
-        return FC_FN(fc_conv2d_forward_packed)(s, x, w, b, flags, y);
-    return FC_FN(fc_conv2d_forward_indirect)(s, x, w, b, flags, y, (fc_out_view){PIXELS(s), s->out_w, 1});
+static fc_algorithm forward_path(const fc_conv2d_shape *s) {
+    return GROUP_IN(s) * s->kh * s->kw < FC_INDIRECT_MIN_K || is_pointwise(s) ? FC_ALGO_GEMM_PACKED
+                                                                               : FC_ALGO_GEMM_INDIRECT;
 }
 
-/* Grad-input by phases (else col2im) when every phase has taps and a
- * frame; gx's channels per group fill at least 3/4 of the forward
- * kernel's panels (it computes whole panels, col2im's cost follows the
- * channels); and, strided, the average phase does at least 16 MFLOP (each
- * phase is a call of its own). */
-static int FC_FN(grad_input_by_phases)(const fc_conv2d_shape *s) {
+/* Phases can run a grad-input when every phase has taps and a frame. */
+static int phases_apply(const fc_conv2d_shape *s) {
+    return phases_fit(s->h, s->kh, s->stride_h, s->pad_top, s->dil_h) &&
+           phases_fit(s->w, s->kw, s->stride_w, s->pad_left, s->dil_w);
+}
+
+/* Grad-input by phases (else col2im) where they apply and gx's channels
+ * per group fill at least 3/4 of the forward kernel's panels (it computes
+ * whole panels, col2im's cost follows the channels), and, strided, the
+ * average phase does at least 16 MFLOP (each phase is a call of its own). */
+static fc_algorithm FC_FN(grad_input_path)(const fc_conv2d_shape *s) {
     const int64_t cin_g = GROUP_IN(s), width = FC_FN(iukernel_width)(FC_FN(kernels)()->igemm, cin_g);
     const int64_t phases = s->stride_h * s->stride_w;
     const double flops = 2.0 * s->n * s->c_out * PIXELS(s) * cin_g * s->kh * s->kw;
-    return 4 * cin_g >= 3 * width && (phases == 1 || flops / phases >= 16.0e6) &&
-           phases_fit(s->h, s->kh, s->stride_h, s->pad_top, s->dil_h) &&
-           phases_fit(s->w, s->kw, s->stride_w, s->pad_left, s->dil_w);
+    const int by_phases = 4 * cin_g >= 3 * width && (phases == 1 || flops / phases >= 16.0e6) && phases_apply(s);
+    return by_phases ? FC_ALGO_GEMM_PHASES : FC_ALGO_GEMM_COL2IM;
 }
 
 /* Grad-weight as dot products below 48 taps per output (K) or 8 output
  * channels per group (M): the indirect GEMM transposes gy into panels,
  * which pays only when each gy value meets many taps, and its tile is
- * mostly padding for a handful of channels. */
-static int grad_weight_by_dots(int64_t M, int64_t K) {
-    return K < 48 || M < 8;
+ * mostly padding for a handful of channels. Else the indirect GEMM shares
+ * its work by taps when twice gy is smaller than the slots' copies of gw
+ * (late, wide layers), by slots of images otherwise. */
+static fc_algorithm grad_weight_path(const fc_conv2d_shape *s) {
+    const int64_t M = GROUP_OUT(s), K = GROUP_IN(s) * s->kh * s->kw;
+    const int64_t slots = FC_MIN((int64_t)SLOTS, s->n), size = s->c_out * K;
+    if (K < 48 || M < 8) return FC_ALGO_GEMM_DOTS;
+    return 2 * s->n * s->c_out * PIXELS(s) < slots * size ? FC_ALGO_GEMM_TAPS : FC_ALGO_GEMM_SLOTS;
 }
 
-/* The indirect grad-weight shares its work by taps when twice gy is
- * smaller than the slots' copies of gw (late, wide layers), else by slots. */
-static int grad_weight_by_taps(const fc_conv2d_shape *s) {
-    const int64_t slots = FC_MIN((int64_t)SLOTS, s->n), size = s->c_out * GROUP_IN(s) * s->kh * s->kw;
-    return 2 * s->n * s->c_out * PIXELS(s) < slots * size;
+/* The path a call runs: "auto" by direct_or_gemm, "gemm" by the pass's
+ * rule; a named path or plain loops as given. */
+static fc_algorithm FC_FN(choose)(const fc_conv2d_shape *s, fc_algorithm algo, conv_pass pass) {
+    if (algo == FC_ALGO_AUTO) algo = FC_FN(direct_or_gemm)(s, pass);
+    if (algo != FC_ALGO_GEMM) return algo;
+    if (pass == PASS_FORWARD) return forward_path(s);
+    return pass == PASS_GRAD_INPUT ? FC_FN(grad_input_path)(s) : grad_weight_path(s);
+}
+
+static int FC_FN(forward_on_path)(fc_algorithm path, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w,
+                                  const FC_T *b, unsigned flags, FC_T *y) {
+    if (path == FC_ALGO_GEMM_PACKED) return FC_FN(fc_conv2d_forward_packed)(s, x, w, b, flags, y);
+    return FC_FN(fc_conv2d_forward_indirect)(s, x, w, b, flags, y, (fc_out_view){PIXELS(s), s->out_w, 1});
+}
+
+/* The GEMM forward by its rule; grad-input's phases run on it. */
+static int FC_FN(fc_conv2d_forward_gemm)(const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
+                                         unsigned flags, FC_T *y) {
+    return FC_FN(forward_on_path)(forward_path(s), s, x, w, b, flags, y);
 }
 
 /* ----------------------------------------------------- entry points */
@@ -80,11 +102,15 @@ static int grad_weight_by_taps(const fc_conv2d_shape *s) {
 int FC_FN(fc_conv2d_forward)(const fc_conv2d_shape *s, fc_algorithm algo, const FC_T *x,
                              const FC_T *w, const FC_T *b, fc_activation act, FC_T *y) {
     FC_CALL_SCOPE;
+    const fc_algorithm path = FC_FN(choose)(s, algo, PASS_FORWARD);
     int status = FC_OK;
-    switch (FC_FN(choose)(s, algo, PASS_FORWARD)) {
+    switch (path) {
     case FC_ALGO_REF: FC_FN(fc_conv2d_forward_ref)(s, x, w, b, y); break;
     case FC_ALGO_DIRECT: status = FC_FN(fc_conv2d_forward_direct)(s, x, w, b, y); break;
-    default: return FC_FN(fc_conv2d_forward_gemm)(s, x, w, b, act == FC_ACT_RELU ? FC_GEMM_RELU : 0, y);
+    case FC_ALGO_GEMM_PACKED:
+    case FC_ALGO_GEMM_INDIRECT:
+        return FC_FN(forward_on_path)(path, s, x, w, b, act == FC_ACT_RELU ? FC_GEMM_RELU : 0, y);
+    default: return FC_ERR_PATH;
     }
     if (status == FC_OK && act == FC_ACT_RELU) FC_FN(fc_relu)(s->n * s->c_out * PIXELS(s), y, y);
     return status;
@@ -96,9 +122,9 @@ int FC_FN(fc_conv2d_grad_input)(const fc_conv2d_shape *s, fc_algorithm algo, con
     switch (FC_FN(choose)(s, algo, PASS_GRAD_INPUT)) {
     case FC_ALGO_REF: FC_FN(fc_conv2d_grad_input_ref)(s, gy, w, gx); return FC_OK;
     case FC_ALGO_DIRECT: return FC_FN(fc_conv2d_grad_input_direct)(s, gy, w, gx);
-    default:
-        if (FC_FN(grad_input_by_phases)(s)) return FC_FN(fc_conv2d_grad_input_phases)(s, gy, w, gx);
-        return FC_FN(fc_conv2d_grad_input_col2im)(s, gy, w, gx);
+    case FC_ALGO_GEMM_PHASES: return phases_apply(s) ? FC_FN(fc_conv2d_grad_input_phases)(s, gy, w, gx) : FC_ERR_PATH;
+    case FC_ALGO_GEMM_COL2IM: return FC_FN(fc_conv2d_grad_input_col2im)(s, gy, w, gx);
+    default: return FC_ERR_PATH;
     }
 }
 
@@ -108,10 +134,10 @@ int FC_FN(fc_conv2d_grad_weight)(const fc_conv2d_shape *s, fc_algorithm algo, co
     switch (FC_FN(choose)(s, algo, PASS_GRAD_WEIGHT)) {
     case FC_ALGO_REF: FC_FN(fc_conv2d_grad_weight_ref)(s, gy, x, gw); return FC_OK;
     case FC_ALGO_DIRECT: return FC_FN(fc_conv2d_grad_weight_direct)(s, gy, x, gw);
-    default:
-        if (grad_weight_by_dots(GROUP_OUT(s), GROUP_IN(s) * s->kh * s->kw))
-            return FC_FN(fc_conv2d_grad_weight_dots)(s, gy, x, gw);
-        return FC_FN(fc_conv2d_grad_weight_indirect)(s, gy, x, grad_weight_by_taps(s), gw);
+    case FC_ALGO_GEMM_DOTS: return FC_FN(fc_conv2d_grad_weight_dots)(s, gy, x, gw);
+    case FC_ALGO_GEMM_SLOTS: return FC_FN(fc_conv2d_grad_weight_indirect)(s, gy, x, 0, gw);
+    case FC_ALGO_GEMM_TAPS: return FC_FN(fc_conv2d_grad_weight_indirect)(s, gy, x, 1, gw);
+    default: return FC_ERR_PATH;
     }
 }
 

@@ -87,7 +87,7 @@ static int FC_FN(fc_conv2d_grad_weight_dots)(const fc_conv2d_shape *s, const FC_
 static int FC_FN(fc_conv2d_grad_weight_indirect)(const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x,
                                                  int by_taps, FC_T *gw);
 
-/* conv2d.c: the GEMM forward's rule (packed or indirect), which
+/* conv2d.c: the GEMM forward by its rule (packed or indirect), which
  * grad-input's phases run on */
 static int FC_FN(fc_conv2d_forward_gemm)(const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
                                          unsigned flags, FC_T *y);

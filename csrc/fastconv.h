@@ -31,6 +31,17 @@ typedef enum fc_algorithm {
     FC_ALGO_DIRECT = 1, /* loops over output planes, vectorized rows */
     FC_ALGO_GEMM = 2,   /* GEMMs: packed or indirect, phases or col2im, dot products (conv2d.c) */
     FC_ALGO_AUTO = 3,   /* conv2d: direct or GEMM by the shape (conv2d.c); pooling: as DIRECT */
+    /* The GEMM family's paths by name, for tests that name the path they
+     * test (FC_ALGO_GEMM lets conv2d.c's rules choose). Each belongs to
+     * one pass; another pass, or a shape the path cannot take, returns
+     * FC_ERR_PATH. */
+    FC_ALGO_GEMM_PACKED = 4,   /* forward: im2col packed into GEMM panels */
+    FC_ALGO_GEMM_INDIRECT = 5, /* forward: indirect GEMM on the image in place */
+    FC_ALGO_GEMM_PHASES = 6,   /* grad-input: a forward conv per stride phase */
+    FC_ALGO_GEMM_COL2IM = 7,   /* grad-input: col2im of W^T gy */
+    FC_ALGO_GEMM_DOTS = 8,     /* grad-weight: dot products of gy and im2col rows */
+    FC_ALGO_GEMM_SLOTS = 9,    /* grad-weight: indirect GEMM, threads share slots of images */
+    FC_ALGO_GEMM_TAPS = 10,    /* grad-weight: indirect GEMM, threads share taps */
 } fc_algorithm;
 
 /* What a forward applies to its result in the same pass. */
@@ -43,6 +54,7 @@ typedef enum fc_status {
     FC_OK = 0,
     FC_ERR_NOMEM = 1, /* a workspace allocation failed */
     FC_ERR_INDEX = 2, /* a pooling index lies outside its input plane */
+    FC_ERR_PATH = 3,  /* a named GEMM path of another pass, or one the shape cannot take */
 } fc_status;
 
 /* Pooling geometry: x[n*c][h][w] -> y[n*c][out_h][out_w]; window (oh, ow)

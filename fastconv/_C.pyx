@@ -16,6 +16,14 @@ ctypedef fused real:
 # "im2col" is the GEMM family's old name, kept as an alias.
 ALGORITHMS = {"auto": FC_ALGO_AUTO, "reference": FC_ALGO_REF, "direct": FC_ALGO_DIRECT, "gemm": FC_ALGO_GEMM,
               "im2col": FC_ALGO_GEMM}
+# Each conv pass also takes its GEMM paths by name (private: for tests that
+# name the path they test; "gemm" lets the C rules choose).
+CONV_ALGORITHMS = {
+    "conv2d_forward": {**ALGORITHMS, "gemm:packed": FC_ALGO_GEMM_PACKED, "gemm:indirect": FC_ALGO_GEMM_INDIRECT},
+    "conv2d_grad_input": {**ALGORITHMS, "gemm:phases": FC_ALGO_GEMM_PHASES, "gemm:col2im": FC_ALGO_GEMM_COL2IM},
+    "conv2d_grad_weight": {**ALGORITHMS, "gemm:dots": FC_ALGO_GEMM_DOTS, "gemm:slots": FC_ALGO_GEMM_SLOTS,
+                           "gemm:taps": FC_ALGO_GEMM_TAPS},
+}
 ACTIVATIONS = {None: FC_ACT_NONE, "relu": FC_ACT_RELU}
 ISAS = {"portable": FC_ISA_PORTABLE, "avx2": FC_ISA_AVX2, "avx512": FC_ISA_AVX512}
 
@@ -31,6 +39,9 @@ cdef int check(int status) except -1:
         raise MemoryError("fastconv: a kernel workspace allocation failed")
     if status == 2:
         raise ValueError("max_pool2d_backward: indices hold a position outside the input plane")
+    if status == 3:
+        raise ValueError("fastconv: algorithm names a GEMM path that cannot take this shape "
+                         "(grad-input by phases needs taps and a frame in every stride phase)")
     return 0
 
 
@@ -112,7 +123,7 @@ def conv2d_forward(tuple shape, str algorithm, const real[::1] x not None, const
                    const real[::1] b, activation, real[::1] y not None):
     cdef str fn = "conv2d_forward"
     cdef fc_conv2d_shape s = conv_shape(fn, shape)
-    cdef fc_algorithm a = lookup(fn, "algorithm", ALGORITHMS, algorithm)
+    cdef fc_algorithm a = lookup(fn, "algorithm", CONV_ALGORITHMS[fn], algorithm)
     cdef fc_activation act = lookup(fn, "activation", ACTIVATIONS, activation)
     need(fn, "x", x.shape[0], conv_x(&s))
     need(fn, "w", w.shape[0], conv_w(&s))
@@ -131,7 +142,7 @@ def conv2d_grad_input(tuple shape, str algorithm, const real[::1] gy not None, c
                       real[::1] gx not None):
     cdef str fn = "conv2d_grad_input"
     cdef fc_conv2d_shape s = conv_shape(fn, shape)
-    cdef fc_algorithm a = lookup(fn, "algorithm", ALGORITHMS, algorithm)
+    cdef fc_algorithm a = lookup(fn, "algorithm", CONV_ALGORITHMS[fn], algorithm)
     need(fn, "gy", gy.shape[0], conv_y(&s))
     need(fn, "w", w.shape[0], conv_w(&s))
     need(fn, "gx", gx.shape[0], conv_x(&s))
@@ -146,7 +157,7 @@ def conv2d_grad_weight(tuple shape, str algorithm, const real[::1] gy not None, 
                        real[::1] gw not None):
     cdef str fn = "conv2d_grad_weight"
     cdef fc_conv2d_shape s = conv_shape(fn, shape)
-    cdef fc_algorithm a = lookup(fn, "algorithm", ALGORITHMS, algorithm)
+    cdef fc_algorithm a = lookup(fn, "algorithm", CONV_ALGORITHMS[fn], algorithm)
     need(fn, "gy", gy.shape[0], conv_y(&s))
     need(fn, "x", x.shape[0], conv_x(&s))
     need(fn, "gw", gw.shape[0], conv_w(&s))

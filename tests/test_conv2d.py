@@ -177,6 +177,55 @@ def test_large_gradients_match_oracle(case, dtype, isa):
     assert_close(gw, ref.conv2d_grad_weight(gy, x, w.shape, **rkw), dtype)
 
 
+# Every GEMM path by name, on every case, whatever the rules would pick.
+PATHS = [("forward", "gemm:packed"), ("forward", "gemm:indirect"), ("input", "gemm:phases"),
+         ("input", "gemm:col2im"), ("weight", "gemm:dots"), ("weight", "gemm:slots"), ("weight", "gemm:taps")]
+
+
+def phases_fit(k, stride, pad, dil):
+    """Whether grad-input can run as one stride-1 conv per stride phase of
+    an axis: gx row q*stride + r takes gy row q + (r + pad - i*dil) / stride
+    through each tap i with r + pad - i*dil a multiple of stride, so every
+    phase r needs such a tap, and its last (smallest) gy offset at most 0
+    (the phase's conv pads gy; it cannot crop it)."""
+    for r in range(stride):
+        taps = [i for i in range(k) if (r + pad - i * dil) % stride == 0]
+        if not taps or r + pad - taps[-1] * dil >= stride:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("pass_, path", PATHS, ids=[p for _, p in PATHS])
+@pytest.mark.parametrize("case", CASES)
+def test_every_gemm_path_matches_oracle(case, pass_, path, dtype, isa):
+    x, w, b, kw, rkw = make(case, dtype)
+    if pass_ == "forward":
+        assert_close(fastconv.conv2d(x, w, b, **kw, algorithm=path), ref.conv2d(x, w, b, **rkw), dtype)
+        return
+    gy = np.random.default_rng(1).standard_normal(ref.conv2d(x, w, b, **rkw).shape).astype(dtype)
+    if pass_ == "weight":
+        _, gw, _ = fastconv.conv2d_backward(gy, x, w, **kw, needs=("weight",), algorithm=path)
+        assert_close(gw, ref.conv2d_grad_weight(gy, x, w.shape, **rkw), dtype)
+        return
+    (top, _), (left, _) = rkw["padding"]
+    fits = all(phases_fit(k, st, p, d) for k, st, p, d in zip(w.shape[2:], rkw["stride"], (top, left), rkw["dilation"]))
+    if path == "gemm:phases" and not fits:
+        with pytest.raises(ValueError, match="cannot take this shape"):
+            fastconv.conv2d_backward(gy, x, w, **kw, needs=("input",), algorithm=path)
+        return
+    gx, _, _ = fastconv.conv2d_backward(gy, x, w, **kw, needs=("input",), algorithm=path)
+    assert_close(gx, ref.conv2d_grad_input(gy, x.shape, w, **rkw), dtype)
+
+
+def test_a_gemm_path_of_another_pass_is_refused_by_name():
+    x, w = np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3))
+    with pytest.raises(ValueError, match=r"_C.conv2d_forward: algorithm must be one of .*'gemm:packed'.*got 'gemm:taps'"):
+        fastconv.conv2d(x, w, algorithm="gemm:taps")
+    with pytest.raises(ValueError, match=r"_C.conv2d_grad_input: algorithm .*got 'gemm:packed'"):
+        fastconv.conv2d_backward(np.ones((1, 3, 3, 3)), x, w, needs=("input",), algorithm="gemm:packed")
+
+
 GRAD_CASES = ["basic_3x3", "stride2", "dilation3_stride2", "asym_pad_stride2", "same_s2", "groups2",
               "depthwise_mult2", "pointwise_1x1_stride2", "tile_m7_n17"]
 
