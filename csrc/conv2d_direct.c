@@ -117,9 +117,9 @@ static int FC_FN(fc_conv2d_grad_input_direct)(const fc_conv2d_shape *s, const FC
  * width per ISA) and reduced in a fixed order at the end. Taps go in
  * groups of GW_TAPS sharing each load of `spread`; a group's unused taps
  * read offset 0 and are dropped. A stride s computes on the s*s - 1 zeros
- * between spread values; row by row, without the frame, the loops were
- * out_w long and every tap re-read gy: depthwise (56 x 56, stride 1)
- * grad-weight took 5.0 ms, 0.67x PyTorch. */
+ * between spread values. Row by row, without the frame, the loops were
+ * out_w long and every tap re-read gy (benchmarks/RULES.md has the
+ * measurement). */
 
 static gw_frame FC_FN(grad_weight_frame)(const fc_conv2d_shape *s) {
     gw_frame f;

@@ -58,7 +58,8 @@ static int FC_FN(fc_conv2d_forward_packed)(const fc_conv2d_shape *s, const FC_T 
  * call in panels [K][NR] (zero past c_out). Each tile sums all K taps in
  * one call, in a fixed order, and is stored transposed into y's planes.
  * The image is never copied into GEMM panels: packing it (implicit
- * im2col) took 30% of mnist_c2's time and 60% of lenet_c2's. A task owns
+ * im2col) was a large share of small layers' time (benchmarks/RULES.md).
+ * A task owns
  * a block of one image's pixels in one group; within it, blocks of
  * FC_PIXEL_BLOCK pixels run panel by panel, so one B panel (NR x K)
  * serves a block's tiles from L2. */

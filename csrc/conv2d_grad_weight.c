@@ -12,9 +12,9 @@
  * and writes them to gw. Slot runs hold gw's layout, (g*M + m)*K + k, or,
  * `transposed`, (g*K + k)*M + m. The runs are walked in their own layout,
  * in blocks of 16 rows: reading a transposed run along gw's rows would
- * stride through every slot at once (19% of resnet_3x3's grad-weight), and
- * transposing a row at a time writes M elements K apart, which for K = 4608
- * taps fall into two L1 sets (55% of a 512-channel 7x7 layer's). */
+ * stride through every slot at once, and transposing a row at a time
+ * writes M elements K apart, which for thousands of taps fall into a few
+ * L1 sets (benchmarks/RULES.md has the measurements). */
 #define REDUCE_ROWS 16
 
 static void FC_FN(reduce_slots)(const fc_conv2d_shape *s, FC_T *partial, int64_t slots,

@@ -228,8 +228,8 @@ static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_o
             /* With one block of A rows, each B micro-panel serves it alone:
              * where the B block would outgrow L2 (1 MiB), each panel is
              * packed just before its use and read back from L1 (a linear
-             * layer's gx, 50 x 6272 x 1024: 17% faster); a block that fits
-             * is packed whole, in fewer, longer packing calls. */
+             * layer's gx, say; benchmarks/RULES.md); a block that fits is
+             * packed whole, in fewer, longer packing calls. */
             const int panel_by_panel = m <= FC_MC && (size_t)(kc * nc) * sizeof(FC_T) > ((size_t)1 << 20);
             if (!panel_by_panel) b->pack(b->ctx, j0, nc, k0, kc, nr, bpack);
             for (int64_t i0 = 0; i0 < m; i0 += FC_MC) {

@@ -150,8 +150,8 @@ int fc_have_openmp(void) {
 /* Threads for a parallel loop of `tasks` independent tasks of about
  * `flops_per_task` each: this thread's limit, never more than there are
  * tasks or than its share of the budget, and one thread below ~1 MFLOP in
- * all, where waking a team costs more than it saves (a team start is
- * ~5-20 us; 1 MFLOP is ~10-20 us on one core). Inside an active parallel
+ * all, where waking a team costs more than it saves (benchmarks/RULES.md).
+ * Inside an active parallel
  * region the answer is 1, so regions never nest. */
 int fc_threads_for(int64_t tasks, double flops_per_task) {
 #ifdef _OPENMP
