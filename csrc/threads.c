@@ -151,8 +151,7 @@ int fc_have_openmp(void) {
  * `flops_per_task` each: this thread's limit, never more than there are
  * tasks or than its share of the budget, and one thread below ~1 MFLOP in
  * all, where waking a team costs more than it saves (benchmarks/RULES.md).
- * Inside an active parallel
- * region the answer is 1, so regions never nest. */
+ * Inside an active parallel region the answer is 1, so regions never nest. */
 int fc_threads_for(int64_t tasks, double flops_per_task) {
 #ifdef _OPENMP
     if (omp_in_parallel() || (double)tasks * flops_per_task < 1e6) return 1;
