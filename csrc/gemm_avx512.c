@@ -14,92 +14,19 @@
 
 #define AVX512 __attribute__((target("avx512f")))
 
-/* Every kernel body is written once, for a vector type V whose intrinsics
- * end in S (ps: 16 floats, pd: 8 doubles): VOP(S, fmadd) names
- * _mm512_fmadd_ps or _mm512_fmadd_pd. */
+/* The ISA's spelling of the shared tile (gemm_tile.h): 16 floats or 8
+ * doubles a vector. */
 #define VOP(S, op) _mm512_##op##_##S
-
-/* One k step of row i: its A element, at A(i), times both B vectors.
- * The GEMM's A(i) is a packed panel, the indirect kernel's a pointer
- * plus the step's offset. */
-#define PACKED(i) (a + (i))
-#define INDIRECT(i) (a##i + o)
-#define ROW(i, A, S)                                \
-    ai = VOP(S, set1)(*A(i));                       \
-    c##i##0 = VOP(S, fmadd)(ai, b0, c##i##0);       \
-    c##i##1 = VOP(S, fmadd)(ai, b1, c##i##1);
-#define STEP(A, S) ROW(0, A, S) ROW(1, A, S) ROW(2, A, S) ROW(3, A, S) ROW(4, A, S) ROW(5, A, S)
-#define ZERO_ACC(V, zero)                                                            \
-    V c00 = zero, c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00; \
-    V c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-#define EACH_ROW(X, ...) X(0, __VA_ARGS__) X(1, __VA_ARGS__) X(2, __VA_ARGS__) X(3, __VA_ARGS__) X(4, __VA_ARGS__) X(5, __VA_ARGS__)
-
-/* The GEMM's epilogue: row i of C (+ C, or + bias[i]), ReLU, stored; H is
- * the lanes of one vector. */
-#define STORE(i, T, V, S, H)                                      \
-    {                                                             \
-        T *ci = c + (i) * ldc;                                    \
-        V lo = c##i##0, hi = c##i##1;                             \
-        if (flags & FC_GEMM_ACCUMULATE) {                         \
-            lo = VOP(S, add)(lo, VOP(S, loadu)(ci));              \
-            hi = VOP(S, add)(hi, VOP(S, loadu)(ci + (H)));        \
-        } else if (bias) {                                        \
-            lo = VOP(S, add)(lo, VOP(S, set1)(bias[i]));          \
-            hi = VOP(S, add)(hi, VOP(S, set1)(bias[i]));          \
-        }                                                         \
-        if (flags & FC_GEMM_RELU) { /* max(0, x) keeps a NaN x */ \
-            lo = VOP(S, max)(VOP(S, setzero)(), lo);              \
-            hi = VOP(S, max)(VOP(S, setzero)(), hi);              \
-        }                                                         \
-        VOP(S, storeu)(ci, lo);                                   \
-        VOP(S, storeu)(ci + (H), hi);                             \
-    }
-#define GEMM_KERNEL(T, V, S, H)                                                \
-    ZERO_ACC(V, VOP(S, setzero)())                                             \
-    for (size_t k = 0; k < kc; k++, a += 6, b += 2 * (H)) {                    \
-        const V b0 = VOP(S, loadu)(b), b1 = VOP(S, loadu)(b + (H));            \
-        V ai;                                                                  \
-        STEP(PACKED, S)                                                        \
-    }                                                                          \
-    EACH_ROW(STORE, T, V, S, H)
-
-/* The indirect kernel's epilogue: row i of the tile + the bias vectors
- * (zero without bias), + the tile's contents with FC_GEMM_ACCUMULATE,
- * ReLU, stored. */
-#define TILE(i, V, S, H)                                                          \
-    {                                                                             \
-        V lo = VOP(S, add)(c##i##0, bias0), hi = VOP(S, add)(c##i##1, bias1);     \
-        if (flags & FC_GEMM_ACCUMULATE) {                                         \
-            lo = VOP(S, add)(lo, VOP(S, loadu)(c + (i) * 2 * (H)));               \
-            hi = VOP(S, add)(hi, VOP(S, loadu)(c + (i) * 2 * (H) + (H)));         \
-        }                                                                         \
-        if (flags & FC_GEMM_RELU) {                                               \
-            lo = VOP(S, max)(VOP(S, setzero)(), lo);                              \
-            hi = VOP(S, max)(VOP(S, setzero)(), hi);                              \
-        }                                                                         \
-        VOP(S, storeu)(c + (i) * 2 * (H), lo);                                    \
-        VOP(S, storeu)(c + (i) * 2 * (H) + (H), hi);                              \
-    }
-#define IGEMM_KERNEL(T, V, S, H)                                                        \
-    const T *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];     \
-    ZERO_ACC(V, VOP(S, setzero)())                                                      \
-    for (size_t k = 0; k < kc; k++, b += 2 * (H)) {                                     \
-        const ptrdiff_t o = off[k];                                                     \
-        const V b0 = VOP(S, loadu)(b), b1 = VOP(S, loadu)(b + (H));                     \
-        V ai;                                                                           \
-        STEP(INDIRECT, S)                                                               \
-    }                                                                                   \
-    const V bias0 = bias ? VOP(S, loadu)(bias) : VOP(S, setzero)();                     \
-    const V bias1 = bias ? VOP(S, loadu)(bias + (H)) : VOP(S, setzero)();               \
-    EACH_ROW(TILE, V, S, H)
+#define BCAST(S, p) VOP(S, set1)(*(p))
+#include "gemm_tile.h"
 
 /* The narrow indirect kernels, f32 6x16 and f64 6x8 (one zmm per row),
  * serve a last panel of at most half the width: a layer of 6 or 16
  * channels would leave most of a 32-wide tile's FMAs multiplying zeros.
  * Even and odd steps sum into separate accumulators (cI0, cI1), so twelve
  * chains still cover the FMA latency; they are added in the epilogue. */
-#define NARROW_ROW(i, j, o, S)  \
-    ai = VOP(S, set1)(a##i[o]); \
+#define NARROW_ROW(i, j, o, S) \
+    ai = BCAST(S, a##i + o); \
     c##i##j = VOP(S, fmadd)(ai, b##j, c##i##j);
 #define NARROW_STEP(j, o, S) \
     NARROW_ROW(0, j, o, S) NARROW_ROW(1, j, o, S) NARROW_ROW(2, j, o, S) NARROW_ROW(3, j, o, S) NARROW_ROW(4, j, o, S) NARROW_ROW(5, j, o, S)
