@@ -140,13 +140,6 @@ static void FC_FN(gw_block)(FC_FN(fc_iukernel) u, const gw_indirect *d, const FC
     }
 }
 
-/* Pixel offsets of images `is` apart, pixel p at its window's corner. */
-static void gw_pixel_offsets(const fc_conv2d_shape *s, int64_t images, int64_t is, int64_t fw, ptrdiff_t *pix) {
-    for (int64_t n = 0; n < images; n++)
-        for (int64_t oh = 0; oh < s->out_h; oh++)
-            for (int64_t ow = 0; ow < s->out_w; ow++) *pix++ = (ptrdiff_t)(n * is + oh * s->stride_h * fw + ow * s->stride_w);
-}
-
 /* By slots: a slot owns a run of whole images, packs their gy^T block by
  * block and sums into its own copy of gw^T (partial, SLOTS copies apart). */
 static int FC_FN(gw_by_slots)(FC_FN(fc_iukernel) u, const gw_indirect *d, const fc_conv2d_shape *s, const FC_T *gy,
@@ -160,7 +153,7 @@ static int FC_FN(gw_by_slots)(FC_FN(fc_iukernel) u, const gw_indirect *d, const 
         return FC_ERR_NOMEM;
     }
     indirect_offsets(s, cin_g, fh * fw, fw, tap);
-    gw_pixel_offsets(s, 1, 0, fw, pix);
+    pixel_offsets(s, 1, 0, fw, pix);
     int status = FC_OK;
     FC_OMP(parallel num_threads(fc_threads_for(slots * s->groups, 2.0 * d->M * d->K * P * s->n / slots)))
     {
@@ -209,7 +202,7 @@ static int FC_FN(gw_by_taps)(FC_FN(fc_iukernel) u, const gw_indirect *d, const f
         return FC_ERR_NOMEM;
     }
     indirect_offsets(s, cin_g, cs, fw, tap);
-    gw_pixel_offsets(s, s->n, is, fw, pix);
+    pixel_offsets(s, s->n, is, fw, pix);
     FC_OMP(parallel for num_threads(fc_threads_for(s->groups * blocks, (double)(d->M * d->PB))) schedule(static))
     for (int64_t t = 0; t < s->groups * blocks; t++) {
         const int64_t g = t / blocks, q0 = t % blocks * d->PB;

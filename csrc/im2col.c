@@ -145,10 +145,19 @@ static void FC_FN(frame_planes)(const fc_conv2d_shape *s, const FC_T *restrict x
                    (size_t)s->w * sizeof(FC_T));
 }
 
+/* off[(a*n1 + b)*n2 + c] = a*s0 + b*s1 + c*s2: a 3-D grid of offsets. */
+static void grid_offsets(int64_t n0, int64_t s0, int64_t n1, int64_t s1, int64_t n2, int64_t s2, ptrdiff_t *off) {
+    for (int64_t a = 0; a < n0; a++)
+        for (int64_t b = 0; b < n1; b++)
+            for (int64_t c = 0; c < n2; c++) *off++ = (ptrdiff_t)(a * s0 + b * s1 + c * s2);
+}
+
 static void indirect_offsets(const fc_conv2d_shape *s, int64_t channels, int64_t cs, int64_t fw, ptrdiff_t *off) {
-    for (int64_t c = 0; c < channels; c++)
-        for (int64_t i = 0; i < s->kh; i++)
-            for (int64_t j = 0; j < s->kw; j++) *off++ = (ptrdiff_t)(c * cs + i * s->dil_h * fw + j * s->dil_w);
+    grid_offsets(channels, cs, s->kh, s->dil_h * fw, s->kw, s->dil_w, off);
+}
+
+static void pixel_offsets(const fc_conv2d_shape *s, int64_t images, int64_t is, int64_t fw, ptrdiff_t *off) {
+    grid_offsets(images, is, s->out_h, s->stride_h * fw, s->out_w, s->stride_w, off);
 }
 
 int FC_FN(fc_unfold)(const fc_conv2d_shape *s, const FC_T *x, FC_T *cols) {

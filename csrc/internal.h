@@ -97,6 +97,9 @@ static void FC_FN(pack_im2col)(const void *ctx, int64_t r0, int64_t rows, int64_
 static int conv_frame(const fc_conv2d_shape *s, int64_t *fh, int64_t *fw);
 static void FC_FN(frame_planes)(const fc_conv2d_shape *s, const FC_T *restrict x, int64_t channels, int64_t fh,
                                 int64_t fw, FC_T *restrict framed);
+/* Offsets, in a frame fw wide, of a window's taps (channels cs apart) and
+ * of the output pixels' window corners (images `is` apart). */
 static void indirect_offsets(const fc_conv2d_shape *s, int64_t channels, int64_t cs, int64_t fw, ptrdiff_t *off);
+static void pixel_offsets(const fc_conv2d_shape *s, int64_t images, int64_t is, int64_t fw, ptrdiff_t *off);
 
 #endif
