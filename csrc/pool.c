@@ -193,7 +193,7 @@ static void FC_FN(max_pool_plane)(const fc_pool2d_shape *s, const pool_columns *
     }
 }
 
-static int FC_FN(fc_max_pool2d_forward_rows)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y,
+static int FC_FN(fc_max_pool2d_forward_direct)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y,
                                              int64_t *indices) {
     const int64_t P = s->out_h * s->out_w;
     pool_columns cols;
@@ -224,7 +224,7 @@ int FC_FN(fc_max_pool2d_forward)(const fc_pool2d_shape *s, fc_algorithm algo, co
         FC_FN(fc_max_pool2d_forward_ref)(s, x, y, indices);
         return FC_OK;
     }
-    return FC_FN(fc_max_pool2d_forward_rows)(s, x, y, indices);
+    return FC_FN(fc_max_pool2d_forward_direct)(s, x, y, indices);
 }
 
 /* Whether any of n indices lies outside [0, hw): the largest as unsigned
@@ -383,7 +383,7 @@ static void FC_FN(avg_pool_backward_plane)(const fc_pool2d_shape *s, const FC_T 
     }
 }
 
-static int FC_FN(fc_avg_pool2d_forward_rows)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y) {
+static int FC_FN(fc_avg_pool2d_forward_direct)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y) {
     const avg_rows r = avg_rows_for(s);
     pool_columns cols;
     if (pool_columns_make(s, &cols) != FC_OK) return FC_ERR_NOMEM;
@@ -408,7 +408,7 @@ int FC_FN(fc_avg_pool2d_forward)(const fc_pool2d_shape *s, fc_algorithm algo, co
         FC_FN(fc_avg_pool2d_forward_ref)(s, x, y);
         return FC_OK;
     }
-    return FC_FN(fc_avg_pool2d_forward_rows)(s, x, y);
+    return FC_FN(fc_avg_pool2d_forward_direct)(s, x, y);
 }
 
 int FC_FN(fc_avg_pool2d_backward)(const fc_pool2d_shape *s, const FC_T *gy, FC_T *gx) {
