@@ -1,53 +1,61 @@
 """fastconv's GEMM (every ISA this CPU has) beside NumPy's matmul (its BLAS),
-square sizes, 1 and 2 threads, float32 and float64, timed interleaved.
+square sizes, 1 and 2 threads, float32 and float64. NumPy's BLAS is held to
+the same thread count through threadpoolctl (the bench extra) when it is
+installed; without it, NumPy uses every core.
 
-    python -m benchmarks.bench_gemm [--sizes 256 512 1024 2048]
-
-NumPy's BLAS picks its thread count when it loads, so compare like with
-like by pinning it per run:
-    OPENBLAS_NUM_THREADS=1 python -m benchmarks.bench_gemm --thread-counts 1
-    OPENBLAS_NUM_THREADS=2 python -m benchmarks.bench_gemm --thread-counts 2
+    pytest benchmarks/bench_gemm.py --benchmark-only
+    python -m benchmarks.bench_gemm [the same options]
 """
-import numpy as np
+import contextlib
+import sys
 
+import numpy as np
+import pytest
+
+import common
 import fastconv
-from benchmarks import common
 from fastconv import _C
 
+SIZES = (256, 512, 1024, 2048)
+IMPLS = tuple(_C.ISAS) + ("numpy",)
 
-def main():
-    ap = common.parser(__doc__.splitlines()[0])
-    ap.add_argument("--sizes", nargs="*", type=int, default=[256, 512, 1024, 2048])
-    ap.add_argument("--thread-counts", nargs="*", type=int, default=[1, 2])
-    args = ap.parse_args()
-    isas = [isa for isa in _C.ISAS if _C.isa_supported(isa)]
-    before = _C.get_isa()
-    print(f"fastconv {fastconv.build_info()}\n")
-    rows = []
-    for dtype in (np.float32, np.float64):
-        for threads in args.thread_counts:
-            fastconv.set_num_threads(threads)
-            for n in args.sizes:
-                a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
-                c = np.empty((n, n), dtype)
-                flat = a.reshape(-1)
 
-                def ours(isa):
-                    def run():
-                        _C.set_isa(isa)
-                        _C.gemm(n, n, n, flat, False, flat, False, None, None, c.reshape(-1))
-                    return run
-                cands = {isa: ours(isa) for isa in isas}
-                cands["numpy"] = lambda: a @ a
-                t = common.interleaved(cands, max(3, args.repeats // 2))
-                gf = {k: 2 * n ** 3 / v / 1e9 for k, v in t.items()}
-                rows.append([np.dtype(dtype).name, threads, n, f"{gf['numpy']:.0f}"] +
-                            [f"{gf[isa]:.0f} ({gf[isa] / gf['numpy']:.2f}x)" for isa in isas])
-    _C.set_isa(before)
-    print("GFLOP/s (ratio to NumPy); NumPy's BLAS threads: OPENBLAS_NUM_THREADS="
-          f"{__import__('os').environ.get('OPENBLAS_NUM_THREADS', 'unset (every core)')}")
-    common.table(["dtype", "threads", "n", "numpy"] + [f"fastconv {isa}" for isa in isas], rows)
+def blas_threads(n):
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(n, user_api="blas")
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("threads", (1, 2))
+@pytest.mark.parametrize("dtype_name", ("float32", "float64"))
+def test_gemm(measure, ceiling, dtype_name, threads, n, impl):
+    if impl != "numpy" and not _C.isa_supported(impl):
+        pytest.skip(f"this CPU has no {impl}")
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype_name)
+    c = np.empty((n, n), dtype_name)
+    flat = a.reshape(-1)
+    before_isa, before_threads = _C.get_isa(), fastconv.get_num_threads()
+    if impl == "numpy":
+        def fn():
+            return a @ a
+    else:
+        _C.set_isa(impl)
+
+        def fn():
+            _C.gemm(n, n, n, flat, False, flat, False, None, None, c.reshape(-1))
+    fastconv.set_num_threads(threads)
+    try:
+        with blas_threads(threads):
+            measure(fn, group=f"gemm {dtype_name} {threads} threads n={n}", impl=impl, flops=2 * n ** 3,
+                    baseline="numpy", operation="gemm", shape=f"{n}^3", dtype=dtype_name, threads=threads)
+    finally:
+        _C.set_isa(before_isa)
+        fastconv.set_num_threads(before_threads)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(common.pytest_main(__file__, sys.argv[1:]))

@@ -1,25 +1,32 @@
 """Training steps and inference of TutorialCNN and LeNet-5 as a user's loop
 runs them, fastconv beside PyTorch (same architecture and initialization
-scheme), in runs of consecutive steps, alternated; then a user's own NumPy
-layer between fastconv calls, with and without threadpoolctl's remedy; then
-where fastconv's step goes, op by op.
+scheme); then a user's own NumPy layer between fastconv calls, with and
+without threadpoolctl's remedy.
 
-    python -m benchmarks.bench_train [--threads 2] [--repeats 7]
-    python -m benchmarks.bench_train --epoch tutorial   # one Fashion-MNIST epoch each
+    pytest benchmarks/bench_train.py --benchmark-only
+    python -m benchmarks.bench_train [the same options]
+
+Two measurements that are not side-by-side comparisons stay commands:
+
+    python -m benchmarks.bench_train --breakdown         # where fastconv's step goes, op by op
+    python -m benchmarks.bench_train --epoch tutorial    # one Fashion-MNIST epoch each
 """
+import argparse
+import sys
 import time
 from collections import defaultdict
 
 import numpy as np
+import pytest
 
+import common
 import fastconv
-from benchmarks import common
 from fastconv import Tensor, functional as F, nn, optim
 from fastconv.autograd import Function
 from fastconv.models import LeNet5, TutorialCNN
 
 MODELS = {"tutorial": TutorialCNN, "lenet5": LeNet5}
-STEPS_PER_RUN, INFER_BATCH = 5, 1000
+INFER_BATCH = 1000
 
 
 def torch_model(torch, name):
@@ -67,31 +74,26 @@ def data(batch, seed=0):
     return rng.random((batch, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, batch)
 
 
-def steps_and_inference(torch, repeats):
-    rows = []
-    for name, cls in MODELS.items():
-        for kind, batch in (("step", 50), ("step", 128), ("infer", INFER_BATCH)):
-            x, y = data(batch)
-            nn.manual_seed(0)
-            model = cls()
-            opt = optim.Adam(model.parameters(), lr=1e-4)
-            if kind == "step":
-                cands = {"fastconv": lambda: fastconv_step(model, opt, x, y)}
-            else:
-                cands = {"fastconv": lambda: fastconv_infer(model, x)}
-            if torch is not None:
-                tm = torch_model(torch, name)
-                topt = torch.optim.Adam(tm.parameters(), lr=1e-4)
-                tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-                cands["torch"] = ((lambda: torch_step(torch, tm, topt, tx, ty)) if kind == "step"
-                                  else (lambda: torch_infer(torch, tm, tx)))
-            t = common.interleaved(cands, repeats, run=STEPS_PER_RUN if kind == "step" else 2)
-            mine, theirs = t["fastconv"], t.get("torch")
-            rows.append([name, batch, kind, f"{mine * 1e3:.1f}", f"{batch / mine:.0f}",
-                         f"{theirs * 1e3:.1f}" if theirs else "-", f"{batch / theirs:.0f}" if theirs else "-",
-                         f"{mine / theirs:.2f}" if theirs else "-"])
-    common.table(["model", "batch", "pass", "fastconv ms", "img/s", "torch ms", "torch img/s",
-                  "time vs torch"], rows)
+@pytest.mark.parametrize("impl", ("fastconv", "torch"))
+@pytest.mark.parametrize("kind, batch", [("step", 50), ("step", 128), ("infer", INFER_BATCH)],
+                         ids=["step50", "step128", f"infer{INFER_BATCH}"])
+@pytest.mark.parametrize("name", MODELS)
+def test_model(measure, torch, name, kind, batch, impl):
+    x, y = data(batch)
+    if impl == "fastconv":
+        nn.manual_seed(0)
+        model = MODELS[name]()
+        opt = optim.Adam(model.parameters(), lr=1e-4)
+        fn = (lambda: fastconv_step(model, opt, x, y)) if kind == "step" else (lambda: fastconv_infer(model, x))
+    else:
+        if torch is None:
+            pytest.skip("PyTorch is not installed")
+        tm = torch_model(torch, name)
+        topt = torch.optim.Adam(tm.parameters(), lr=1e-4)
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+        fn = (lambda: torch_step(torch, tm, topt, tx, ty)) if kind == "step" else (lambda: torch_infer(torch, tm, tx))
+    measure(fn, group=f"train {name} {kind} batch {batch}", impl=impl, images=batch, operation="train",
+            shape=name, dtype="float32", **{"pass": kind})
 
 
 class NumpyLinear(Function):
@@ -106,42 +108,35 @@ class NumpyLinear(Function):
         return np.matmul(g, self.w), np.matmul(g.T, self.x)
 
 
-def custom_numpy_layer(repeats):
-    """LeNet-5 with its first dense layer replaced by a NumPy one: as is,
-    and with NumPy's BLAS limited to one thread around the loop."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        print("(pip install threadpoolctl for the custom-layer comparison)")
-        return
+@pytest.mark.parametrize("impl", ("fastconv layers only", "with a NumPy layer",
+                                  "NumPy layer, BLAS limited to 1 thread"))
+def test_lenet5_with_a_numpy_layer(measure, impl):
+    """LeNet-5 (batch 50) with its first dense layer replaced by a user's
+    NumPy one: as is, and with NumPy's BLAS limited to one thread around
+    the step (threadpoolctl's remedy)."""
     x, y = data(50)
     nn.manual_seed(0)
-    plain = LeNet5()
-    nn.manual_seed(0)
-    custom = LeNet5()
-    w = custom.classifier[1].weight
+    model = LeNet5()
+    opt = optim.Adam(model.parameters())
+    fn = lambda: fastconv_step(model, opt, x, y)  # noqa: E731
+    if impl != "fastconv layers only":
+        w = model.classifier[1].weight
 
-    def forward(t):
-        h = custom.features(t).flatten(1)
-        h = F.relu(NumpyLinear.apply(h, w) + custom.classifier[1].bias)
-        for layer in custom.classifier.layers[3:]:
-            h = layer(h)
-        return h
-    custom.forward = forward
-    popt, copt = optim.Adam(plain.parameters()), optim.Adam(custom.parameters())
+        def forward(t):
+            h = model.features(t).flatten(1)
+            h = F.relu(NumpyLinear.apply(h, w) + model.classifier[1].bias)
+            for layer in model.classifier.layers[3:]:
+                h = layer(h)
+            return h
+        model.forward = forward
+    if impl == "NumPy layer, BLAS limited to 1 thread":
+        threadpoolctl = pytest.importorskip("threadpoolctl")
 
-    def limited():
-        with threadpool_limits(1, user_api="blas"):
-            for _ in range(STEPS_PER_RUN):
-                fastconv_step(custom, copt, x, y)
-    t = common.interleaved({"fastconv layers only": lambda: fastconv_step(plain, popt, x, y),
-                            "with a NumPy layer": lambda: fastconv_step(custom, copt, x, y),
-                            "NumPy layer, BLAS limited to 1 thread": limited}, repeats, run=STEPS_PER_RUN)
-    t["NumPy layer, BLAS limited to 1 thread"] /= STEPS_PER_RUN
-    base = t["fastconv layers only"]
-    print("\nLeNet-5 step (batch 50) with a user's NumPy matmul layer between fastconv calls:")
-    common.table(["variant", "step ms", "vs fastconv layers only"],
-                 [[k, f"{v * 1e3:.2f}", f"{v / base:.2f}"] for k, v in t.items()])
+        def fn():
+            with threadpoolctl.threadpool_limits(1, user_api="blas"):
+                fastconv_step(model, opt, x, y)
+    measure(fn, group="train lenet5 step batch 50, a NumPy layer inside", impl=impl, images=50,
+            baseline="fastconv layers only", operation="train", shape="lenet5", dtype="float32", **{"pass": "step"})
 
 
 def breakdown(model, opt, x, y, repeats):
@@ -186,21 +181,15 @@ def breakdown(model, opt, x, y, repeats):
     return spent, total / repeats
 
 
-def where_the_step_goes(torch, repeats):
+def where_the_step_goes(repeats):
+    """fastconv's step, op by op (PyTorch's whole step is in the suite's
+    train groups)."""
     for name, cls in MODELS.items():
         x, y = data(50)
         nn.manual_seed(0)
         model = cls()
         spent, total = breakdown(model, optim.Adam(model.parameters(), lr=1e-4), x, y, 4 * repeats)
-        theirs = ""
-        if torch is not None:
-            tm = torch_model(torch, name)
-            topt = torch.optim.Adam(tm.parameters(), lr=1e-4)
-            tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-            t = common.interleaved({"torch": lambda: torch_step(torch, tm, topt, tx, ty)}, repeats,
-                                   run=STEPS_PER_RUN)["torch"]
-            theirs = f"; PyTorch's step: {t * 1e3:.2f} ms"
-        print(f"\nWhere fastconv's {name} step goes (batch 50): {total * 1e3:.2f} ms{theirs}")
+        print(f"\nWhere fastconv's {name} step goes (batch 50): {total * 1e3:.2f} ms")
         common.table(["op", "ms per step", "share"],
                      [[k, f"{v * 1e3:.2f}", f"{100 * v / total:.0f}%"]
                       for k, v in sorted(spent.items(), key=lambda kv: -kv[1]) if v * 1e3 >= 0.005])
@@ -236,19 +225,20 @@ def epoch(name, torch, batch=50, lr=1e-4):
 
 
 def main():
-    ap = common.parser(__doc__.splitlines()[0])
-    ap.add_argument("--epoch", choices=sorted(MODELS), default=None,
-                    help="instead: one Fashion-MNIST training epoch in each framework")
-    args = ap.parse_args()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=False)
+    ap.add_argument("--epoch", choices=sorted(MODELS), default=None)
+    ap.add_argument("--breakdown", action="store_true")
+    ap.add_argument("--threads", type=int, default=None)
+    args, rest = ap.parse_known_args()
+    if not (args.epoch or args.breakdown):
+        return common.pytest_main(__file__, sys.argv[1:])
     threads = common.setup_threads(args.threads)
     torch = common.try_torch()
     if args.epoch:
         return epoch(args.epoch, torch)
-    print(f"fastconv {fastconv.build_info()}, {threads} threads; torch {torch.__version__ if torch else '-'}\n")
-    steps_and_inference(torch, args.repeats)
-    custom_numpy_layer(args.repeats)
-    where_the_step_goes(torch, args.repeats)
+    print(f"fastconv {fastconv.build_info()}, {threads} threads")
+    where_the_step_goes(7)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,22 +1,11 @@
 """Timing and reporting shared by the benchmarks, plus NumPy baselines.
 
-Only ratios taken side by side mean anything on a shared, noisy machine, so
-candidates are timed interleaved (round robin), and each reports the median.
-"""
-import argparse
+The suite itself runs on pytest-benchmark (conftest.py); `interleaved`
+serves only the GEMM ceiling, the best of two libraries at one size."""
 import time
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-
-
-def parser(description):
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("--repeats", type=int, default=7, help="timed runs per candidate (median reported)")
-    p.add_argument("--threads", type=int, default=None, help="threads for fastconv and PyTorch")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--only", nargs="*", default=None, help="shape names to run")
-    return p
 
 
 def setup_threads(threads):
@@ -81,13 +70,22 @@ def gemm_ceiling(dtype, n=2048, repeats=5):
     return 2 * n ** 3 / min(t.values()) / 1e9
 
 
-def table(header, rows):
+def table_lines(header, rows):
+    """A Markdown table, right-aligned, as lines."""
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     line = lambda r: "| " + " | ".join(str(c).rjust(w) for c, w in zip(r, widths)) + " |"
-    print(line(header))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print(line(r))
+    return [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in rows]
+
+
+def table(header, rows):
+    print("\n".join(table_lines(header, rows)))
+
+
+def pytest_main(module_file, argv):
+    """`python -m benchmarks.bench_X [pytest options]`: the module's
+    benchmarks under pytest-benchmark, as `pytest FILE --benchmark-only`."""
+    import pytest
+    return pytest.main([module_file, "--benchmark-only", "-p", "no:cacheprovider", *argv])
 
 
 # ---------------------------------------------------------------- NumPy
