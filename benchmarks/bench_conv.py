@@ -1,8 +1,11 @@
 """conv2d forward, grad-input and grad-weight on the shapes of real models:
-fastconv (each algorithm) beside PyTorch (CPU) and NumPy im2col + matmul.
+fastconv (each algorithm; Winograd where it applies) beside PyTorch (CPU)
+and NumPy im2col + matmul.
 
 GFLOP/s = 2 * N * C_out * H_out * W_out * (C_in / groups) * kH * kW / time,
-direct convolution's count, the same for every pass and algorithm. "% GEMM
+direct convolution's count, the same for every pass and algorithm: for
+Winograd, which multiplies less, an "effective" rate that can pass the
+machine's GEMM ceiling. "% GEMM
 ceiling" is against the machine's GEMM ceiling measured in the same run:
 the better of NumPy's BLAS and fastconv's GEMM at 2048^3.
 
@@ -19,7 +22,7 @@ import fastconv
 from shapes import CONV
 
 PASSES = ("forward", "grad_input", "grad_weight")
-IMPLS = ("auto", "direct", "gemm", "torch", "numpy")
+IMPLS = ("auto", "direct", "gemm", "winograd", "torch", "numpy")
 
 
 def candidate(impl, shape, dtype, pass_, torch):
@@ -32,6 +35,8 @@ def candidate(impl, shape, dtype, pass_, torch):
     gy = rng.standard_normal(y.shape).astype(dtype)
     kw = dict(stride=s, padding=p, dilation=d, groups=g)
     flops = 2 * y.size * (ci // g) * k * k
+    if impl == "winograd" and (k != 3 or s != 1 or d != 1 or pass_ == "grad_weight"):
+        pytest.skip("Winograd F(4x4, 3x3) runs 3x3, stride-1, undilated forwards and input gradients")
     if impl == "torch":
         if torch is None:
             pytest.skip("PyTorch is not installed")

@@ -28,6 +28,16 @@
 #define FC_OMP(x)
 #endif
 
+/* Before a loop whose iterations are independent though the compiler
+ * cannot prove it (arrays reached through tables of pointers). */
+#if defined(__clang__)
+#define FC_IVDEP _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#define FC_IVDEP _Pragma("GCC ivdep")
+#else
+#define FC_IVDEP
+#endif
+
 /* Floor division for possibly negative numerators (divisor > 0). */
 static inline int64_t fc_floordiv(int64_t a, int64_t b) {
     return a >= 0 ? a / b : -((-a + b - 1) / b);

@@ -78,6 +78,7 @@ static fc_algorithm grad_weight_path(const fc_conv2d_shape *s) {
  * rule; a named path or plain loops as given. */
 static fc_algorithm FC_FN(choose)(const fc_conv2d_shape *s, fc_algorithm algo, conv_pass pass) {
     if (algo == FC_ALGO_AUTO) algo = FC_FN(direct_or_gemm)(s, pass);
+    if (algo == FC_ALGO_WINOGRAD && pass == PASS_GRAD_WEIGHT) algo = FC_ALGO_GEMM; /* not faster (yet) */
     if (algo != FC_ALGO_GEMM) return algo;
     if (pass == PASS_FORWARD) return forward_path(s);
     return pass == PASS_GRAD_INPUT ? FC_FN(grad_input_path)(s) : grad_weight_path(s);
@@ -110,6 +111,9 @@ int FC_FN(fc_conv2d_forward)(const fc_conv2d_shape *s, fc_algorithm algo, const 
     case FC_ALGO_GEMM_PACKED:
     case FC_ALGO_GEMM_INDIRECT:
         return FC_FN(forward_on_path)(path, s, x, w, b, act == FC_ACT_RELU ? FC_GEMM_RELU : 0, y);
+    case FC_ALGO_WINOGRAD:
+        if (!winograd_applies(s)) return FC_ERR_PATH;
+        return FC_FN(winograd_forward)(s, x, w, b, act == FC_ACT_RELU ? FC_GEMM_RELU : 0, y);
     default: return FC_ERR_PATH;
     }
     if (status == FC_OK && act == FC_ACT_RELU) FC_FN(fc_relu)(s->n * s->c_out * PIXELS(s), y, y);
@@ -124,6 +128,7 @@ int FC_FN(fc_conv2d_grad_input)(const fc_conv2d_shape *s, fc_algorithm algo, con
     case FC_ALGO_DIRECT: return FC_FN(fc_conv2d_grad_input_direct)(s, gy, w, gx);
     case FC_ALGO_GEMM_PHASES: return phases_apply(s) ? FC_FN(fc_conv2d_grad_input_phases)(s, gy, w, gx) : FC_ERR_PATH;
     case FC_ALGO_GEMM_COL2IM: return FC_FN(fc_conv2d_grad_input_col2im)(s, gy, w, gx);
+    case FC_ALGO_WINOGRAD: return winograd_applies(s) ? FC_FN(winograd_grad_input)(s, gy, w, gx) : FC_ERR_PATH;
     default: return FC_ERR_PATH;
     }
 }

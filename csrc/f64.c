@@ -20,6 +20,7 @@
 #include "conv2d_forward.c"
 #include "conv2d_grad_input.c"
 #include "conv2d_grad_weight.c"
+#include "conv2d_winograd.c"
 #include "conv2d.c"
 #include "pool.c"
 #include "optim.c"

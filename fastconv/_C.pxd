@@ -14,7 +14,7 @@ cdef extern from "fastconv.h" nogil:
     ctypedef enum fc_algorithm:
         FC_ALGO_REF, FC_ALGO_DIRECT, FC_ALGO_GEMM, FC_ALGO_AUTO
         FC_ALGO_GEMM_PACKED, FC_ALGO_GEMM_INDIRECT, FC_ALGO_GEMM_PHASES, FC_ALGO_GEMM_COL2IM
-        FC_ALGO_GEMM_DOTS, FC_ALGO_GEMM_SLOTS, FC_ALGO_GEMM_TAPS
+        FC_ALGO_GEMM_DOTS, FC_ALGO_GEMM_SLOTS, FC_ALGO_GEMM_TAPS, FC_ALGO_WINOGRAD
 
     ctypedef enum fc_activation:
         FC_ACT_NONE, FC_ACT_RELU

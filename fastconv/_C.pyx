@@ -15,7 +15,7 @@ ctypedef fused real:
 
 # "im2col" is the GEMM family's old name, kept as an alias.
 ALGORITHMS = {"auto": FC_ALGO_AUTO, "reference": FC_ALGO_REF, "direct": FC_ALGO_DIRECT, "gemm": FC_ALGO_GEMM,
-              "im2col": FC_ALGO_GEMM}
+              "im2col": FC_ALGO_GEMM, "winograd": FC_ALGO_WINOGRAD}
 # Each conv pass also takes its GEMM paths by name (private: for tests that
 # name the path they test; "gemm" lets the C rules choose).
 CONV_ALGORITHMS = {
@@ -40,8 +40,9 @@ cdef int check(int status) except -1:
     if status == 2:
         raise ValueError("max_pool2d_backward: indices hold a position outside the input plane")
     if status == 3:
-        raise ValueError("fastconv: algorithm names a GEMM path that cannot take this shape "
-                         "(grad-input by phases needs taps and a frame in every stride phase)")
+        raise ValueError("fastconv: algorithm names a path that cannot take this shape (winograd needs a 3x3 "
+                         "kernel, stride 1 and dilation 1; grad-input by phases needs taps and a frame in every "
+                         "stride phase)")
     return 0
 
 

@@ -190,18 +190,22 @@ def needs(fn, value):
 
 
 # A convolution's algorithm; "im2col" is the GEMM family's old name, kept as an alias.
-ALGORITHMS = ("auto", "direct", "gemm", "reference")
+ALGORITHMS = ("auto", "direct", "gemm", "winograd", "reference")
 _ALIASES = {"im2col": "gemm"}
 # The GEMM family's paths by name, each for one pass (private, for tests that
 # name the path they test; the binding refuses a path of another pass).
 GEMM_PATHS = ("gemm:packed", "gemm:indirect", "gemm:phases", "gemm:col2im", "gemm:dots", "gemm:slots", "gemm:taps")
 
 
-def algorithm(fn, value):
+def algorithm(fn, value, g):
+    """A conv's algorithm for geometry g; Winograd F(4x4, 3x3) only where it applies."""
     value = _ALIASES.get(value, value) if isinstance(value, str) else value
     if value not in ALGORITHMS and value not in GEMM_PATHS:
         raise ValueError(f"{fn}: algorithm must be one of {ALGORITHMS} (or 'im2col', an alias of 'gemm'), "
                          f"got {value!r}")
+    if value == "winograd" and ((g.kh, g.kw) != (3, 3) or g.stride != (1, 1) or g.dilation != (1, 1)):
+        raise ValueError(f"{fn}: algorithm='winograd' needs a 3x3 kernel, stride 1 and dilation 1, got kernel "
+                         f"{(g.kh, g.kw)}, stride {g.stride}, dilation {g.dilation}")
     return value
 
 

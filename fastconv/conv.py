@@ -61,7 +61,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     fn = "conv2d"
     x, w, g = _conv2d_args(fn, input, weight, stride, padding, dilation, groups)
     b = V.bias(fn, bias, g.c_out)
-    algorithm = V.algorithm(fn, algorithm)
+    algorithm = V.algorithm(fn, algorithm, g)
     activation = V.activation(fn, activation)
     return _conv_forward(g, algorithm, x, w, b, V.result_dtype(*[a for a in (x, w, b) if a is not None]),
                          activation)
@@ -80,7 +80,7 @@ def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1,
 
 def _conv_backward(fn, g, needs, algorithm, gy, x, w):
     needs = V.needs(fn, needs)
-    algorithm = V.algorithm(fn, algorithm)
+    algorithm = V.algorithm(fn, algorithm, g)
     dtype = V.result_dtype(gy, x, w)
     return (_conv_grad_input(g, algorithm, gy, w, dtype) if "input" in needs else None,
             _conv_grad_weight(g, algorithm, gy, x, dtype) if "weight" in needs else None,
@@ -105,7 +105,7 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     fn = "conv1d"
     x, w, g = _conv1d_as_2d(fn, input, weight, stride, padding, dilation, groups)
     b = V.bias(fn, bias, g.c_out)
-    algorithm = V.algorithm(fn, algorithm)
+    algorithm = V.algorithm(fn, algorithm, g)
     y = _conv_forward(g, algorithm, x, w, b, V.result_dtype(*[a for a in (x, w, b) if a is not None]))
     return y[:, :, 0, :]
 
@@ -164,7 +164,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     fn = "conv_transpose2d"
     x, w, g = _transpose_geometry(fn, input, weight, stride, padding, output_padding, groups, dilation)
     b = V.bias(fn, bias, g.c_in)
-    algorithm = V.algorithm(fn, algorithm)
+    algorithm = V.algorithm(fn, algorithm, g)
     y = _conv_grad_input(g, algorithm, x, w, V.result_dtype(*[a for a in (x, w, b) if a is not None]))
     if b is not None:
         y += b.astype(y.dtype)[:, None, None]
@@ -180,7 +180,7 @@ def conv_transpose2d_backward(grad_output, input, weight, stride=1, padding=0, o
     gy = V.array(fn, "grad_output", grad_output)
     V.grad_shape(fn, gy, g.input_shape)
     needs = V.needs(fn, needs)
-    algorithm = V.algorithm(fn, algorithm)
+    algorithm = V.algorithm(fn, algorithm, g)
     dtype = V.result_dtype(gy, x, w)
     return (_conv_forward(g, algorithm, gy, w, None, dtype) if "input" in needs else None,
             _conv_grad_weight(g, algorithm, x, gy, dtype) if "weight" in needs else None,
