@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.dirname(__file__))  # common, shapes: beside this fil
 import common  # noqa: E402
 
 ROUNDS, ROUND_SECONDS = 7, 0.02
+DEPTHWISE = ("depthwise", "mobilenet_dw")  # left out of the dense geometric means
 QUICK_ROUNDS, QUICK_ROUND_SECONDS = 2, 0.002
 
 
@@ -118,7 +119,7 @@ def derived(results, ceiling, ceiling_dtype):
     ceiling, and its time against its group's baseline (PyTorch, or NumPy
     for the GEMM); the geometric means of fastconv's 'auto' against
     PyTorch per conv pass, and for the backward (both gradients), over the
-    dense shapes (all but depthwise)."""
+    dense shapes (all but the depthwise ones)."""
     rows = {}
     for (group, impl), r in results.items():
         row = {"seconds": r["seconds"]}
@@ -137,7 +138,7 @@ def derived(results, ceiling, ceiling_dtype):
     means = {}
     conv = {(r["shape"], r["pass"]): (group, r) for (group, impl), r in results.items()
             if r.get("operation") == "conv2d" and impl == "auto" and (group, "torch") in results}
-    dense = sorted({shape for shape, _ in conv if shape != "depthwise"})
+    dense = sorted({shape for shape, _ in conv if shape not in DEPTHWISE})
     seconds = lambda shape, p, impl: results[conv[shape, p][0], impl]["seconds"]  # noqa: E731
     for pass_ in ("forward", "grad_input", "grad_weight", "backward"):
         if pass_ == "backward":  # both gradients, as a training step needs them

@@ -15,6 +15,11 @@ CONV = {
     "dilated_d2": (8, 64, 56, 56, 64, 3, 1, 2, 2, 1),
     "depthwise": (8, 128, 56, 56, 128, 3, 1, 1, 1, 128),
     "grouped_g2": (8, 96, 27, 27, 256, 5, 1, 2, 1, 2),
+    # the classes where PyTorch led (issue 13): late-stage wide ResNet
+    # layers at a small batch, and depthwise 3x3 at MobileNet widths
+    "resnet_late_256": (8, 256, 14, 14, 256, 3, 1, 1, 1, 1),
+    "resnet_late_512": (8, 512, 7, 7, 512, 3, 1, 1, 1, 1),
+    "mobilenet_dw": (8, 128, 28, 28, 128, 3, 1, 1, 1, 128),
 }
 
 # Transposed conv: name -> (N, C_in, H, W, C_out, k, stride, padding, output_padding)
