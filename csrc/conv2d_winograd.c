@@ -219,20 +219,25 @@ static int FC_FN(winograd_forward)(const fc_conv2d_shape *s, const FC_T *x, cons
     const int64_t M = GROUP_OUT(s), K = GROUP_IN(s), G = s->groups;
     const int64_t th = (s->out_h + 3) / 4, tw = (s->out_w + 3) / 4, sw = tw + 1, tile_rows = s->n * th;
     const FC_FN(fc_kernels) *k = FC_FN(kernels)();
-    /* Tile rows per block: V and M within about 1 MiB (an L2) and enough
-     * blocks for two per thread; among those, the count whose slots best
-     * fill the GEMM's panels of nr columns (the larger on a tie). */
-    const int64_t nr = k->gemm.nr;
+    /* Tile rows per block: V and M within about 1 MiB (an L2), and among
+     * those the count whose slots best fill the GEMM's panels of nr
+     * columns (the larger on a tie). Small maps give few blocks: then the
+     * output channels are split too (each part transforms the block's
+     * input again, cheap beside its GEMMs), for two tasks per thread. */
+    const int64_t nr = k->gemm.nr, want = 2 * (int64_t)fc_get_num_threads();
     int64_t most = FC_MAX((int64_t)1, FC_MAX(nr, (int64_t)262144 / (WINO_POINTS * (K + M))) / sw);
-    most = FC_MIN(most, FC_MAX((int64_t)1, tile_rows * G / (2 * (int64_t)fc_get_num_threads())));
+    most = FC_MIN(most, tile_rows);
     int64_t RB = 1;
     for (int64_t r = 1; r <= most; r++) /* fill(r) = r*sw / (r*sw rounded up to panels), compared exactly */
         if (r * sw * ((RB * sw + nr - 1) / nr) >= RB * sw * ((r * sw + nr - 1) / nr)) RB = r;
-    const int64_t Q = RB * sw, blocks = (tile_rows + RB - 1) / RB, tasks = G * blocks;
-    /* U[g][p] = point p of every kernel of group g, packed as GEMM A. */
-    const size_t a_size = FC_FN(gemm_packed_a_size)(M, K);
+    const int64_t blocks = (tile_rows + RB - 1) / RB;
+    const int64_t parts = FC_MIN((M + FC_MR - 1) / FC_MR, FC_MAX((int64_t)1, (want + G * blocks - 1) / (G * blocks)));
+    const int64_t MP = ((M + parts - 1) / parts + FC_MR - 1) / FC_MR * FC_MR; /* output channels per part */
+    const int64_t Q = RB * sw, tasks = G * blocks * parts;
+    /* U[g][p][part] = point p of the part's kernels of group g, packed as GEMM A. */
+    const size_t a_size = FC_FN(gemm_packed_a_size)(MP, K);
     FC_T *u = malloc((size_t)(WINO_POINTS * M * K) * sizeof(FC_T));
-    FC_T *upack = malloc(a_size * (size_t)(G * WINO_POINTS) * sizeof(FC_T));
+    FC_T *upack = malloc(a_size * (size_t)(G * WINO_POINTS * parts) * sizeof(FC_T));
     if (!u || !upack) {
         free(u), free(upack);
         return FC_ERR_NOMEM;
@@ -246,10 +251,11 @@ static int FC_FN(winograd_forward)(const fc_conv2d_shape *s, const FC_T *x, cons
             if (wq) k->wino_kernels(w + (g * M + co) * K * 9, K, u + co * K, M * K, wq, wq + 9 * K);
         free(wq);
         FC_OMP(for schedule(static))
-        for (int64_t p = 0; p < WINO_POINTS; p++) {
-            const FC_FN(fc_strided) um = {u + p * M * K, K, 1};
+        for (int64_t pp = 0; pp < WINO_POINTS * parts; pp++) {
+            const int64_t p = pp / parts, m0 = pp % parts * MP;
+            const FC_FN(fc_strided) um = {u + p * M * K + m0 * K, K, 1};
             const FC_FN(fc_operand) a = {FC_FN(pack_strided), &um, NULL};
-            FC_FN(gemm_pack_a)(M, K, &a, upack + (g * WINO_POINTS + p) * a_size);
+            if (m0 < M) FC_FN(gemm_pack_a)(FC_MIN(MP, M - m0), K, &a, upack + ((g * WINO_POINTS) * parts + pp) * a_size);
         }
     }
     free(u);
@@ -257,28 +263,31 @@ static int FC_FN(winograd_forward)(const fc_conv2d_shape *s, const FC_T *x, cons
         free(upack);
         return status;
     }
-    FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * WINO_POINTS * M * K * Q)))
+    FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * WINO_POINTS * MP * K * Q)))
     {
-        FC_T *v = fc_scratch((size_t)(WINO_POINTS * (K + M) * Q) * sizeof(FC_T), 0, &status);
-        FC_T *work = fc_scratch(FC_FN(gemm_workspace)(M, Q, K) * sizeof(FC_T), 0, &status);
+        FC_T *v = fc_scratch((size_t)(WINO_POINTS * (K + MP) * Q) * sizeof(FC_T), 0, &status);
+        FC_T *work = fc_scratch(FC_FN(gemm_workspace)(MP, Q, K) * sizeof(FC_T), 0, &status);
         FC_T *scratch = fc_scratch(wino_scratch_size(Q) * sizeof(FC_T), 0, &status);
         FC_OMP(for schedule(static))
         for (int64_t task = 0; task < tasks; task++) {
             if (!v || !work || !scratch) continue;
-            const int64_t g = task / blocks, row0 = task % blocks * RB, rows = FC_MIN(RB, tile_rows - row0);
+            const int64_t g = task / (blocks * parts), row0 = task / parts % blocks * RB;
+            const int64_t m0 = task % parts * MP, mp = FC_MIN(MP, M - m0), rows = FC_MIN(RB, tile_rows - row0);
+            if (mp <= 0) continue;
             const int64_t q = rows * sw;
             FC_T *mb = v + WINO_POINTS * K * Q; /* M[p][co][slot] */
             for (int64_t ci = 0; ci < K; ci++)
                 k->wino_input_block(s, x, g * K + ci, row0, rows, th, tw, scratch, v + ci * q, K * q);
             for (int64_t p = 0; p < WINO_POINTS; p++) {
                 const FC_FN(fc_strided) vm = {v + p * K * q, 1, q};
-                const FC_FN(fc_operand) a = {NULL, NULL, upack + (g * WINO_POINTS + p) * a_size};
+                const FC_FN(fc_operand) a = {NULL, NULL, upack + ((g * WINO_POINTS + p) * parts + m0 / MP) * a_size};
                 const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &vm, NULL};
-                FC_FN(gemm_serial)(M, q, K, &a, &bo, mb + p * M * q, q, NULL, 0, work);
+                FC_FN(gemm_serial)(mp, q, K, &a, &bo, mb + p * mp * q, q, NULL, 0, work);
             }
-            for (int64_t co = 0; co < M; co++)
-                k->wino_output_block(s, mb + co * q, M * q, g * M + co, row0, rows, th, tw, b ? b[g * M + co] : 0,
-                                     flags, scratch, y);
+            for (int64_t co = 0; co < mp; co++) {
+                const int64_t c = g * M + m0 + co;
+                k->wino_output_block(s, mb + co * q, mp * q, c, row0, rows, th, tw, b ? b[c] : 0, flags, scratch, y);
+            }
         }
         free(v);
         free(work);
