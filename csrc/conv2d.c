@@ -6,7 +6,9 @@
  * Every path also has a name (FC_ALGO_GEMM_PACKED ... _TAPS), so that a
  * test can run it on any shape it can take.
  * The paths live one family to a file: conv2d_ref.c, conv2d_direct.c,
- * conv2d_forward.c, conv2d_grad_input.c, conv2d_grad_weight.c.
+ * conv2d_forward.c, conv2d_grad_input.c, conv2d_grad_weight.c, and
+ * conv2d_winograd.c, which runs only when asked for: its float32 error is
+ * well above the GEMM's (docs/API.md), so no rule picks it.
  * Family file: instantiated by f32.c and f64.c (see common.h).
  *
  * Threads own outputs: forward splits y by (image, group, pixel tile),
