@@ -7,18 +7,18 @@
  * independent GEMMs, one per point p of the 6x6 domain:
  *   M[p] (c_out x tiles) = U[p] (c_out x c_in) V[p] (c_in x tiles)
  * run on fastconv's packed GEMM. The weights are transformed and packed
- * once per call. Threads own blocks of tiles (from any images) of one
- * group: a block's input is transformed into tile-major scratch (V), its
- * 36 GEMMs run, and its output is transformed into y with the bias and the
- * ReLU, so the scratch stays per thread and independent of the batch, and
- * every tile's sums run in an order fixed by the shape: 1 thread and N
- * threads agree bit for bit.
+ * once per call. Threads own blocks of tile rows (from any images) of one
+ * group, and for small maps a part of its output channels: a block's
+ * input is transformed into tile-major scratch (V), its 36 GEMMs run, and
+ * its output is transformed into y with the bias and the ReLU, so the
+ * scratch stays per thread and independent of the batch, and every tile's
+ * sums run in an order fixed by the shape: 1 thread and N threads agree
+ * bit for bit.
  *
  * Grad-input is the same forward applied to gy, with the kernel rotated
  * 180 degrees and its channel axes swapped, and padding 2 - pad (negative
  * padding crops). Family file (see common.h). */
 #include <stdlib.h>
-#include <string.h>
 
 #include "kernels.h"
 
@@ -114,13 +114,13 @@ static inline __attribute__((always_inline)) void FC_FN(at_lanes)(const FC_T *co
  * Per-thread scratch of a block of q slots (wino_scratch_size):
  *   phase[i][m][q+1]  input row i of each tile's 6x6 block, columns 4t + m
  *   cols[i][j][q]     row i of the block times B: point j
- *   rows[i][j][q]     output: A^T m, row i, point j
+ *   tmp[i][j][q]      output: A^T m, row i, point j
  *   out[i][c][q]      output: A^T m A */
 static size_t wino_scratch_size(int64_t q) { return (size_t)(24 * (q + 1) + 36 * q + 24 * q + 16 * q); }
 
-/* V for one channel plane: v[(p*K + ci)*q + slot] for the block's slots.
- * Its first tile row is ti0 of image n0 (rows after it may start new
- * images); r0, c0 = the input position of tile (0, 0), less padding. */
+/* V of input channel ci for the block's slots, v[p * pstride + slot]: the
+ * block is tile rows row0 .. row0 + rows - 1, counted over the batch (th
+ * per image), so it may span images. */
 FC_VECTOR_LOOP(wino_input_block, (const fc_conv2d_shape *s, const FC_T *x, int64_t ci, int64_t row0, int64_t rows,
                                   int64_t th, int64_t tw, FC_T *scratch, FC_T *v, int64_t pstride),
                (s, x, ci, row0, rows, th, tw, scratch, v, pstride)) {
