@@ -8,46 +8,67 @@
 #include "kernels.h"
 
 /* The direct forward reads each input plane from a copy framed in zeros
- * (padded_h x padded_w, the input at pad_top, pad_left, and one spare
- * row): every tap is then a full-length vector loop with no clipping.
- * At stride 1 it goes further: outputs are computed `padded_w` apart, as
- * if the output were as wide as the frame, so that one tap of the whole
- * plane is one long loop, out[q] += w * framed[q + tap offset]; the few
- * columns past out_w are computed and dropped. (Row by row, the loops
- * were 56 long and their setup cost as much as their arithmetic.) */
-static void direct_frame_size(const fc_conv2d_shape *s, int64_t *ph, int64_t *pw) {
-    conv_frame(s, ph, pw);
-    *ph += 1;
+ * (the input at pad_top, pad_left): every tap is then a full-length
+ * vector loop with no clipping. At stride 1 it goes further: outputs are
+ * computed `pw` apart, as if the output were as wide as the frame, so
+ * that one tap of the whole plane is one long loop, out[q] += w *
+ * framed[q + tap offset]; the few columns past out_w are computed and
+ * dropped. (Row by row, the loops were 56 long and their setup cost as
+ * much as their arithmetic.) Those loops go DF_VECS vectors at a time
+ * with every tap of a channel applied in registers, so the sums are
+ * loaded and stored once a channel, not once a tap. */
+#define DF_VECS 4
+#define DF_BLOCK (DF_VECS * DOT_LANES)
+
+static df_frame direct_frame(const fc_conv2d_shape *s) {
+    df_frame f;
+    conv_frame(s, &f.ph, &f.pw);
+    f.wide = (s->out_h * f.pw + DF_BLOCK - 1) / DF_BLOCK * DF_BLOCK;
+    f.frame_size = FC_MAX(f.ph * f.pw, f.wide + (s->kh - 1) * s->dil_h * f.pw + (s->kw - 1) * s->dil_w);
+    return f;
 }
 
 /* One output plane y[n][co] of the direct forward. Scratch: `framed`
- * (direct_frame_size, zero outside the input's place on entry and exit)
- * and `wide` (out_h x padded_w). */
-FC_VECTOR_LOOP(direct_forward_plane, (const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
-                                      int64_t n, int64_t co, FC_T *restrict yp, FC_T *restrict framed,
-                                      FC_T *restrict wide), (s, x, w, b, n, co, yp, framed, wide)) {
-    const int64_t cin_g = GROUP_IN(s), cout_g = GROUP_OUT(s), OH = s->out_h, OW = s->out_w;
-    const int64_t sh = s->stride_h, sw = s->stride_w, unit = sh == 1 && sw == 1;
-    int64_t ph, pw;
-    direct_frame_size(s, &ph, &pw);
-    /* At stride 1 accumulate into `wide` (rows pw apart), else into y. */
-    FC_T *restrict acc = unit ? wide : yp;
-    const int64_t ldy = unit ? pw : OW;
-    for (int64_t p = 0; p < OH * ldy; p++) acc[p] = b ? b[co] : 0;
+ * (frame_size, zero outside the input's place on entry and exit) and, at
+ * stride 1, `wide` (f->wide). */
+FC_VECTOR_LOOP(direct_forward_plane, (const fc_conv2d_shape *s, const df_frame *f, const FC_T *x, const FC_T *w,
+                                      const FC_T *b, int64_t n, int64_t co, FC_T *restrict yp,
+                                      FC_T *restrict framed, FC_T *restrict wide),
+               (s, f, x, w, b, n, co, yp, framed, wide)) {
+    const int64_t cin_g = GROUP_IN(s), cout_g = GROUP_OUT(s), OH = s->out_h, OW = s->out_w, pw = f->pw;
+    const int64_t sh = s->stride_h, sw = s->stride_w, taps = s->kh * s->kw;
+    const FC_T bias = b ? b[co] : 0;
+    if (sh != 1 || sw != 1)
+        for (int64_t p = 0; p < OH * OW; p++) yp[p] = bias;
     for (int64_t c = 0; c < cin_g; c++) {
-        FC_FN(frame_planes)(s, x + (n * s->c_in + co / cout_g * cin_g + c) * s->h * s->w, 1, ph, pw, framed);
-        for (int64_t i = 0; i < s->kh; i++)
-            for (int64_t j = 0; j < s->kw; j++) {
-                const FC_T wv = w[((co * cin_g + c) * s->kh + i) * s->kw + j];
-                const FC_T *restrict tap = framed + i * s->dil_h * pw + j * s->dil_w;
-                if (unit)
-                    for (int64_t q = 0; q < OH * pw; q++) acc[q] += wv * tap[q];
-                else
-                    for (int64_t oh = 0; oh < OH; oh++)
-                        for (int64_t ow = 0; ow < OW; ow++) acc[oh * OW + ow] += wv * tap[oh * sh * pw + ow * sw];
+        FC_FN(frame_planes)(s, x + (n * s->c_in + co / cout_g * cin_g + c) * s->h * s->w, 1, f->ph, pw, framed);
+        const FC_T *wc = w + (co * cin_g + c) * taps;
+        if (sh == 1 && sw == 1)
+            for (int64_t q = 0; q < f->wide; q += DF_BLOCK) {
+                FC_FN(dot_vec) sum[DF_VECS];
+                for (int v = 0; v < DF_VECS; v++) {
+                    if (c) sum[v] = *(FC_FN(dot_vec) *)(wide + q + v * DOT_LANES);
+                    else sum[v] = (FC_FN(dot_vec)){0} + bias;
+                }
+                for (int64_t i = 0; i < s->kh; i++)
+                    for (int64_t j = 0; j < s->kw; j++) {
+                        const FC_T wv = wc[i * s->kw + j];
+                        const FC_T *tap = framed + i * s->dil_h * pw + j * s->dil_w + q;
+                        for (int v = 0; v < DF_VECS; v++)
+                            sum[v] += wv * *(const FC_FN(dot_vec) *)(tap + v * DOT_LANES);
+                    }
+                for (int v = 0; v < DF_VECS; v++) *(FC_FN(dot_vec) *)(wide + q + v * DOT_LANES) = sum[v];
             }
+        else
+            for (int64_t i = 0; i < s->kh; i++)
+                for (int64_t j = 0; j < s->kw; j++) {
+                    const FC_T wv = wc[i * s->kw + j];
+                    const FC_T *restrict tap = framed + i * s->dil_h * pw + j * s->dil_w;
+                    for (int64_t oh = 0; oh < OH; oh++)
+                        for (int64_t ow = 0; ow < OW; ow++) yp[oh * OW + ow] += wv * tap[oh * sh * pw + ow * sw];
+                }
     }
-    if (unit)
+    if (sh == 1 && sw == 1)
         for (int64_t oh = 0; oh < OH; oh++)
             for (int64_t ow = 0; ow < OW; ow++) yp[oh * OW + ow] = wide[oh * pw + ow];
 }
@@ -55,18 +76,17 @@ FC_VECTOR_LOOP(direct_forward_plane, (const fc_conv2d_shape *s, const FC_T *x, c
 static int FC_FN(fc_conv2d_forward_direct)(const fc_conv2d_shape *s, const FC_T *x,
                                            const FC_T *w, const FC_T *b, FC_T *y) {
     const int64_t planes = s->n * s->c_out, P = PIXELS(s);
-    int64_t ph, pw;
-    direct_frame_size(s, &ph, &pw);
+    const df_frame f = direct_frame(s);
     const FC_FN(fc_kernels) *k = FC_FN(kernels)();
     int status = FC_OK;
     FC_OMP(parallel num_threads(fc_threads_for(planes, 2.0 * P * GROUP_IN(s) * s->kh * s->kw)))
     {
-        FC_T *framed = fc_scratch((size_t)((ph + s->out_h) * pw) * sizeof(FC_T), 1, &status); /* the frame stays zero */
+        FC_T *framed = fc_scratch((size_t)(f.frame_size + f.wide) * sizeof(FC_T), 1, &status); /* the frame stays zero */
         FC_OMP(for schedule(static))
         for (int64_t plane = 0; plane < planes; plane++)
             if (framed)
-                k->direct_forward_plane(s, x, w, b, plane / s->c_out, plane % s->c_out, y + plane * P, framed,
-                                        framed + ph * pw);
+                k->direct_forward_plane(s, &f, x, w, b, plane / s->c_out, plane % s->c_out, y + plane * P, framed,
+                                        framed + f.frame_size);
         free(framed);
     }
     return status;
@@ -123,7 +143,7 @@ static int FC_FN(fc_conv2d_grad_input_direct)(const fc_conv2d_shape *s, const FC
 
 static gw_frame FC_FN(grad_weight_frame)(const fc_conv2d_shape *s) {
     gw_frame f;
-    direct_frame_size(s, &f.ph, &f.pw);
+    conv_frame(s, &f.ph, &f.pw);
     const int64_t extent = (s->out_h - 1) * s->stride_h * f.pw + (s->out_w - 1) * s->stride_w + 1;
     f.length = (extent + DOT_LANES - 1) / DOT_LANES * DOT_LANES;
     f.taps = (s->kh * s->kw + GW_TAPS - 1) / GW_TAPS * GW_TAPS;

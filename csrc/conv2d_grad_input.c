@@ -86,12 +86,61 @@ static int FC_FN(fc_conv2d_grad_input_phases)(const fc_conv2d_shape *s, const FC
 
 /* gx = col2im(W^T gy), a block of pixels at a time: a task owns the gx
  * planes of one (image, group, channel block), so no two tasks add into
- * the same element. */
+ * the same element.
+ *
+ * At stride 1, where an image's pixels fit one block, the rows of col2im
+ * are out_w long (10 in LeNet-5's second layer) and their loop setup
+ * costs more than their adds. There gy is first spread into rows `pw`
+ * apart (the frame's pitch, zeros between), so that W^T gy comes out at
+ * the frame's pitch and each tap's col2im is one long loop,
+ *   frame[q + tap offset] += col[tap][q],
+ * whose frame's interior is then gx: the GEMM computes (pw - out_w) / pw
+ * more columns, all zero. */
+typedef struct {
+    int wide;       /* spread gy to the frame's pitch */
+    int64_t ph, pw; /* the frame of one gx plane (wide) */
+    int64_t Q;      /* the pixels a block holds: (out_h - 1) * pw + out_w (wide), else a chunk */
+} col2im_plan;
+
+static col2im_plan FC_FN(col2im_plan_of)(const fc_conv2d_shape *s, int64_t K) {
+    col2im_plan c = {0, 0, 0, FC_FN(pixel_chunk)(K, PIXELS(s))};
+    conv_frame(s, &c.ph, &c.pw);
+    const int64_t Q = (s->out_h - 1) * c.pw + s->out_w;
+    if (s->stride_h == 1 && s->stride_w == 1 && Q <= FC_FN(pixel_chunk)(K, Q)) c.wide = 1, c.Q = Q;
+    return c;
+}
+
+/* One wide task: gx planes [c0, c1) of group g of image n. */
+static void FC_FN(col2im_wide_task)(const fc_conv2d_shape *s, const col2im_plan *c, const FC_T *gyn,
+                                    const FC_FN(fc_operand) *a, int64_t c0, int64_t c1, FC_T *gxn,
+                                    FC_T *spread, FC_T *frame, FC_T *col, FC_T *ws) {
+    const int64_t M = GROUP_OUT(s), taps = s->kh * s->kw, Q = c->Q, OW = s->out_w;
+    for (int64_t m = 0; m < M; m++) /* the gaps stay zero from the scratch's start */
+        for (int64_t oh = 0; oh < s->out_h; oh++)
+            memcpy(spread + m * Q + oh * c->pw, gyn + (m * s->out_h + oh) * OW, (size_t)OW * sizeof(FC_T));
+    const FC_FN(fc_strided) sp = {spread, 1, Q};
+    const FC_FN(fc_operand) b = {FC_FN(pack_strided), &sp, NULL};
+    FC_FN(gemm_serial)((c1 - c0) * taps, Q, M, a, &b, col, Q, NULL, 0, ws);
+    for (int64_t ch = c0; ch < c1; ch++) {
+        memset(frame, 0, (size_t)(c->ph * c->pw) * sizeof(FC_T));
+        for (int64_t i = 0; i < s->kh; i++)
+            for (int64_t j = 0; j < s->kw; j++) {
+                const FC_T *restrict src = col + ((ch - c0) * taps + i * s->kw + j) * Q;
+                FC_T *restrict dst = frame + i * s->dil_h * c->pw + j * s->dil_w;
+                for (int64_t q = 0; q < Q; q++) dst[q] += src[q];
+            }
+        for (int64_t ih = 0; ih < s->h; ih++)
+            memcpy(gxn + (ch * s->h + ih) * s->w, frame + (ih + s->pad_top) * c->pw + s->pad_left,
+                   (size_t)s->w * sizeof(FC_T));
+    }
+}
+
 static int FC_FN(fc_conv2d_grad_input_col2im)(const fc_conv2d_shape *s, const FC_T *gy,
                                               const FC_T *w, FC_T *gx) {
     const int64_t M = GROUP_OUT(s), cin_g = GROUP_IN(s), taps = s->kh * s->kw;
-    const int64_t K = cin_g * taps, P = PIXELS(s), PC = FC_FN(pixel_chunk)(K, P);
-    const int64_t images = s->n * s->groups;
+    const int64_t K = cin_g * taps, P = PIXELS(s);
+    const col2im_plan plan = FC_FN(col2im_plan_of)(s, K);
+    const int64_t PC = plan.Q, images = s->n * s->groups;
     const int64_t blocks = split_for_threads(images, cin_g);
     const int64_t CB = (cin_g + blocks - 1) / blocks, tasks = images * blocks;
     /* With one channel block per group, every task of a group multiplies by
@@ -107,26 +156,38 @@ static int FC_FN(fc_conv2d_grad_input_col2im)(const fc_conv2d_shape *s, const FC
             FC_FN(gemm_pack_a)(K, M, &a, wpack + g * a_size);
         }
     }
+    /* Per thread: col, the GEMM's workspace and, wide, gy spread and a frame. */
+    const size_t col_size = (size_t)(CB * taps * PC), ws_size = FC_FN(gemm_workspace)(CB * taps, PC, M);
+    const size_t wide_size = plan.wide ? (size_t)(M * PC + plan.ph * plan.pw) : 0;
     int status = FC_OK;
     FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * M * CB * taps * P)))
     {
-        FC_T *col = fc_scratch(((size_t)(CB * taps * PC) + FC_FN(gemm_workspace)(CB * taps, PC, M)) * sizeof(FC_T), 0, &status);
+        FC_T *col = fc_scratch((col_size + ws_size + wide_size) * sizeof(FC_T), plan.wide, &status);
+        FC_FN(fc_strided) wt;
+        FC_FN(fc_operand) a = {FC_FN(pack_strided), &wt, NULL};
         FC_OMP(for schedule(static))
         for (int64_t t = 0; t < tasks; t++) {
             if (!col) continue;
             const int64_t img = t / blocks, n = img / s->groups, g = img % s->groups;
             const int64_t c0 = t % blocks * CB, c1 = FC_MIN(cin_g, c0 + CB);
             if (c0 >= c1) continue;
-            FC_T *gxn = gx + n * s->c_in * s->h * s->w;
-            memset(gxn + (g * cin_g + c0) * s->h * s->w, 0, (size_t)((c1 - c0) * s->h * s->w) * sizeof(FC_T));
+            FC_T *gxn = gx + (n * s->c_in + g * cin_g) * s->h * s->w;
+            const FC_T *gyn = gy + (n * s->c_out + g * M) * P;
+            wt = (FC_FN(fc_strided)){w + g * M * K + c0 * taps, 1, K};
+            a.packed = wpack ? wpack + g * a_size : NULL;
+            if (plan.wide) {
+                FC_T *spread = col + col_size + ws_size;
+                FC_FN(col2im_wide_task)(s, &plan, gyn, &a, c0, c1, gxn, spread, spread + M * PC, col,
+                                        col + col_size);
+                continue;
+            }
+            memset(gxn + c0 * s->h * s->w, 0, (size_t)((c1 - c0) * s->h * s->w) * sizeof(FC_T));
             for (int64_t p0 = 0; p0 < P; p0 += PC) {
                 const int64_t pc = FC_MIN(PC, P - p0);
-                const FC_FN(fc_strided) wt = {w + g * M * K + c0 * taps, 1, K};
-                const FC_FN(fc_strided) gm = {gy + (n * s->c_out + g * M) * P + p0, 1, P};
-                const FC_FN(fc_operand) a = {FC_FN(pack_strided), &wt, wpack ? wpack + g * a_size : NULL};
+                const FC_FN(fc_strided) gm = {gyn + p0, 1, P};
                 const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &gm, NULL};
-                FC_FN(gemm_serial)((c1 - c0) * taps, pc, M, &a, &bo, col, pc, NULL, 0, col + CB * taps * PC);
-                FC_FN(col2im)(s, col, g * cin_g + c0, g * cin_g + c1, p0, p0 + pc, gxn);
+                FC_FN(gemm_serial)((c1 - c0) * taps, pc, M, &a, &bo, col, pc, NULL, 0, col + col_size);
+                FC_FN(col2im)(s, col, c0, c1, p0, p0 + pc, gxn);
             }
         }
         free(col);

@@ -47,6 +47,13 @@ typedef struct {
  * shared among threads never changes a bit of the result. */
 #define SLOTS 16
 
+/* The direct forward's frame (conv2d_direct.c). */
+typedef struct {
+    int64_t ph, pw;     /* the frame of one input plane */
+    int64_t wide;       /* stride 1: the outputs pw apart, rounded up to whole blocks */
+    int64_t frame_size; /* a frame and what the last block's taps read past it */
+} df_frame;
+
 /* The direct grad-weight's frame (conv2d_direct.c): taps go in groups of
  * GW_TAPS sharing each load of gy. */
 #define GW_TAPS 3 /* 3x3, 5x5 and 7x7 kernels waste 0, 2 and 2 taps */
