@@ -148,6 +148,14 @@ static inline __attribute__((always_inline)) void FC_FN(max_taps)(
 FC_VECTOR_LOOP(max_row, (const FC_T *restrict xp, FC_T *restrict yr, int64_t *restrict ir, int64_t a, int64_t b,
                          int64_t first, int64_t step, int64_t rows, int64_t kw, int64_t dw, int64_t sw),
                (xp, yr, ir, a, b, first, step, rows, kw, dw, sw)) {
+    if (rows == 2 && kw == 2 && dw == 1 && sw == 2) { /* small CNNs' pool, in one pass */
+        for (int64_t ow = a; ow < b; ow++) {
+            yr[ow] = -INFINITY, ir[ow] = first + ow * 2;
+            FC_FN(max_taps)(xp, yr, ir, ow, ow + 1, first, 1, 2);
+            FC_FN(max_taps)(xp, yr, ir, ow, ow + 1, first + step, 1, 2);
+        }
+        return;
+    }
     for (int64_t ow = a; ow < b; ow++) yr[ow] = -INFINITY, ir[ow] = first + ow * sw;
     for (int64_t i = 0; i < rows; i++)
         for (int64_t j = 0; j < kw; j += 2) {
@@ -193,9 +201,34 @@ static void FC_FN(max_pool_plane)(const fc_pool2d_shape *s, const pool_columns *
     }
 }
 
+/* Max pooling at equal strides with no padding, every window inside the
+ * input, on planes whose rows are short: output (oh, ow)'s window starts
+ * at input stride * (oh * W + ow), so with the outputs W apart (as wide
+ * as the input) each pair of taps is one loop over the plane, q = oh * W
+ * + ow, whose lanes past out_w compute windows that are dropped. On rows
+ * as short as LeNet-5's (14 and 5 outputs), max_pool_plane spent more in
+ * each row's loop setup than in its compares. */
+static int max_pool_wide(const fc_pool2d_shape *s) {
+    return s->stride_h == s->stride_w && s->pad_top == 0 && s->pad_left == 0 && s->out_w < 2 * POOL_LANES &&
+           (s->out_h - 1) * s->stride_h + (s->kh - 1) * s->dil_h < s->h &&
+           (s->out_w - 1) * s->stride_w + (s->kw - 1) * s->dil_w < s->w;
+}
+
+/* One plane of max_pool_wide's; yw and iw hold (out_h - 1) * W + out_w. */
+static void FC_FN(max_pool_plane_wide)(const fc_pool2d_shape *s, const FC_T *xp, FC_T *yp, int64_t *ip,
+                                       FC_T *yw, int64_t *iw) {
+    const int64_t W = s->w, OW = s->out_w, Q = (s->out_h - 1) * W + OW;
+    FC_FN(kernels)()->max_row(xp, yw, iw, 0, Q, 0, s->dil_h * W, s->kh, s->kw, s->dil_w, s->stride_w);
+    for (int64_t oh = 0; oh < s->out_h; oh++) {
+        memcpy(yp + oh * OW, yw + oh * W, (size_t)OW * sizeof(FC_T));
+        if (ip) memcpy(ip + oh * OW, iw + oh * W, (size_t)OW * sizeof(int64_t));
+    }
+}
+
 static int FC_FN(fc_max_pool2d_forward_direct)(const fc_pool2d_shape *s, const FC_T *x, FC_T *y,
                                              int64_t *indices) {
-    const int64_t P = s->out_h * s->out_w;
+    const int64_t P = s->out_h * s->out_w, wide = max_pool_wide(s);
+    const int64_t Q = (s->out_h - 1) * s->w + s->out_w;
     pool_columns cols;
     if (pool_columns_make(s, &cols) != FC_OK) return FC_ERR_NOMEM;
     int status = FC_OK;
@@ -203,13 +236,20 @@ static int FC_FN(fc_max_pool2d_forward_direct)(const fc_pool2d_shape *s, const F
      * so LeNet-5's pools (0.06-0.5 M taps) run on the team too. */
     FC_OMP(parallel num_threads(fc_threads_for(s->planes, 16.0 * P * s->kh * s->kw)))
     {
-        int64_t *scratch = indices ? NULL : fc_scratch((size_t)(s->out_w + POOL_LANES) * sizeof(int64_t), 0, &status);
+        /* wide: yw and iw; else, without indices, the indices' scratch */
+        const size_t size = wide ? (size_t)Q * (sizeof(FC_T) + sizeof(int64_t))
+                                 : indices ? 0 : (size_t)(s->out_w + POOL_LANES) * sizeof(int64_t);
+        void *scratch = size ? fc_scratch(size, 0, &status) : NULL;
         FC_OMP(for schedule(static))
         for (int64_t plane = 0; plane < s->planes; plane++) {
-            if (indices)
-                FC_FN(max_pool_plane)(s, &cols, x + plane * s->h * s->w, y + plane * P, indices + plane * P, s->out_w);
-            else if (scratch)
-                FC_FN(max_pool_plane)(s, &cols, x + plane * s->h * s->w, y + plane * P, scratch, 0);
+            const FC_T *xp = x + plane * s->h * s->w;
+            int64_t *ip = indices ? indices + plane * P : NULL;
+            if (size && !scratch) continue;
+            if (wide)
+                FC_FN(max_pool_plane_wide)(s, xp, y + plane * P, ip, (FC_T *)((int64_t *)scratch + Q),
+                                           scratch);
+            else
+                FC_FN(max_pool_plane)(s, &cols, xp, y + plane * P, ip ? ip : scratch, ip ? s->out_w : 0);
         }
         free(scratch);
     }
