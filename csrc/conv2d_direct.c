@@ -119,8 +119,35 @@ FC_VECTOR_LOOP(direct_grad_input_plane, (const fc_conv2d_shape *s, const FC_T *g
     }
 }
 
+/* At stride 1 a grad-input is a forward conv of gy by the kernel flipped
+ * in space, with the channel axes swapped per group and the padding's
+ * complement, (k - 1) * dil - pad (where that is not negative: a crop),
+ *   gx[c][ih][iw] = sum over m, i, j of gy[m][ih + i*dh - pt'][iw + j*dw - pl'] * w[m][c][kh-1-i][kw-1-j],
+ * so it runs on the direct forward's register-blocked loops; plane by
+ * plane, the scatter's rows were out_w long (depthwise 3x3 on 28x28 maps
+ * ran 1.6x PyTorch's time). */
+static int FC_FN(grad_input_as_forward)(const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx) {
+    const int64_t M = GROUP_OUT(s), cin_g = GROUP_IN(s), taps = s->kh * s->kw;
+    FC_T *wt = malloc((size_t)(s->c_out * cin_g * taps) * sizeof(FC_T));
+    if (!wt) return FC_ERR_NOMEM;
+    for (int64_t g = 0; g < s->groups; g++)
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t c = 0; c < cin_g; c++)
+                for (int64_t t = 0; t < taps; t++)
+                    wt[((g * cin_g + c) * M + m) * taps + taps - 1 - t] = w[((g * M + m) * cin_g + c) * taps + t];
+    const fc_conv2d_shape t = {s->n, s->c_out, s->out_h, s->out_w, s->c_in, s->groups, s->kh, s->kw, 1, 1,
+                               (s->kh - 1) * s->dil_h - s->pad_top, (s->kw - 1) * s->dil_w - s->pad_left,
+                               s->dil_h, s->dil_w, s->h, s->w};
+    const int status = FC_FN(fc_conv2d_forward_direct)(&t, gy, wt, NULL, gx);
+    free(wt);
+    return status;
+}
+
 static int FC_FN(fc_conv2d_grad_input_direct)(const fc_conv2d_shape *s, const FC_T *gy,
                                               const FC_T *w, FC_T *gx) {
+    if (s->stride_h == 1 && s->stride_w == 1 && s->pad_top <= (s->kh - 1) * s->dil_h &&
+        s->pad_left <= (s->kw - 1) * s->dil_w)
+        return FC_FN(grad_input_as_forward)(s, gy, w, gx);
     const int64_t planes = s->n * s->c_in;
     const FC_FN(fc_kernels) *k = FC_FN(kernels)();
     FC_OMP(parallel for num_threads(fc_threads_for(planes, 2.0 * PIXELS(s) * GROUP_OUT(s) * s->kh * s->kw)) schedule(static))

@@ -95,7 +95,9 @@ static int FC_FN(fc_conv2d_grad_input_phases)(const fc_conv2d_shape *s, const FC
  * the frame's pitch and each tap's col2im is one long loop,
  *   frame[q + tap offset] += col[tap][q],
  * whose frame's interior is then gx: the GEMM computes (pw - out_w) / pw
- * more columns, all zero. */
+ * more columns, all zero. Spreading copies gy's rows (c_out per group of
+ * them) to save col2im's (K of them): it pays where c_out per group < K
+ * (TutorialCNN's first layer, 64 outputs of 9 taps, ran 1.4x slower). */
 typedef struct {
     int wide;       /* spread gy to the frame's pitch */
     int64_t ph, pw; /* the frame of one gx plane (wide) */
@@ -106,7 +108,7 @@ static col2im_plan FC_FN(col2im_plan_of)(const fc_conv2d_shape *s, int64_t K) {
     col2im_plan c = {0, 0, 0, FC_FN(pixel_chunk)(K, PIXELS(s))};
     conv_frame(s, &c.ph, &c.pw);
     const int64_t Q = (s->out_h - 1) * c.pw + s->out_w;
-    if (s->stride_h == 1 && s->stride_w == 1 && Q <= FC_FN(pixel_chunk)(K, Q)) c.wide = 1, c.Q = Q;
+    if (s->stride_h == 1 && s->stride_w == 1 && GROUP_OUT(s) < K && Q <= FC_FN(pixel_chunk)(K, Q)) c.wide = 1, c.Q = Q;
     return c;
 }
 
