@@ -6,6 +6,7 @@ correct. No -march=native: AVX2 and AVX-512 code is compiled with target
 attributes and chosen at run time (the dispatch table, csrc/kernels.h), so
 one build runs anywhere.
 """
+import glob
 import os
 import shutil
 import subprocess
@@ -53,6 +54,7 @@ extension = Extension(
     "fastconv._C",
     sources=SOURCES,
     include_dirs=["csrc", numpy.get_include()],
+    depends=sorted(glob.glob("csrc/*.[ch]")),  # the #included family files and headers rebuild it too
     extra_compile_args=["-O3", "-fno-math-errno"] + omp,
     extra_link_args=omp,
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],

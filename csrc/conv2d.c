@@ -167,7 +167,9 @@ int FC_FN(fc_conv2d_grad_bias)(const fc_conv2d_shape *s, const FC_T *gy, FC_T *g
     FC_CALL_SCOPE;
     const int64_t P = PIXELS(s);
     const FC_FN(fc_kernels) *k = FC_FN(kernels)();
-    FC_OMP(parallel for num_threads(fc_threads_for(s->c_out, (double)s->n * P)) schedule(static))
+    /* memory-bound: an element read costs about what 8 flops of the
+     * arithmetic that fc_threads_for's threshold was set for do */
+    FC_OMP(parallel for num_threads(fc_threads_for(s->c_out, 8.0 * s->n * P)) schedule(static))
     for (int64_t co = 0; co < s->c_out; co++) {
         double sum = 0, plane;
         for (int64_t n = 0; n < s->n; n++) {

@@ -285,7 +285,9 @@ int FC_FN(fc_max_pool2d_backward)(const fc_pool2d_shape *s, const FC_T *gy,
     const int64_t P = s->out_h * s->out_w, HW = s->h * s->w;
     const FC_FN(fc_kernels) *k = FC_FN(kernels)();
     int status = FC_OK;
-    FC_OMP(parallel for num_threads(fc_threads_for(s->planes, 4.0 * P)) schedule(static))
+    /* memory-bound: clearing and scattering an element costs about what 8
+     * flops of the arithmetic fc_threads_for's threshold was set for do */
+    FC_OMP(parallel for num_threads(fc_threads_for(s->planes, 8.0 * HW)) schedule(static))
     for (int64_t pl = 0; pl < s->planes; pl++) {
         FC_T *restrict g = gx + pl * HW;
         const int64_t *restrict idx = indices + pl * P;
