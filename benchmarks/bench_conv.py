@@ -22,7 +22,9 @@ import fastconv
 from shapes import CONV
 
 PASSES = ("forward", "grad_input", "grad_weight")
-IMPLS = ("auto", "direct", "gemm", "winograd", "torch", "numpy")
+# "winograd" is F(4x4, 3x3), "winograd:2x2" F(2x2, 3x3), which "auto" takes
+# for wide enough 3x3 layers (conv2d.c's winograd_pays)
+IMPLS = ("auto", "direct", "gemm", "winograd", "winograd:2x2", "torch", "numpy")
 
 
 def candidate(impl, shape, dtype, pass_, torch):
@@ -35,8 +37,8 @@ def candidate(impl, shape, dtype, pass_, torch):
     gy = rng.standard_normal(y.shape).astype(dtype)
     kw = dict(stride=s, padding=p, dilation=d, groups=g)
     flops = 2 * y.size * (ci // g) * k * k
-    if impl == "winograd" and (k != 3 or s != 1 or d != 1 or pass_ == "grad_weight"):
-        pytest.skip("Winograd F(4x4, 3x3) runs 3x3, stride-1, undilated forwards and input gradients")
+    if impl.startswith("winograd") and (k != 3 or s != 1 or d != 1 or pass_ == "grad_weight"):
+        pytest.skip("Winograd runs 3x3, stride-1, undilated forwards and input gradients")
     if impl == "torch":
         if torch is None:
             pytest.skip("PyTorch is not installed")

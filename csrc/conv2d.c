@@ -1,14 +1,16 @@
 /* conv2d's entry points (fastconv.h) and every rule that picks a path:
- * "auto" between the direct loops and the GEMMs, and within the GEMMs,
- * packed or indirect forward, phases or col2im grad-input, dot products or
- * an indirect grad-weight shared by slots or by taps. Each rule is a line
+ * "auto" among Winograd F(2x2, 3x3), the direct loops and the GEMMs, and
+ * within the GEMMs, packed or indirect forward, phases or col2im
+ * grad-input, dot products or an indirect grad-weight shared by slots or
+ * by taps. Each rule is a line
  * or two here; the measurements behind them are in benchmarks/RULES.md.
  * Every path also has a name (FC_ALGO_GEMM_PACKED ... _TAPS), so that a
  * test can run it on any shape it can take.
  * The paths live one family to a file: conv2d_ref.c, conv2d_direct.c,
  * conv2d_forward.c, conv2d_grad_input.c, conv2d_grad_weight.c, and
- * conv2d_winograd.c, which runs only when asked for: its float32 error is
- * well above the GEMM's (docs/API.md), so no rule picks it.
+ * conv2d_winograd.c, whose F(4x4, 3x3) runs only when asked for: its
+ * float32 error is well above the GEMM's (docs/API.md), so no rule picks
+ * it.
  * Family file: instantiated by f32.c and f64.c (see common.h).
  *
  * Threads own outputs: forward splits y by (image, group, pixel tile),
@@ -76,11 +78,30 @@ static fc_algorithm grad_weight_path(const fc_conv2d_shape *s) {
     return 2 * s->n * s->c_out * PIXELS(s) < slots * size ? FC_ALGO_GEMM_TAPS : FC_ALGO_GEMM_SLOTS;
 }
 
+/* "auto" runs the forward and grad-input of a 3x3 stride-1 layer by
+ * Winograd F(2x2, 3x3), whose float32 error stays within about 2x the
+ * GEMM's (docs/API.md), where its GEMMs do at most 0.6 of the direct
+ * convolution's multiplications, counting each map's overhang past its
+ * tiles and the extra slot a tile row carries (maps from about 10 pixels
+ * on), and a group has at least 64 channels on each side: narrower GEMMs
+ * are too short to pay for the transforms (benchmarks/RULES.md). */
+static int winograd_pays(const fc_conv2d_shape *s) {
+    const int64_t tile_rows = (s->out_h + 1) / 2, slots = (s->out_w + 1) / 2 + 1;
+    return winograd_applies(s) && GROUP_IN(s) >= 64 && GROUP_OUT(s) >= 64 &&
+           10 * 16 * tile_rows * slots <= 6 * 9 * PIXELS(s);
+}
+
+static int is_winograd(fc_algorithm algo) { return algo == FC_ALGO_WINOGRAD || algo == FC_ALGO_WINOGRAD_F2; }
+
+/* A Winograd path's output tile: F(2x2, 3x3) or F(4x4, 3x3). */
+static int winograd_tile(fc_algorithm algo) { return algo == FC_ALGO_WINOGRAD_F2 ? 2 : 4; }
+
 /* The path a call runs: "auto" by direct_or_gemm, "gemm" by the pass's
  * rule; a named path or plain loops as given. */
 static fc_algorithm FC_FN(choose)(const fc_conv2d_shape *s, fc_algorithm algo, conv_pass pass) {
+    if (algo == FC_ALGO_AUTO && pass != PASS_GRAD_WEIGHT && winograd_pays(s)) return FC_ALGO_WINOGRAD_F2;
     if (algo == FC_ALGO_AUTO) algo = FC_FN(direct_or_gemm)(s, pass);
-    if (algo == FC_ALGO_WINOGRAD && pass == PASS_GRAD_WEIGHT) algo = FC_ALGO_GEMM; /* not faster (yet) */
+    if (is_winograd(algo) && pass == PASS_GRAD_WEIGHT) algo = FC_ALGO_GEMM; /* not faster (yet) */
     if (algo != FC_ALGO_GEMM) return algo;
     if (pass == PASS_FORWARD) return forward_path(s);
     return pass == PASS_GRAD_INPUT ? FC_FN(grad_input_path)(s) : grad_weight_path(s);
@@ -114,8 +135,9 @@ int FC_FN(fc_conv2d_forward)(const fc_conv2d_shape *s, fc_algorithm algo, const 
     case FC_ALGO_GEMM_INDIRECT:
         return FC_FN(forward_on_path)(path, s, x, w, b, act == FC_ACT_RELU ? FC_GEMM_RELU : 0, y);
     case FC_ALGO_WINOGRAD:
+    case FC_ALGO_WINOGRAD_F2:
         if (!winograd_applies(s)) return FC_ERR_PATH;
-        return FC_FN(winograd_forward)(s, x, w, b, act == FC_ACT_RELU ? FC_GEMM_RELU : 0, y);
+        return FC_FN(winograd_forward)(winograd_tile(path), s, x, w, b, act == FC_ACT_RELU ? FC_GEMM_RELU : 0, y);
     default: return FC_ERR_PATH;
     }
     if (status == FC_OK && act == FC_ACT_RELU) FC_FN(fc_relu)(s->n * s->c_out * PIXELS(s), y, y);
@@ -125,12 +147,15 @@ int FC_FN(fc_conv2d_forward)(const fc_conv2d_shape *s, fc_algorithm algo, const 
 int FC_FN(fc_conv2d_grad_input)(const fc_conv2d_shape *s, fc_algorithm algo, const FC_T *gy,
                                 const FC_T *w, FC_T *gx) {
     FC_CALL_SCOPE;
-    switch (FC_FN(choose)(s, algo, PASS_GRAD_INPUT)) {
+    const fc_algorithm path = FC_FN(choose)(s, algo, PASS_GRAD_INPUT);
+    switch (path) {
     case FC_ALGO_REF: FC_FN(fc_conv2d_grad_input_ref)(s, gy, w, gx); return FC_OK;
     case FC_ALGO_DIRECT: return FC_FN(fc_conv2d_grad_input_direct)(s, gy, w, gx);
     case FC_ALGO_GEMM_PHASES: return phases_apply(s) ? FC_FN(fc_conv2d_grad_input_phases)(s, gy, w, gx) : FC_ERR_PATH;
     case FC_ALGO_GEMM_COL2IM: return FC_FN(fc_conv2d_grad_input_col2im)(s, gy, w, gx);
-    case FC_ALGO_WINOGRAD: return winograd_applies(s) ? FC_FN(winograd_grad_input)(s, gy, w, gx) : FC_ERR_PATH;
+    case FC_ALGO_WINOGRAD:
+    case FC_ALGO_WINOGRAD_F2:
+        return winograd_applies(s) ? FC_FN(winograd_grad_input)(winograd_tile(path), s, gy, w, gx) : FC_ERR_PATH;
     default: return FC_ERR_PATH;
     }
 }

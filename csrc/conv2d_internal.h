@@ -94,12 +94,12 @@ static int FC_FN(fc_conv2d_grad_weight_dots)(const fc_conv2d_shape *s, const FC_
 static int FC_FN(fc_conv2d_grad_weight_indirect)(const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x,
                                                  int by_taps, FC_T *gw);
 
-/* conv2d_winograd.c: 3x3 stride-1 convs by Winograd F(4x4, 3x3) */
+/* conv2d_winograd.c: 3x3 stride-1 convs by Winograd F(m x m, 3x3), m = 2 or 4 */
 
 static int winograd_applies(const fc_conv2d_shape *s);
-static int FC_FN(winograd_forward)(const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
+static int FC_FN(winograd_forward)(int m, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
                                    unsigned flags, FC_T *y);
-static int FC_FN(winograd_grad_input)(const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx);
+static int FC_FN(winograd_grad_input)(int m, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx);
 
 /* conv2d.c: the GEMM forward by its rule (packed or indirect), which
  * grad-input's phases run on */

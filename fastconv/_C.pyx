@@ -13,9 +13,10 @@ ctypedef fused real:
     float
     double
 
-# "im2col" is the GEMM family's old name, kept as an alias.
+# "im2col" is the GEMM family's old name, kept as an alias; "winograd" is
+# F(4x4, 3x3), "winograd:2x2" (private, as the GEMM paths) F(2x2, 3x3).
 ALGORITHMS = {"auto": FC_ALGO_AUTO, "reference": FC_ALGO_REF, "direct": FC_ALGO_DIRECT, "gemm": FC_ALGO_GEMM,
-              "im2col": FC_ALGO_GEMM, "winograd": FC_ALGO_WINOGRAD}
+              "im2col": FC_ALGO_GEMM, "winograd": FC_ALGO_WINOGRAD, "winograd:2x2": FC_ALGO_WINOGRAD_F2}
 # Each conv pass also takes its GEMM paths by name (private: for tests that
 # name the path they test; "gemm" lets the C rules choose).
 CONV_ALGORITHMS = {

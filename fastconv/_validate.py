@@ -193,18 +193,20 @@ def needs(fn, value):
 ALGORITHMS = ("auto", "direct", "gemm", "winograd", "reference")
 _ALIASES = {"im2col": "gemm"}
 # The GEMM family's paths by name, each for one pass (private, for tests that
-# name the path they test; the binding refuses a path of another pass).
-GEMM_PATHS = ("gemm:packed", "gemm:indirect", "gemm:phases", "gemm:col2im", "gemm:dots", "gemm:slots", "gemm:taps")
+# name the path they test; the binding refuses a path of another pass), and
+# Winograd's F(2x2, 3x3), which "auto" may choose ("winograd" is F(4x4, 3x3)).
+GEMM_PATHS = ("gemm:packed", "gemm:indirect", "gemm:phases", "gemm:col2im", "gemm:dots", "gemm:slots", "gemm:taps",
+              "winograd:2x2")
 
 
 def algorithm(fn, value, g):
-    """A conv's algorithm for geometry g; Winograd F(4x4, 3x3) only where it applies."""
+    """A conv's algorithm for geometry g; Winograd only where it applies."""
     value = _ALIASES.get(value, value) if isinstance(value, str) else value
     if value not in ALGORITHMS and value not in GEMM_PATHS:
         raise ValueError(f"{fn}: algorithm must be one of {ALGORITHMS} (or 'im2col', an alias of 'gemm'), "
                          f"got {value!r}")
-    if value == "winograd" and ((g.kh, g.kw) != (3, 3) or g.stride != (1, 1) or g.dilation != (1, 1)):
-        raise ValueError(f"{fn}: algorithm='winograd' needs a 3x3 kernel, stride 1 and dilation 1, got kernel "
+    if value in ("winograd", "winograd:2x2") and ((g.kh, g.kw) != (3, 3) or g.stride != (1, 1) or g.dilation != (1, 1)):
+        raise ValueError(f"{fn}: algorithm={value!r} needs a 3x3 kernel, stride 1 and dilation 1, got kernel "
                          f"{(g.kh, g.kw)}, stride {g.stride}, dilation {g.dilation}")
     return value
 

@@ -106,11 +106,13 @@ LARGE_CASES = {
     "phases_groups_dil3": (3, 48, 80, 80, 48, (3, 3), 2, 3, 3, 2),
     "gw_taps_pixel_blocks": (3, 256, 20, 20, 8, (3, 3), 1, 1, 1, 1),
 }
-# Winograd F(4x4, 3x3) runs 3x3, stride-1, undilated convs: every such case
-# above, and these around its 4x4 output tiles (maps not a multiple of 4,
-# smaller than a tile, one pixel), padding past the window's reach (grad-
-# input then crops gy), asymmetric padding, groups, and tile rows of
-# several images in one block.
+# Winograd F(4x4, 3x3) and F(2x2, 3x3) run 3x3, stride-1, undilated convs:
+# every such case above, and these around their output tiles (maps not a
+# multiple of 4 or 2, smaller than a tile, one pixel), padding past the
+# window's reach (grad-input then crops gy), asymmetric padding, groups
+# (whose 16 channels a group take several transform calls of a few
+# channels each), tile rows of several images in one block, and more
+# channels than the GEMM's k-block (256) and row block (192 / 96).
 WINOGRAD_EXTRA = {
     "wino_5x7": (2, 4, 5, 7, 3, (3, 3), 1, 1, 1, 1),
     "wino_2x2_map": (1, 3, 2, 2, 4, (3, 3), 1, 1, 1, 1),
@@ -120,7 +122,10 @@ WINOGRAD_EXTRA = {
     "wino_groups4": (2, 64, 12, 13, 32, (3, 3), 1, "same", 1, 4),
     "wino_valid": (1, 8, 10, 9, 8, (3, 3), 1, "valid", 1, 1),
     "wino_many_images": (7, 16, 9, 6, 24, (3, 3), 1, 1, 1, 1),
+    "wino_3x3_map": (3, 5, 3, 3, 7, (3, 3), 1, 1, 1, 1),
+    "wino_wide": (1, 300, 5, 6, 200, (3, 3), 1, 1, 1, 1),
 }
+WINOGRADS = ["winograd", "winograd:2x2"]
 WINOGRAD_CASES = [name for name, c in CASES.items()
                   if c[5] == (3, 3) and c[6] in (1, (1, 1)) and c[8] in (1, (1, 1))] + list(WINOGRAD_EXTRA)
 ALGORITHMS = ["reference", "direct", "gemm"]
@@ -243,39 +248,67 @@ def test_a_gemm_path_of_another_pass_is_refused_by_name():
         fastconv.conv2d_backward(np.ones((1, 3, 3, 3)), x, w, needs=("input",), algorithm="gemm:packed")
 
 
-# Winograd's float32 error is about 1e-5 of the largest output (measured:
-# 5e-6 to 1.1e-5 for 16 to 512 channels, 20-40x the GEMM's), well inside
-# assert_close's 1e-4; float64's about 2e-14.
+# Winograd F(4x4, 3x3)'s float32 error is about 1e-5 of the largest output
+# (measured: 5e-6 to 1.1e-5 for 16 to 512 channels, 20-40x the GEMM's),
+# F(2x2, 3x3)'s within 2x the GEMM's, both well inside assert_close's
+# 1e-4; float64's about 2e-14.
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("case", WINOGRAD_CASES)
-def test_winograd_matches_oracle(case, dtype, isa):
+@pytest.mark.parametrize("algorithm", WINOGRADS)
+def test_winograd_matches_oracle(algorithm, case, dtype, isa):
     x, w, b, kw, rkw = make(case, dtype)
     expected = ref.conv2d(x, w, b, **rkw)
-    assert_close(fastconv.conv2d(x, w, b, **kw, algorithm="winograd"), expected, dtype)
-    assert_close(fastconv.conv2d(x, w, b, **kw, algorithm="winograd", activation="relu"), np.maximum(expected, 0),
+    assert_close(fastconv.conv2d(x, w, b, **kw, algorithm=algorithm), expected, dtype)
+    assert_close(fastconv.conv2d(x, w, b, **kw, algorithm=algorithm, activation="relu"), np.maximum(expected, 0),
                  dtype)
     gy = np.random.default_rng(1).standard_normal(expected.shape).astype(dtype)
-    gx, gw, gb = fastconv.conv2d_backward(gy, x, w, **kw, algorithm="winograd")
+    gx, gw, gb = fastconv.conv2d_backward(gy, x, w, **kw, algorithm=algorithm)
     assert_close(gx, ref.conv2d_grad_input(gy, x.shape, w, **rkw), dtype)
     assert_close(gw, ref.conv2d_grad_weight(gy, x, w.shape, **rkw), dtype)  # grad-weight runs as "gemm"
 
 
-def test_winograd_gradients_by_central_differences():
+@pytest.mark.parametrize("algorithm", WINOGRADS)
+def test_winograd_gradients_by_central_differences(algorithm):
     x, w, b, kw, _ = make("wino_asym_pad", np.float64)
     gy = np.random.default_rng(2).standard_normal(fastconv.conv2d(x, w, b, **kw).shape)
-    gx, _, _ = fastconv.conv2d_backward(gy, x, w, **kw, needs=("input",), algorithm="winograd")
-    assert_vjp(lambda v: fastconv.conv2d(v, w, b, **kw, algorithm="winograd"), x, gy, gx)
+    gx, _, _ = fastconv.conv2d_backward(gy, x, w, **kw, needs=("input",), algorithm=algorithm)
+    assert_vjp(lambda v: fastconv.conv2d(v, w, b, **kw, algorithm=algorithm), x, gy, gx)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape, winograd", [
+    ((2, 64, 12, 12, 64), True),      # 64 channels each side, a 12x12 map: F(2x2, 3x3)
+    ((2, 64, 12, 12, 32), False),     # 32 output channels
+    ((2, 32, 12, 12, 64), False),     # 32 input channels
+    ((4, 64, 7, 7, 64), False),       # a 7x7 map: the tiles' overhang costs too much
+])
+def test_auto_runs_winograd_2x2_on_wide_3x3_layers(shape, winograd, dtype):
+    """conv2d.c's winograd_pays: "auto" gives F(2x2, 3x3)'s bits exactly
+    where the rule takes it, the GEMM's elsewhere, and "gemm" always the
+    GEMM's (the two differ in the last bits, so equality tells them apart)."""
+    n, c, h, w, co = shape
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((co, c, 3, 3)).astype(dtype)
+    y = {a: fastconv.conv2d(x, wt, padding=1, algorithm=a) for a in ("auto", "gemm", "winograd:2x2")}
+    gx = {a: fastconv.conv2d_backward(y["gemm"], x, wt, padding=1, needs=("input",), algorithm=a)[0]
+          for a in ("auto", "gemm", "winograd:2x2")}
+    assert not np.array_equal(y["gemm"], y["winograd:2x2"]) and not np.array_equal(gx["gemm"], gx["winograd:2x2"])
+    expected = "winograd:2x2" if winograd else "gemm"
+    np.testing.assert_array_equal(y["auto"], y[expected])
+    np.testing.assert_array_equal(gx["auto"], gx[expected])
 
 
 @pytest.mark.parametrize("kernel, kw, words", [
     ((5, 5), {}, ["kernel (5, 5)"]), ((3, 3), dict(stride=2), ["stride (2, 2)"]),
     ((3, 3), dict(dilation=2), ["dilation (2, 2)"]), ((3, 1), {}, ["kernel (3, 1)"])])
-def test_winograd_names_what_it_cannot_take(kernel, kw, words):
+@pytest.mark.parametrize("algorithm", WINOGRADS)
+def test_winograd_names_what_it_cannot_take(algorithm, kernel, kw, words):
     x, w = np.ones((1, 2, 9, 9)), np.ones((3, 2) + kernel)
-    for call in (lambda: fastconv.conv2d(x, w, **kw, algorithm="winograd"),
+    for call in (lambda: fastconv.conv2d(x, w, **kw, algorithm=algorithm),
                  lambda: fastconv.conv2d_backward(np.ones_like(fastconv.conv2d(x, w, **kw)), x, w, **kw,
-                                                  algorithm="winograd")):
-        with pytest.raises(ValueError, match="winograd' needs a 3x3 kernel, stride 1 and dilation 1") as info:
+                                                  algorithm=algorithm)):
+        with pytest.raises(ValueError, match=f"{algorithm}' needs a 3x3 kernel, stride 1 and dilation 1") as info:
             call()
         for word in words:
             assert word in str(info.value)
