@@ -23,12 +23,12 @@ SHAPES = [
 ]
 
 
-@pytest.mark.parametrize("algorithm", ["direct", "gemm", "winograd"])
+@pytest.mark.parametrize("algorithm", ["direct", "gemm", "winograd", "winograd:2x2"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("shapes", SHAPES, ids=["plain", "grouped_s2", "dilated_one_image", "pointwise", "many_images", "gw_by_taps"])
 def test_one_thread_equals_many_bitwise(shapes, dtype, algorithm, threads):
     xs, ws, kw = shapes
-    if algorithm == "winograd" and (ws[2:] != (3, 3) or kw.get("stride", 1) != 1 or kw.get("dilation", 1) != 1):
+    if algorithm.startswith("winograd") and (ws[2:] != (3, 3) or kw.get("stride", 1) != 1 or kw.get("dilation", 1) != 1):
         pytest.skip("Winograd runs 3x3, stride-1, undilated convs")
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
