@@ -78,20 +78,21 @@ static fc_algorithm grad_weight_path(const fc_conv2d_shape *s) {
     return 2 * s->n * s->c_out * PIXELS(s) < slots * size ? FC_ALGO_GEMM_TAPS : FC_ALGO_GEMM_SLOTS;
 }
 
-/* "auto" runs the forward and grad-input of a 3x3 stride-1 layer by
- * Winograd F(2x2, 3x3), whose float32 error stays within about 2x the
- * GEMM's (docs/API.md), where its GEMMs do at most 0.6 of the direct
- * convolution's multiplications, counting each map's overhang past its
- * tiles and the extra slot a tile row carries (maps from about 10 pixels
- * on), and a group has at least 64 channels on each side: narrower GEMMs
- * are too short to pay for the transforms (benchmarks/RULES.md). */
-static int winograd_pays(const fc_conv2d_shape *s) {
+/* "auto" runs a 3x3 stride-1 layer by Winograd F(2x2, 3x3), whose
+ * float32 error stays within about 2x the GEMM's (docs/API.md), where its
+ * GEMMs do at most 0.6 of the direct convolution's multiplications,
+ * counting each map's overhang past its tiles and the extra slot a tile
+ * row carries (maps from about 10 pixels on), and a group has at least 64
+ * channels on each side: narrower GEMMs are too short to pay for the
+ * transforms. Grad-weight also needs at least 4 blocks of tile rows: its
+ * threads share the blocks, whose count fixes the order of its sums
+ * (benchmarks/RULES.md). */
+static int winograd_pays(const fc_conv2d_shape *s, conv_pass pass) {
     const int64_t tile_rows = (s->out_h + 1) / 2, slots = (s->out_w + 1) / 2 + 1;
-    return winograd_applies(s) && GROUP_IN(s) >= 64 && GROUP_OUT(s) >= 64 &&
-           10 * 16 * tile_rows * slots <= 6 * 9 * PIXELS(s);
+    const int pays = winograd_applies(s) && GROUP_IN(s) >= 64 && GROUP_OUT(s) >= 64 &&
+                     10 * 16 * tile_rows * slots <= 6 * 9 * PIXELS(s);
+    return pays && (pass != PASS_GRAD_WEIGHT || s->n * tile_rows >= 4 * winograd_gw_rows(2, s));
 }
-
-static int is_winograd(fc_algorithm algo) { return algo == FC_ALGO_WINOGRAD || algo == FC_ALGO_WINOGRAD_F2; }
 
 /* A Winograd path's output tile: F(2x2, 3x3) or F(4x4, 3x3). */
 static int winograd_tile(fc_algorithm algo) { return algo == FC_ALGO_WINOGRAD_F2 ? 2 : 4; }
@@ -99,9 +100,8 @@ static int winograd_tile(fc_algorithm algo) { return algo == FC_ALGO_WINOGRAD_F2
 /* The path a call runs: "auto" by direct_or_gemm, "gemm" by the pass's
  * rule; a named path or plain loops as given. */
 static fc_algorithm FC_FN(choose)(const fc_conv2d_shape *s, fc_algorithm algo, conv_pass pass) {
-    if (algo == FC_ALGO_AUTO && pass != PASS_GRAD_WEIGHT && winograd_pays(s)) return FC_ALGO_WINOGRAD_F2;
+    if (algo == FC_ALGO_AUTO && winograd_pays(s, pass)) return FC_ALGO_WINOGRAD_F2;
     if (algo == FC_ALGO_AUTO) algo = FC_FN(direct_or_gemm)(s, pass);
-    if (is_winograd(algo) && pass == PASS_GRAD_WEIGHT) algo = FC_ALGO_GEMM; /* not faster (yet) */
     if (algo != FC_ALGO_GEMM) return algo;
     if (pass == PASS_FORWARD) return forward_path(s);
     return pass == PASS_GRAD_INPUT ? FC_FN(grad_input_path)(s) : grad_weight_path(s);
@@ -163,12 +163,16 @@ int FC_FN(fc_conv2d_grad_input)(const fc_conv2d_shape *s, fc_algorithm algo, con
 int FC_FN(fc_conv2d_grad_weight)(const fc_conv2d_shape *s, fc_algorithm algo, const FC_T *gy,
                                  const FC_T *x, FC_T *gw) {
     FC_CALL_SCOPE;
-    switch (FC_FN(choose)(s, algo, PASS_GRAD_WEIGHT)) {
+    const fc_algorithm path = FC_FN(choose)(s, algo, PASS_GRAD_WEIGHT);
+    switch (path) {
     case FC_ALGO_REF: FC_FN(fc_conv2d_grad_weight_ref)(s, gy, x, gw); return FC_OK;
     case FC_ALGO_DIRECT: return FC_FN(fc_conv2d_grad_weight_direct)(s, gy, x, gw);
     case FC_ALGO_GEMM_DOTS: return FC_FN(fc_conv2d_grad_weight_dots)(s, gy, x, gw);
     case FC_ALGO_GEMM_SLOTS: return FC_FN(fc_conv2d_grad_weight_indirect)(s, gy, x, 0, gw);
     case FC_ALGO_GEMM_TAPS: return FC_FN(fc_conv2d_grad_weight_indirect)(s, gy, x, 1, gw);
+    case FC_ALGO_WINOGRAD:
+    case FC_ALGO_WINOGRAD_F2:
+        return winograd_applies(s) ? FC_FN(winograd_grad_weight)(winograd_tile(path), s, gy, x, gw) : FC_ERR_PATH;
     default: return FC_ERR_PATH;
     }
 }

@@ -100,6 +100,8 @@ static int winograd_applies(const fc_conv2d_shape *s);
 static int FC_FN(winograd_forward)(int m, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
                                    unsigned flags, FC_T *y);
 static int FC_FN(winograd_grad_input)(int m, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx);
+static int64_t winograd_gw_rows(int m, const fc_conv2d_shape *s);
+static int FC_FN(winograd_grad_weight)(int m, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x, FC_T *gw);
 
 /* conv2d.c: the GEMM forward by its rule (packed or indirect), which
  * grad-input's phases run on */

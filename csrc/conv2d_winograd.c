@@ -21,7 +21,8 @@
  *
  * Grad-input is the same forward applied to gy, with the kernel rotated
  * 180 degrees and its channel axes swapped, and padding 2 - pad (negative
- * padding crops). Family file (see common.h). */
+ * padding crops). Grad-weight runs the adjoint transforms (at the end of
+ * the file). Family file (see common.h). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,6 +111,50 @@ static inline __attribute__((always_inline)) void FC_FN(at_lanes)(int m, const F
             o[1][q] = b + 2 * e;
             o[2][q] = a + 4 * c;
             o[3][q] = b + 8 * e + m5;
+        }
+    }
+}
+
+/* The adjoints that grad-weight needs: A (m gradient values to a points)
+ * and G^T (a points to 3 kernel values). */
+static inline __attribute__((always_inline)) void FC_FN(a_lanes)(int m, const FC_T *const d[4], FC_T *const o[6],
+                                                                 int64_t n) {
+    FC_IVDEP
+    for (int64_t q = 0; q < n; q++) {
+        if (m == 2) {
+            const FC_T d0 = d[0][q], d1 = d[1][q];
+            o[0][q] = d0;
+            o[1][q] = d0 + d1;
+            o[2][q] = d0 - d1;
+            o[3][q] = -d1;
+        } else {
+            const FC_T d0 = d[0][q], d1 = d[1][q], d2 = d[2][q], d3 = d[3][q];
+            const FC_T even = d0 + d2, odd = d1 + d3, even4 = d0 + 4 * d2, odd8 = 2 * d1 + 8 * d3;
+            o[0][q] = d0;
+            o[1][q] = even + odd;
+            o[2][q] = even - odd;
+            o[3][q] = even4 + odd8;
+            o[4][q] = even4 - odd8;
+            o[5][q] = d3;
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void FC_FN(gt_lanes)(int m, const FC_T *const d[6], FC_T *const o[3],
+                                                                  int64_t n) {
+    FC_IVDEP
+    for (int64_t q = 0; q < n; q++) {
+        if (m == 2) {
+            const FC_T d0 = d[0][q], d1 = d[1][q], d2 = d[2][q], d3 = d[3][q], half = (FC_T)0.5;
+            o[0][q] = d0 + (d1 + d2) * half;
+            o[1][q] = (d1 - d2) * half;
+            o[2][q] = (d1 + d2) * half + d3;
+        } else {
+            const FC_T d0 = d[0][q], d1 = d[1][q], d2 = d[2][q], d3 = d[3][q], d4 = d[4][q], d5 = d[5][q];
+            const FC_T sixth = (FC_T)(1.0 / 6), twelfth = (FC_T)(1.0 / 12);
+            o[0][q] = d0 / 4 - (d1 + d2) * sixth + (d3 + d4) / 24;
+            o[1][q] = (d2 - d1) * sixth + (d3 - d4) * twelfth;
+            o[2][q] = (d3 + d4 - d1 - d2) * sixth + d5;
         }
     }
 }
@@ -412,5 +457,180 @@ static int FC_FN(winograd_grad_input)(int m, const fc_conv2d_shape *s, const FC_
     t.pad_top = 2 - s->pad_top, t.pad_left = 2 - s->pad_left;
     const int status = FC_FN(winograd_forward)(m, &t, gy, wt, NULL, 0, gx);
     free(wt);
+    return status;
+}
+
+/* ------------------------------------------------------ grad-weight */
+
+/* The weight gradient by the same transforms: per point p,
+ *   dU[p] (c_out x c_in) = sum over tiles of dM[p] V[p]^T,  dM = A dY A^T
+ * (dY a tile of gy, V = B^T d B as in the forward), then gw = G^T dU G.
+ * The sum over tiles is the GEMMs' reduction, so the block's slots are
+ * their k: dM is written straight in the packed layout of the GEMM's A,
+ * and a block's slots and sentinel fit one k-block (FC_KC). */
+
+/* Tile rows per block of grad-weight: as many as fill one k-block of the
+ * GEMM with their slots and sentinel, for the GEMMs load and store dU's
+ * tiles once per block (V and dM then outgrow L2, but each point's GEMM
+ * reads only its own 1/points of them). */
+static int64_t winograd_gw_rows(int m, const fc_conv2d_shape *s) {
+    const int64_t sw = (s->out_w + m - 1) / m + 1, tile_rows = s->n * ((s->out_h + m - 1) / m);
+    return FC_MAX((int64_t)1, FC_MIN((int64_t)(FC_KC - 1) / sw, tile_rows));
+}
+
+/* dM for output channels co0 .. co0 + nc - 1 of a block (co0 a multiple of
+ * FC_MR), as panels of FC_MR channels over the block's lanes: element
+ * (co, lane) of point p at dm[p * pstride + (co - co0) / FC_MR * lanes *
+ * FC_MR + lane * FC_MR + (co - co0) % FC_MR]; lanes past the block's slots
+ * and channels past the last are zero, so the GEMMs may sum them. */
+static inline __attribute__((always_inline)) void FC_FN(wino_grad_output_m)(
+    int m, const fc_conv2d_shape *s, const FC_T *gy, int64_t co0, int64_t nc, int64_t row0, int64_t rows,
+    int64_t th, int64_t tw, int64_t lanes, FC_T *scratch, FC_T *dm, int64_t pstride) {
+    const int a = m + 2;
+    const int64_t sw = tw + 1, n = (nc + FC_MR - 1) / FC_MR * FC_MR * lanes, width = m * sw;
+    FC_T *phase = scratch, *cols = phase + m * m * n, *row = cols + m * a * n;
+    memset(phase, 0, (size_t)(m * m * n) * sizeof(FC_T));
+    memset(row + s->out_w, 0, (size_t)(width - FC_MIN(width, s->out_w)) * sizeof(FC_T));
+    for (int64_t c = 0; c < nc; c++)
+        for (int64_t r = 0; r < rows; r++) {
+            const int64_t img = (row0 + r) / th, ti = (row0 + r) % th;
+            const FC_T *plane = gy + (img * s->c_out + co0 + c) * PIXELS(s);
+            for (int i = 0; i < m && m * ti + i < s->out_h; i++) {
+                memcpy(row, plane + (m * ti + i) * s->out_w, (size_t)FC_MIN(width, s->out_w) * sizeof(FC_T));
+                FC_T *ph = phase + i * m * n + (c / FC_MR * lanes + r * sw) * FC_MR + c % FC_MR;
+                for (int64_t t = 0; t < sw; t++)
+                    for (int k = 0; k < m; k++) ph[k * n + t * FC_MR] = row[m * t + k];
+            }
+        }
+    for (int i = 0; i < m; i++) { /* row i of the tile times A^T: a points */
+        const FC_T *d[4];
+        FC_T *o[6];
+        for (int k = 0; k < m; k++) d[k] = phase + (i * m + k) * n;
+        for (int j = 0; j < a; j++) o[j] = cols + (i * a + j) * n;
+        FC_FN(a_lanes)(m, d, o, n);
+    }
+    for (int j = 0; j < a; j++) {
+        const FC_T *d[4];
+        FC_T *o[6];
+        for (int i = 0; i < m; i++) d[i] = cols + (i * a + j) * n;
+        for (int i = 0; i < a; i++) o[i] = dm + (i * a + j) * pstride;
+        FC_FN(a_lanes)(m, d, o, n);
+    }
+}
+
+FC_VECTOR_LOOP(wino_grad_output_block, (int m, const fc_conv2d_shape *s, const FC_T *gy, int64_t co0, int64_t nc,
+                                        int64_t row0, int64_t rows, int64_t th, int64_t tw, int64_t lanes,
+                                        FC_T *scratch, FC_T *dm, int64_t pstride),
+               (m, s, gy, co0, nc, row0, rows, th, tw, lanes, scratch, dm, pstride)) {
+    if (m == 2)
+        FC_FN(wino_grad_output_m)(2, s, gy, co0, nc, row0, rows, th, tw, lanes, scratch, dm, pstride);
+    else
+        FC_FN(wino_grad_output_m)(4, s, gy, co0, nc, row0, rows, th, tw, lanes, scratch, dm, pstride);
+}
+
+/* gw[e][3][3] = (G^T dU G) for lanes e in [e0, e1) of du[p * ps + e];
+ * t (3a x n) and o (9 x n), n = e1 - e0, are scratch. */
+static inline __attribute__((always_inline)) void FC_FN(wino_kernel_grads_m)(int m, const FC_T *du, int64_t ps,
+                                                                             int64_t e0, int64_t e1, FC_T *t,
+                                                                             FC_T *out, FC_T *gw) {
+    const int a = m + 2;
+    const int64_t n = e1 - e0;
+    for (int i = 0; i < a; i++) { /* t[i][c] = (dU G)[i][c]: along each row i */
+        const FC_T *d[6];
+        FC_T *const o[3] = {t + (i * 3 + 0) * n, t + (i * 3 + 1) * n, t + (i * 3 + 2) * n};
+        for (int j = 0; j < a; j++) d[j] = du + (i * a + j) * ps + e0;
+        FC_FN(gt_lanes)(m, d, o, n);
+    }
+    for (int c = 0; c < 3; c++) { /* out[r][c] = (G^T t)[r][c]: down each column c */
+        const FC_T *d[6];
+        FC_T *const o[3] = {out + (0 * 3 + c) * n, out + (1 * 3 + c) * n, out + (2 * 3 + c) * n};
+        for (int i = 0; i < a; i++) d[i] = t + (i * 3 + c) * n;
+        FC_FN(gt_lanes)(m, d, o, n);
+    }
+    for (int64_t e = 0; e < n; e++)
+        for (int q = 0; q < 9; q++) gw[(e0 + e) * 9 + q] = out[q * n + e];
+}
+
+FC_VECTOR_LOOP(wino_kernel_grads, (int m, const FC_T *du, int64_t ps, int64_t e0, int64_t e1, FC_T *t, FC_T *out,
+                                   FC_T *gw),
+               (m, du, ps, e0, e1, t, out, gw)) {
+    if (m == 2)
+        FC_FN(wino_kernel_grads_m)(2, du, ps, e0, e1, t, out, gw);
+    else
+        FC_FN(wino_kernel_grads_m)(4, du, ps, e0, e1, t, out, gw);
+}
+
+/* Grad-weight by Winograd F(m x m, 3x3) for a shape that applies. The
+ * batch's blocks of tile rows are cut into at most SLOTS runs, each
+ * summed in order into its own copy of dU and the copies added in run
+ * order, so 1 thread and N threads agree bit for bit. */
+static int FC_FN(winograd_grad_weight)(int m, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x, FC_T *gw) {
+    const int64_t points = (m + 2) * (m + 2);
+    const int64_t M = GROUP_OUT(s), K = GROUP_IN(s), G = s->groups, m_pad = (M + FC_MR - 1) / FC_MR * FC_MR;
+    const int64_t th = (s->out_h + m - 1) / m, tw = (s->out_w + m - 1) / m, sw = tw + 1, tile_rows = s->n * th;
+    const FC_FN(fc_kernels) *k = FC_FN(kernels)();
+    const int64_t RB = winograd_gw_rows(m, s), blocks = (tile_rows + RB - 1) / RB, L = RB * sw + 1;
+    const int64_t slots = FC_MIN((int64_t)SLOTS, blocks), tasks = G * slots, size = points * M * K;
+    const int64_t chunk_in = FC_MAX((int64_t)1, WINO_CHUNK_LANES / L);
+    const int64_t chunk_out = FC_MAX((int64_t)1, WINO_CHUNK_LANES / L / FC_MR) * FC_MR;
+    const size_t grad_scratch = (size_t)((m * m + m * (m + 2)) * chunk_out * L + m * sw);
+    const size_t scratch_size = FC_MAX(wino_scratch_size(m, chunk_in, L), grad_scratch);
+    FC_T *du = malloc((size_t)(tasks * size) * sizeof(FC_T)); /* du[g][slot][p][co][ci] */
+    if (!du) return FC_ERR_NOMEM;
+    int status = FC_OK;
+    FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * points * M * K * L * blocks / slots)))
+    {
+        FC_T *v = fc_scratch((size_t)(points * (K + m_pad) * L) * sizeof(FC_T), 0, &status);
+        FC_T *work = fc_scratch(FC_FN(gemm_workspace)(M, K, L) * sizeof(FC_T), 0, &status);
+        FC_T *scratch = fc_scratch(scratch_size * sizeof(FC_T), 0, &status);
+        FC_OMP(for schedule(static))
+        for (int64_t task = 0; task < tasks; task++) {
+            if (!v || !work || !scratch) continue;
+            const int64_t g = task / slots, slot = task % slots;
+            FC_T *dm = v + points * K * L, *dus = du + task * size;
+            for (int64_t b = blocks * slot / slots; b < blocks * (slot + 1) / slots; b++) {
+                const int64_t row0 = b * RB, rows = FC_MIN(RB, tile_rows - row0);
+                for (int64_t c0 = 0; c0 < K; c0 += chunk_in)
+                    k->wino_input_block(m, s, x, g * K + c0, FC_MIN(chunk_in, K - c0), row0, rows, th, tw, L,
+                                        scratch, v + c0 * L, K * L);
+                for (int64_t c0 = 0; c0 < M; c0 += chunk_out)
+                    k->wino_grad_output_block(m, s, gy, g * M + c0, FC_MIN(chunk_out, M - c0), row0, rows, th, tw,
+                                              L, scratch, dm + c0 * L, m_pad * L);
+                for (int64_t p = 0; p < points; p++) {
+                    const FC_FN(fc_operand) a = {NULL, NULL, dm + p * m_pad * L};
+                    const FC_FN(fc_strided) vm = {v + p * K * L, L, 1};
+                    const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &vm, NULL};
+                    FC_FN(gemm_serial)(M, K, L, &a, &bo, dus + p * M * K, K, NULL,
+                                       b > blocks * slot / slots ? FC_GEMM_ACCUMULATE : 0u, work);
+                }
+            }
+        }
+        free(v);
+        free(work);
+        free(scratch);
+    }
+    if (status != FC_OK) {
+        free(du);
+        return status;
+    }
+    /* the runs' copies added in run order, then gw = G^T dU G, along
+     * lanes (co, ci) of each group */
+    const int64_t lanes = WINO_CHUNK_LANES, pieces = (M * K + lanes - 1) / lanes;
+    FC_OMP(parallel num_threads(fc_threads_for(G * pieces, 4.0 * points * lanes * slots)))
+    {
+        FC_T *t = fc_scratch((size_t)((3 * (m + 2) + 9) * lanes) * sizeof(FC_T), 0, &status);
+        FC_OMP(for schedule(static))
+        for (int64_t job = 0; job < G * pieces; job++) {
+            if (!t) continue;
+            const int64_t g = job / pieces, e0 = job % pieces * lanes, e1 = FC_MIN(M * K, e0 + lanes);
+            FC_T *sum = du + g * slots * size;
+            for (int64_t p = 0; p < points; p++)
+                for (int64_t slot = 1; slot < slots; slot++)
+                    for (int64_t e = e0; e < e1; e++) sum[p * M * K + e] += sum[slot * size + p * M * K + e];
+            k->wino_kernel_grads(m, sum, M * K, e0, e1, t, t + 3 * (m + 2) * lanes, gw + g * M * K * 9);
+        }
+        free(t);
+    }
+    free(du);
     return status;
 }

@@ -42,9 +42,8 @@ typedef enum fc_algorithm {
     FC_ALGO_GEMM_DOTS = 8,     /* grad-weight: dot products of gy and im2col rows */
     FC_ALGO_GEMM_SLOTS = 9,    /* grad-weight: indirect GEMM, threads share slots of images */
     FC_ALGO_GEMM_TAPS = 10,    /* grad-weight: indirect GEMM, threads share taps */
-    /* Winograd F(4x4, 3x3) and F(2x2, 3x3): forward and grad-input of 3x3,
-     * stride-1, undilated convs (FC_ERR_PATH otherwise); grad-weight as
-     * FC_ALGO_GEMM. */
+    /* Winograd F(4x4, 3x3) and F(2x2, 3x3): every pass of 3x3, stride-1,
+     * undilated convs (FC_ERR_PATH otherwise). */
     FC_ALGO_WINOGRAD = 11,
     FC_ALGO_WINOGRAD_F2 = 12,
 } fc_algorithm;

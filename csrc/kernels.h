@@ -62,7 +62,11 @@
                          int64_t pstride))                                                                         \
     X(wino_output_block, (int m, const fc_conv2d_shape *s, const FC_T *mb, int64_t pstride, int64_t co0,           \
                           int64_t nc, int64_t row0, int64_t rows, int64_t th, int64_t tw, int64_t lanes,           \
-                          const FC_T *b, unsigned flags, FC_T *scratch, FC_T *y))
+                          const FC_T *b, unsigned flags, FC_T *scratch, FC_T *y))                          \
+    X(wino_grad_output_block, (int m, const fc_conv2d_shape *s, const FC_T *gy, int64_t co0, int64_t nc,          \
+                               int64_t row0, int64_t rows, int64_t th, int64_t tw, int64_t lanes, FC_T *scratch,  \
+                               FC_T *dm, int64_t pstride))                                                        \
+    X(wino_kernel_grads, (int m, const FC_T *du, int64_t ps, int64_t e0, int64_t e1, FC_T *t, FC_T *out, FC_T *gw))
 
 typedef struct {
     FC_FN(fc_ukernel) gemm;

@@ -111,8 +111,10 @@ LARGE_CASES = {
 # multiple of 4 or 2, smaller than a tile, one pixel), padding past the
 # window's reach (grad-input then crops gy), asymmetric padding, groups
 # (whose 16 channels a group take several transform calls of a few
-# channels each), tile rows of several images in one block, and more
-# channels than the GEMM's k-block (256) and row block (192 / 96).
+# channels each), tile rows of several images in one block, more
+# channels than the GEMM's k-block (256) and row block (192 / 96), and
+# enough images for grad-weight's blocks of tile rows to be many, the last
+# one short.
 WINOGRAD_EXTRA = {
     "wino_5x7": (2, 4, 5, 7, 3, (3, 3), 1, 1, 1, 1),
     "wino_2x2_map": (1, 3, 2, 2, 4, (3, 3), 1, 1, 1, 1),
@@ -124,6 +126,7 @@ WINOGRAD_EXTRA = {
     "wino_many_images": (7, 16, 9, 6, 24, (3, 3), 1, 1, 1, 1),
     "wino_3x3_map": (3, 5, 3, 3, 7, (3, 3), 1, 1, 1, 1),
     "wino_wide": (1, 300, 5, 6, 200, (3, 3), 1, 1, 1, 1),
+    "wino_gw_blocks": (40, 4, 10, 30, 5, (3, 3), 1, 1, 1, 1),
 }
 WINOGRADS = ["winograd", "winograd:2x2"]
 WINOGRAD_CASES = [name for name, c in CASES.items()
@@ -264,23 +267,25 @@ def test_winograd_matches_oracle(algorithm, case, dtype, isa):
     gy = np.random.default_rng(1).standard_normal(expected.shape).astype(dtype)
     gx, gw, gb = fastconv.conv2d_backward(gy, x, w, **kw, algorithm=algorithm)
     assert_close(gx, ref.conv2d_grad_input(gy, x.shape, w, **rkw), dtype)
-    assert_close(gw, ref.conv2d_grad_weight(gy, x, w.shape, **rkw), dtype)  # grad-weight runs as "gemm"
+    assert_close(gw, ref.conv2d_grad_weight(gy, x, w.shape, **rkw), dtype)
 
 
 @pytest.mark.parametrize("algorithm", WINOGRADS)
 def test_winograd_gradients_by_central_differences(algorithm):
     x, w, b, kw, _ = make("wino_asym_pad", np.float64)
     gy = np.random.default_rng(2).standard_normal(fastconv.conv2d(x, w, b, **kw).shape)
-    gx, _, _ = fastconv.conv2d_backward(gy, x, w, **kw, needs=("input",), algorithm=algorithm)
+    gx, gw, _ = fastconv.conv2d_backward(gy, x, w, **kw, needs=("input", "weight"), algorithm=algorithm)
     assert_vjp(lambda v: fastconv.conv2d(v, w, b, **kw, algorithm=algorithm), x, gy, gx)
+    assert_vjp(lambda v: fastconv.conv2d(x, v, b, **kw, algorithm=algorithm), w, gy, gw)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("shape, winograd", [
-    ((2, 64, 12, 12, 64), True),      # 64 channels each side, a 12x12 map: F(2x2, 3x3)
-    ((2, 64, 12, 12, 32), False),     # 32 output channels
-    ((2, 32, 12, 12, 64), False),     # 32 input channels
-    ((4, 64, 7, 7, 64), False),       # a 7x7 map: the tiles' overhang costs too much
+    ((2, 64, 12, 12, 64), {"input", "forward"}),             # 64 channels each side, a 12x12 map
+    ((24, 64, 12, 12, 64), {"input", "forward", "weight"}),  # and tiles for 4+ grad-weight blocks
+    ((2, 64, 12, 12, 32), set()),                            # 32 output channels
+    ((2, 32, 12, 12, 64), set()),                            # 32 input channels
+    ((4, 64, 7, 7, 64), set()),                              # a 7x7 map: the tiles' overhang costs too much
 ])
 def test_auto_runs_winograd_2x2_on_wide_3x3_layers(shape, winograd, dtype):
     """conv2d.c's winograd_pays: "auto" gives F(2x2, 3x3)'s bits exactly
@@ -290,13 +295,15 @@ def test_auto_runs_winograd_2x2_on_wide_3x3_layers(shape, winograd, dtype):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     wt = rng.standard_normal((co, c, 3, 3)).astype(dtype)
-    y = {a: fastconv.conv2d(x, wt, padding=1, algorithm=a) for a in ("auto", "gemm", "winograd:2x2")}
-    gx = {a: fastconv.conv2d_backward(y["gemm"], x, wt, padding=1, needs=("input",), algorithm=a)[0]
-          for a in ("auto", "gemm", "winograd:2x2")}
-    assert not np.array_equal(y["gemm"], y["winograd:2x2"]) and not np.array_equal(gx["gemm"], gx["winograd:2x2"])
-    expected = "winograd:2x2" if winograd else "gemm"
-    np.testing.assert_array_equal(y["auto"], y[expected])
-    np.testing.assert_array_equal(gx["auto"], gx[expected])
+    gy = rng.standard_normal((n, co, h, w)).astype(dtype)
+    out = {}
+    for a in ("auto", "gemm", "winograd:2x2"):
+        gx, gw, _ = fastconv.conv2d_backward(gy, x, wt, padding=1, needs=("input", "weight"), algorithm=a)
+        out[a] = {"forward": fastconv.conv2d(x, wt, padding=1, algorithm=a), "input": gx, "weight": gw}
+    for pass_ in ("forward", "input", "weight"):
+        assert not np.array_equal(out["gemm"][pass_], out["winograd:2x2"][pass_])
+        expected = "winograd:2x2" if pass_ in winograd else "gemm"
+        np.testing.assert_array_equal(out["auto"][pass_], out[expected][pass_], err_msg=pass_)
 
 
 @pytest.mark.parametrize("kernel, kw, words", [
