@@ -217,11 +217,11 @@ FC_VECTOR_LOOP(wino_kernels, (int m, const FC_T *w, int64_t K, int64_t rows, FC_
  * (wino_scratch_size):
  *   input:  phase[i][k][c][L] (+1)  input row i of each tile's block, columns m*t + k
  *           cols[i][j][c][L]        row i of the block times B: point j
- *           row[m*L]                one input row, zero-padded to the slots' columns
+ *           row[a][m*L]             a tile row's input rows, zero-padded to the slots' columns
  *   output: tmp[i][j][c][L]         A^T M, row i, point j
  *           out[i][jj][c][L]        A^T M A */
 static size_t wino_scratch_size(int m, int64_t chunk, int64_t lanes) {
-    const int64_t a = m + 2, in = (a * m + a * a) * chunk + 1 + m, out = (m * a + m * m) * chunk;
+    const int64_t a = m + 2, in = (a * m + a * a) * chunk + 1 + a * m, out = (m * a + m * m) * chunk;
     return (size_t)(FC_MAX(in, out) * lanes);
 }
 
@@ -243,19 +243,25 @@ static inline __attribute__((always_inline)) void FC_FN(wino_input_m)(
         for (int64_t r = 0; r < rows; r++) {
             const int64_t img = (row0 + r) / th, ti = (row0 + r) % th;
             const FC_T *plane = x + (img * s->c_in + ci0 + c) * s->h * s->w;
+            /* all a rows padded first, then spread into phases: a row read
+             * back at once would wait for its copy's stores to retire */
             for (int i = 0; i < a; i++) {
                 const int64_t ih = m * ti - s->pad_top + i;
-                FC_T *ph = phase + i * m * n + c * lanes + r * sw;
+                FC_T *ri = row + i * width;
                 if (ih < 0 || ih >= s->h) {
-                    for (int k = 0; k < m; k++) memset(ph + k * n, 0, (size_t)sw * sizeof(FC_T));
+                    memset(ri, 0, (size_t)width * sizeof(FC_T));
                     continue;
                 }
-                memset(row, 0, (size_t)lo * sizeof(FC_T));
-                memcpy(row + lo, plane + ih * s->w + lo - s->pad_left, (size_t)(hi - lo) * sizeof(FC_T));
-                memset(row + hi, 0, (size_t)(width - hi) * sizeof(FC_T));
+                memset(ri, 0, (size_t)lo * sizeof(FC_T));
+                memcpy(ri + lo, plane + ih * s->w + lo - s->pad_left, (size_t)(hi - lo) * sizeof(FC_T));
+                memset(ri + hi, 0, (size_t)(width - hi) * sizeof(FC_T));
+            }
+            for (int i = 0; i < a; i++) {
+                const FC_T *ri = row + i * width;
+                FC_T *ph = phase + i * m * n + c * lanes + r * sw;
                 FC_IVDEP
                 for (int64_t t = 0; t < sw; t++)
-                    for (int k = 0; k < m; k++) ph[k * n + t] = row[m * t + k];
+                    for (int k = 0; k < m; k++) ph[k * n + t] = ri[m * t + k];
             }
         }
     /* the sentinels: read by the slots before them, which are dropped */
@@ -490,16 +496,20 @@ static inline __attribute__((always_inline)) void FC_FN(wino_grad_output_m)(
     const int64_t sw = tw + 1, n = (nc + FC_MR - 1) / FC_MR * FC_MR * lanes, width = m * sw;
     FC_T *phase = scratch, *cols = phase + m * m * n, *row = cols + m * a * n;
     memset(phase, 0, (size_t)(m * m * n) * sizeof(FC_T));
-    memset(row + s->out_w, 0, (size_t)(width - FC_MIN(width, s->out_w)) * sizeof(FC_T));
+    for (int i = 0; i < m; i++) memset(row + i * width + s->out_w, 0, (size_t)(width - s->out_w) * sizeof(FC_T));
     for (int64_t c = 0; c < nc; c++)
         for (int64_t r = 0; r < rows; r++) {
-            const int64_t img = (row0 + r) / th, ti = (row0 + r) % th;
+            const int64_t img = (row0 + r) / th, ti = (row0 + r) % th, here = FC_MIN((int64_t)m, s->out_h - m * ti);
             const FC_T *plane = gy + (img * s->c_out + co0 + c) * PIXELS(s);
-            for (int i = 0; i < m && m * ti + i < s->out_h; i++) {
-                memcpy(row, plane + (m * ti + i) * s->out_w, (size_t)FC_MIN(width, s->out_w) * sizeof(FC_T));
+            /* the tile row's gy rows copied first, then spread (as in the
+             * input transform: a row read back at once waits on its copy) */
+            for (int i = 0; i < here; i++)
+                memcpy(row + i * width, plane + (m * ti + i) * s->out_w, (size_t)s->out_w * sizeof(FC_T));
+            for (int i = 0; i < here; i++) {
+                const FC_T *ri = row + i * width;
                 FC_T *ph = phase + i * m * n + (c / FC_MR * lanes + r * sw) * FC_MR + c % FC_MR;
                 for (int64_t t = 0; t < sw; t++)
-                    for (int k = 0; k < m; k++) ph[k * n + t * FC_MR] = row[m * t + k];
+                    for (int k = 0; k < m; k++) ph[k * n + t * FC_MR] = ri[m * t + k];
             }
         }
     for (int i = 0; i < m; i++) { /* row i of the tile times A^T: a points */
@@ -573,7 +583,7 @@ static int FC_FN(winograd_grad_weight)(int m, const fc_conv2d_shape *s, const FC
     const int64_t slots = FC_MIN((int64_t)SLOTS, blocks), tasks = G * slots, size = points * M * K;
     const int64_t chunk_in = FC_MAX((int64_t)1, WINO_CHUNK_LANES / L);
     const int64_t chunk_out = FC_MAX((int64_t)1, WINO_CHUNK_LANES / L / FC_MR) * FC_MR;
-    const size_t grad_scratch = (size_t)((m * m + m * (m + 2)) * chunk_out * L + m * sw);
+    const size_t grad_scratch = (size_t)((m * m + m * (m + 2)) * chunk_out * L + m * m * sw);
     const size_t scratch_size = FC_MAX(wino_scratch_size(m, chunk_in, L), grad_scratch);
     FC_T *du = malloc((size_t)(tasks * size) * sizeof(FC_T)); /* du[g][slot][p][co][ci] */
     if (!du) return FC_ERR_NOMEM;
