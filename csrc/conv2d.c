@@ -2,10 +2,10 @@
  * "auto" among Winograd F(2x2, 3x3), the direct loops and the GEMMs, and
  * within the GEMMs, packed or indirect forward, phases or col2im
  * grad-input, dot products or an indirect grad-weight shared by slots or
- * by taps. Each rule is a line
- * or two here; the measurements behind them are in benchmarks/RULES.md.
- * Every path also has a name (FC_ALGO_GEMM_PACKED ... _TAPS), so that a
- * test can run it on any shape it can take.
+ * by taps. Each rule is a line or two here; the measurements behind them
+ * are in benchmarks/RULES.md. Every path also has a name
+ * (FC_ALGO_GEMM_PACKED ... _TAPS, FC_ALGO_WINOGRAD_F2), so that a test can
+ * run it on any shape it can take.
  * The paths live one family to a file: conv2d_ref.c, conv2d_direct.c,
  * conv2d_forward.c, conv2d_grad_input.c, conv2d_grad_weight.c, and
  * conv2d_winograd.c, whose F(4x4, 3x3) runs only when asked for: its
@@ -97,8 +97,8 @@ static int winograd_pays(const fc_conv2d_shape *s, conv_pass pass) {
 /* A Winograd path's output tile: F(2x2, 3x3) or F(4x4, 3x3). */
 static int winograd_tile(fc_algorithm algo) { return algo == FC_ALGO_WINOGRAD_F2 ? 2 : 4; }
 
-/* The path a call runs: "auto" by direct_or_gemm, "gemm" by the pass's
- * rule; a named path or plain loops as given. */
+/* The path a call runs: "auto" by winograd_pays, then direct_or_gemm;
+ * "gemm" by the pass's rule; a named path or plain loops as given. */
 static fc_algorithm FC_FN(choose)(const fc_conv2d_shape *s, fc_algorithm algo, conv_pass pass) {
     if (algo == FC_ALGO_AUTO && winograd_pays(s, pass)) return FC_ALGO_WINOGRAD_F2;
     if (algo == FC_ALGO_AUTO) algo = FC_FN(direct_or_gemm)(s, pass);
