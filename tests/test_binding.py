@@ -83,12 +83,15 @@ def test_conv_geometry_checks():
     args = buf(size["x"]), buf(size["w"]), None
     assert_raises_naming(lambda: _C.conv2d_forward(CONV, "fft", *args, None, buf(size["y"])), ValueError,
                          ["_C.conv2d_forward", "algorithm", "'fft'"])
-    # a known algorithm the shape cannot take (Winograd, a 2x3 kernel): the C entry point refuses it
-    assert_raises_naming(lambda: _C.conv2d_forward(CONV, "winograd", *args, None, buf(size["y"])), ValueError,
-                         ["cannot take this shape", "winograd needs a 3x3 kernel"])
+    # a known algorithm the shape cannot take (Winograd, a 2x3 kernel): each pass's C entry point refuses it
     gy = buf(size["y"])
-    assert_raises_naming(lambda: _C.conv2d_grad_input(CONV, "winograd", gy, buf(size["w"]), buf(size["x"])),
-                         ValueError, ["cannot take this shape", "winograd needs a 3x3 kernel"])
+    for winograd in ("winograd", "winograd:2x2"):
+        assert_raises_naming(lambda: _C.conv2d_forward(CONV, winograd, *args, None, buf(size["y"])), ValueError,
+                             ["cannot take this shape", "winograd needs a 3x3 kernel"])
+        assert_raises_naming(lambda: _C.conv2d_grad_input(CONV, winograd, gy, buf(size["w"]), buf(size["x"])),
+                             ValueError, ["cannot take this shape", "winograd needs a 3x3 kernel"])
+        assert_raises_naming(lambda: _C.conv2d_grad_weight(CONV, winograd, gy, buf(size["x"]), buf(size["w"])),
+                             ValueError, ["cannot take this shape", "winograd needs a 3x3 kernel"])
     assert_raises_naming(lambda: _C.conv2d_forward(CONV, "direct", *args, "tanh", buf(size["y"])), ValueError,
                          ["_C.conv2d_forward", "activation", "'tanh'"])
     with pytest.raises(TypeError):
