@@ -68,35 +68,66 @@ static inline __attribute__((always_inline)) void FC_FN(transpose8)(const FC_T *
 
 FC_VECTOR_LOOP(pack_transposed, (const FC_T *restrict src, int64_t rs, int w, int64_t kc, int width,
                                  FC_T *restrict dst), (src, rs, w, kc, width, dst)) {
-    int64_t k0 = 0;
+    int j0 = 0;
 #ifdef FC_HAVE_SHUFFLE
-    for (; k0 + 8 <= kc; k0 += 8) {
-        int j0 = 0;
-        for (; j0 + 8 <= w; j0 += 8) FC_FN(transpose8)(src + j0 * rs + k0, rs, dst + k0 * width + j0, width);
-        for (; j0 < w; j0++)
-            for (int64_t k = k0; k < k0 + 8; k++) dst[k * width + j0] = src[j0 * rs + k];
+    /* Eight rows at a time along k: eight streams the prefetchers follow
+     * (all of a panel's rows at once were too many to track). */
+    const int64_t k8 = kc / 8 * 8;
+    for (; j0 + 8 <= w; j0 += 8) {
+        for (int64_t k0 = 0; k0 < k8; k0 += 8)
+            FC_FN(transpose8)(src + j0 * rs + k0, rs, dst + k0 * width + j0, width);
+        for (int64_t k = k8; k < kc; k++)
+            for (int j = j0; j < j0 + 8; j++) dst[k * width + j] = src[j * rs + k];
     }
 #endif
-    for (; k0 < kc; k0++)
-        for (int j = 0; j < w; j++) dst[k0 * width + j] = src[j * rs + k0];
+    for (; j0 < w; j0++)
+        for (int64_t k = 0; k < kc; k++) dst[k * width + j0] = src[j0 * rs + k];
 }
 
 static void FC_FN(pack_strided)(const void *ctx, int64_t r0, int64_t rows,
                                 int64_t k0, int64_t kc, int width, FC_T *dst) {
     const FC_FN(fc_strided) *m = ctx;
+    if (m->rs == 1 && m->cs != 1) {
+        /* Columns contiguous: each row k read once, through every panel,
+         * so each is one stream; panel by panel, a call read two lines of
+         * each of kc rows, more streams than the prefetchers follow. */
+        const int64_t whole = rows / width * width;
+        for (int64_t k = 0; k < kc; k++) {
+            const FC_T *src = m->base + r0 + (k0 + k) * m->cs;
+            FC_T *d = dst + k * width;
+            for (int64_t p = 0; p < whole; p += width, d += kc * width)
+                memcpy(d, src + p, (size_t)width * sizeof(FC_T));
+            if (whole < rows) {
+                memcpy(d, src + whole, (size_t)(rows - whole) * sizeof(FC_T));
+                memset(d + rows - whole, 0, (size_t)(width - (rows - whole)) * sizeof(FC_T));
+            }
+        }
+        return;
+    }
     for (int64_t p = 0; p < rows; p += width, dst += kc * width) {
         const int w = (int)FC_MIN((int64_t)width, rows - p);
         const FC_T *src = m->base + (r0 + p) * m->rs + k0 * m->cs;
         if (m->cs == 1) { /* rows contiguous: a transpose */
             FC_FN(kernels)()->pack_transposed(src, m->rs, w, kc, width, dst);
-        } else if (m->rs == 1) { /* columns contiguous: copy along j */
-            for (int64_t k = 0; k < kc; k++) memcpy(dst + k * width, src + k * m->cs, (size_t)w * sizeof(FC_T));
         } else {
             for (int64_t k = 0; k < kc; k++)
                 for (int j = 0; j < w; j++) dst[k * width + j] = src[j * m->rs + k * m->cs];
         }
         for (int j = w; j < width; j++)
             for (int64_t k = 0; k < kc; k++) dst[k * width + j] = 0;
+    }
+}
+
+/* The operand's prefetch (internal.h): the lines pack_strided will read. */
+static void FC_FN(prefetch_strided)(const void *ctx, int64_t r0, int64_t rows, int64_t k0, int64_t kc) {
+    const FC_FN(fc_strided) *m = ctx;
+    const int64_t line = 64 / sizeof(FC_T);
+    if (m->rs == 1) {
+        for (int64_t k = k0; k < k0 + kc; k++)
+            for (int64_t r = 0; r < rows; r += line) __builtin_prefetch(m->base + r0 + r + k * m->cs, 0, 2);
+    } else if (m->cs == 1) {
+        for (int64_t r = r0; r < r0 + rows; r++)
+            for (int64_t k = 0; k < kc; k += line) __builtin_prefetch(m->base + r * m->rs + k0 + k, 0, 2);
     }
 }
 
@@ -225,13 +256,7 @@ static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_o
             const int64_t kc = FC_MIN((int64_t)FC_KC, k - k0);
             unsigned f = (k0 > 0 || (flags & FC_GEMM_ACCUMULATE)) ? FC_GEMM_ACCUMULATE : 0;
             if (k0 + kc == k) f |= flags & FC_GEMM_RELU;
-            /* With one block of A rows, each B micro-panel serves it alone:
-             * where the B block would outgrow L2 (1 MiB), each panel is
-             * packed just before its use and read back from L1 (a linear
-             * layer's gx, say; benchmarks/RULES.md); a block that fits is
-             * packed whole, in fewer, longer packing calls. */
-            const int panel_by_panel = m <= FC_MC && (size_t)(kc * nc) * sizeof(FC_T) > ((size_t)1 << 20);
-            if (!panel_by_panel) b->pack(b->ctx, j0, nc, k0, kc, nr, bpack);
+            b->pack(b->ctx, j0, nc, k0, kc, nr, bpack);
             for (int64_t i0 = 0; i0 < m; i0 += FC_MC) {
                 const int64_t mc = FC_MIN((int64_t)FC_MC, m - i0);
                 const FC_T *ablock = apack;
@@ -241,9 +266,18 @@ static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_o
                     a->pack(a->ctx, i0, mc, k0, kc, FC_MR, apack);
                 for (int64_t jr = 0; jr < nc; jr += nr) {
                     const int cols = (int)FC_MIN((int64_t)nr, nc - jr);
-                    if (panel_by_panel) b->pack(b->ctx, j0 + jr, cols, k0, kc, nr, bpack);
-                    const FC_T *bp = panel_by_panel ? bpack : bpack + jr * kc;
+                    const FC_T *bp = bpack + jr * kc;
+                    /* While the last A block meets this panel, the next
+                     * k-block of its B starts loading, a slice per tile:
+                     * packing a B read once (a linear layer's weights)
+                     * otherwise waited on memory with the FMAs idle. */
+                    const int64_t next_kc = b->prefetch && i0 + mc >= m ? FC_MIN((int64_t)FC_KC, k - k0 - kc) : 0;
+                    const int64_t tiles = (mc + FC_MR - 1) / FC_MR;
                     for (int64_t ir = 0; ir < mc; ir += FC_MR) {
+                        if (next_kc > 0) {
+                            const int64_t t = ir / FC_MR, lo = next_kc * t / tiles, hi = next_kc * (t + 1) / tiles;
+                            b->prefetch(b->ctx, j0 + jr, cols, k0 + kc + lo, hi - lo);
+                        }
                         const FC_T *ap = ablock + ir * kc;
                         const int rows = (int)FC_MIN((int64_t)FC_MR, mc - ir);
                         FC_T *cij = c + (i0 + ir) * ldc + j0 + jr;
@@ -342,7 +376,8 @@ int FC_FN(fc_gemm)(int64_t m, int64_t n, int64_t k, const FC_T *a, int64_t lda, 
                     for (int64_t i = 0; i < mm; i++) memcpy(cs + i * ldc, bias + j0, (size_t)nn * sizeof(FC_T));
                 const FC_FN(fc_strided) am = {a + (by_rows ? lo * a_rs : 0), a_rs, a_cs};
                 const FC_FN(fc_strided) bm = {b + j0 * b_rs, b_rs, b_cs};
-                const FC_FN(fc_operand) ao = {FC_FN(pack_strided), &am, NULL}, bo = {FC_FN(pack_strided), &bm, NULL};
+                const FC_FN(fc_operand) ao = {FC_FN(pack_strided), &am, NULL};
+                const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &bm, NULL, FC_FN(prefetch_strided)};
                 FC_FN(gemm_serial)(mm, nn, k, &ao, &bo, cs, ldc, NULL, flags, work);
                 free(work);
             }

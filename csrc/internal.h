@@ -29,6 +29,9 @@ typedef struct {
     FC_FN(fc_pack_fn) pack;
     const void *ctx;
     const FC_T *packed; /* A only: all of A, prepacked by gemm_pack_a, or NULL */
+    /* B only, or NULL: starts loading what pack will read for the same
+     * arguments, so that memory streams in while the kernels compute */
+    void (*prefetch)(const void *ctx, int64_t r0, int64_t rows, int64_t k0, int64_t kc);
 } FC_FN(fc_operand);
 
 /* A plain matrix: element (r, k) at base[r*rs + k*cs]. */
