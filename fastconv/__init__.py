@@ -17,8 +17,11 @@ except ImportError as e:  # the classic trap: importing the source tree, not the
 from .conv import (conv1d, conv1d_backward, conv2d, conv2d_backward, conv_transpose2d,
                    conv_transpose2d_backward, fold, unfold)
 from .dense import linear, linear_backward, matmul
-from .pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward,
-                   max_pool2d, max_pool2d_backward)
+from .embeddings import embedding, embedding_backward
+from .lrn import local_response_norm, local_response_norm_backward
+from .pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool1d, adaptive_max_pool2d,
+                   avg_pool1d, avg_pool1d_backward, avg_pool2d, avg_pool2d_backward, max_pool1d,
+                   max_pool1d_backward, max_pool2d, max_pool2d_backward)
 from ._validate import integer as _integer
 from .autograd import Tensor, no_grad
 from . import functional, nn, optim, data, models

@@ -50,6 +50,28 @@ def integer(fn, name, value, minimum=None):
     return v
 
 
+def real(fn, name, value, minimum=None):
+    """A finite real number (an int or float) -> float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{fn}: {name} must be a real number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if not np.isfinite(v) or (minimum is not None and v < minimum):
+        raise ValueError(f"{fn}: {name} must be a finite number{f' >= {minimum}' if minimum is not None else ''}, "
+                         f"got {value!r}")
+    return v
+
+
+def indices(fn, name, value, count):
+    """An integer array of positions in [0, count)."""
+    idx = np.asarray(value)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{fn}: {name} must be an integer array, got dtype {idx.dtype}")
+    if idx.size and (idx.min() < 0 or idx.max() >= count):
+        bad = idx.min() if idx.min() < 0 else idx.max()
+        raise ValueError(f"{fn}: {name} holds {bad}, outside [0, {count}) (num_embeddings={count})")
+    return idx
+
+
 def ints(fn, name, value, count, minimum=None):
     """An int or a sequence of `count` ints -> a tuple of `count` ints."""
     if isinstance(value, (tuple, list)):
@@ -227,11 +249,23 @@ def shape(fn, name, value, dims):
 
 
 def pool_window(fn, spatial, kernel_size, stride, padding, dilation, ceil_mode):
-    """PyTorch's pooling output rule -> (kernel, stride, padding, dilation, out_h, out_w)."""
+    """PyTorch's pooling output rule -> (kernel, stride, padding, dilation, out_h, out_w).
+    padding "valid" or "same" is TensorFlow's rule instead: padding is then
+    the top and left padding, the bottom and right being whatever the last
+    window reaches past the input."""
     kernel = ints(fn, "kernel_size", kernel_size, 2, 1)
     stride = kernel if stride is None else ints(fn, "stride", stride, 2, 1)
-    padding = ints(fn, "padding", padding, 2, 0)
     dilation = ints(fn, "dilation", dilation, 2, 1)
+    if isinstance(padding, str):
+        if padding == "valid":
+            ceil_mode, padding = False, (0, 0)
+        else:
+            pads = conv_padding(fn, padding, spatial, kernel, stride, dilation)
+            outs = [-(-size // s) for size, s in zip(spatial, stride)]
+            if min(outs) < 1:
+                raise ValueError(f"{fn}: input has an empty spatial dimension, {tuple(spatial)}")
+            return kernel, stride, tuple(p[0] for p in pads), dilation, outs[0], outs[1]
+    padding = ints(fn, "padding", padding, 2, 0)
     outs = []
     for dim, size, k, s, p, d in zip(("height", "width"), spatial, kernel, stride, padding, dilation):
         if p > k // 2:

@@ -10,6 +10,8 @@ from . import _random
 from . import conv as _conv
 from . import elementwise as _ew
 from . import dense as _dense
+from . import embeddings as _embedding
+from . import lrn as _lrn
 from . import pool as _pool
 from .autograd import Function, Tensor
 
@@ -80,23 +82,53 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 # -- pooling ------------------------------------------------------------------
 
-class MaxPool2d(Function):
+class _MaxPool(Function):
+    """Max pooling, fixed or adaptive: the forward keeps the indices of the
+    maxima and the backward scatters the gradient to them."""
+    forward_fn = backward_fn = None
+
     def forward(self, x, **params):
         self.shape = x.shape
-        y, self.indices = _pool.max_pool2d(x, **params, return_indices=True)
+        y, self.indices = type(self).forward_fn(x, **params, return_indices=True)
         return y
 
     def backward(self, g):
-        return (_pool.max_pool2d_backward(g, self.indices, self.shape),)
+        return (type(self).backward_fn(g, self.indices, self.shape),)
 
 
-class AvgPool2d(Function):
+class MaxPool2d(_MaxPool):
+    forward_fn, backward_fn = _pool.max_pool2d, _pool.max_pool2d_backward
+
+
+class MaxPool1d(_MaxPool):
+    forward_fn, backward_fn = _pool.max_pool1d, _pool.max_pool1d_backward
+
+
+class AdaptiveMaxPool2d(_MaxPool):
+    forward_fn, backward_fn = _pool.adaptive_max_pool2d, _pool.max_pool2d_backward
+
+
+class AdaptiveMaxPool1d(_MaxPool):
+    forward_fn, backward_fn = _pool.adaptive_max_pool1d, _pool.max_pool1d_backward
+
+
+class _AvgPool(Function):
+    forward_fn = backward_fn = None
+
     def forward(self, x, **params):
         self.shape, self.params = x.shape, params
-        return _pool.avg_pool2d(x, **params)
+        return type(self).forward_fn(x, **params)
 
     def backward(self, g):
-        return (_pool.avg_pool2d_backward(g, self.shape, **self.params),)
+        return (type(self).backward_fn(g, self.shape, **self.params),)
+
+
+class AvgPool2d(_AvgPool):
+    forward_fn, backward_fn = _pool.avg_pool2d, _pool.avg_pool2d_backward
+
+
+class AvgPool1d(_AvgPool):
+    forward_fn, backward_fn = _pool.avg_pool1d, _pool.avg_pool1d_backward
 
 
 class AdaptiveAvgPool2d(Function):
@@ -122,6 +154,54 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 
 def adaptive_avg_pool2d(input, output_size):
     return AdaptiveAvgPool2d.apply(*_tensors(input), output_size=output_size)
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    return MaxPool1d.apply(*_tensors(input), kernel_size=kernel_size, stride=stride, padding=padding,
+                           dilation=dilation, ceil_mode=ceil_mode)
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    return AvgPool1d.apply(*_tensors(input), kernel_size=kernel_size, stride=stride, padding=padding,
+                           ceil_mode=ceil_mode, count_include_pad=count_include_pad)
+
+
+def adaptive_max_pool2d(input, output_size):
+    return AdaptiveMaxPool2d.apply(*_tensors(input), output_size=output_size)
+
+
+def adaptive_max_pool1d(input, output_size):
+    """output_size=1 is max-over-time pooling (Kim 2014's text CNN)."""
+    return AdaptiveMaxPool1d.apply(*_tensors(input), output_size=output_size)
+
+
+# -- normalization and lookup ---------------------------------------------------
+
+class LocalResponseNorm(Function):
+    def forward(self, x, **params):
+        self.x, self.params = x, params
+        return _lrn.local_response_norm(x, **params)
+
+    def backward(self, g): return (_lrn.local_response_norm_backward(g, self.x, **self.params),)
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    return LocalResponseNorm.apply(*_tensors(input), size=size, alpha=alpha, beta=beta, k=k)
+
+
+class Embedding(Function):
+    def forward(self, weight, indices, padding_idx):
+        self.indices, self.padding_idx, self.rows = indices, padding_idx, weight.shape[0]
+        return _embedding.embedding(indices, weight, padding_idx)
+
+    def backward(self, g):
+        return (_embedding.embedding_backward(g, self.indices, self.rows, self.padding_idx),)
+
+
+def embedding(input, weight, padding_idx=None):
+    """Rows of weight picked by the integer array input (a Tensor or array)."""
+    indices = input.data if isinstance(input, Tensor) else np.asarray(input)
+    return Embedding.apply(*_tensors(weight), indices=indices, padding_idx=padding_idx)
 
 
 # -- activations --------------------------------------------------------------

@@ -218,6 +218,25 @@ class Conv2d(Module):
                         activation)
 
 
+class Conv1d(Module):
+    """Over (N, C, L): weight (out_channels, in_channels // groups, kernel_size), as torch.nn.Conv1d."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 bias=True, dtype=np.float32):
+        k = integer("Conv1d", "kernel_size", kernel_size, 1)
+        groups = integer("Conv1d", "groups", groups, 1)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"Conv1d: groups={groups} must divide in_channels={in_channels} "
+                             f"and out_channels={out_channels}")
+        fan_in = in_channels // groups * k
+        self.weight = _uniform((out_channels, in_channels // groups, k), fan_in, dtype)
+        self.bias = _uniform((out_channels,), fan_in, dtype) if bias else None
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+
+    def forward(self, x):
+        return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
 class ConvTranspose2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
                  bias=True, dilation=1, dtype=np.float32):
@@ -269,6 +288,72 @@ class AdaptiveAvgPool2d(Module):
 
     def forward(self, x):
         return F.adaptive_avg_pool2d(x, self.output_size)
+
+
+class MaxPool1d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+        self.args = (kernel_size, stride, padding, dilation, ceil_mode)
+
+    def forward(self, x):
+        return F.max_pool1d(x, *self.args)
+
+
+class AvgPool1d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+        self.args = (kernel_size, stride, padding, ceil_mode, count_include_pad)
+
+    def forward(self, x):
+        return F.avg_pool1d(x, *self.args)
+
+
+class AdaptiveMaxPool2d(Module):
+    def __init__(self, output_size):
+        self.output_size = output_size
+
+    def forward(self, x):
+        return F.adaptive_max_pool2d(x, self.output_size)
+
+
+class AdaptiveMaxPool1d(Module):
+    def __init__(self, output_size):
+        self.output_size = output_size
+
+    def forward(self, x):
+        return F.adaptive_max_pool1d(x, self.output_size)
+
+
+class LocalResponseNorm(Module):
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
+        self.size = integer("LocalResponseNorm", "size", size, 1)
+        self.alpha, self.beta, self.k = alpha, beta, k
+
+    def forward(self, x):
+        return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+
+
+class Embedding(Module):
+    """A (num_embeddings, embedding_dim) table drawn from N(0, 1), as
+    PyTorch's, with padding_idx's row zero and never trained."""
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, dtype=np.float32):
+        num_embeddings = integer("Embedding", "num_embeddings", num_embeddings, 1)
+        embedding_dim = integer("Embedding", "embedding_dim", embedding_dim, 1)
+        self.weight = Parameter(_random.generator().standard_normal((num_embeddings, embedding_dim)).astype(dtype))
+        self.padding_idx = None
+        if padding_idx is not None:
+            padding_idx = integer("Embedding", "padding_idx", padding_idx)
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"Embedding: padding_idx must be in [-{num_embeddings}, {num_embeddings}), "
+                                 f"got {padding_idx}")
+            self.padding_idx = padding_idx % num_embeddings
+            self.weight.data[self.padding_idx] = 0
+
+    def forward(self, x):
+        return F.embedding(x, self.weight, self.padding_idx)
+
+
+class Identity(Module):
+    def forward(self, x): return x
 
 
 class ReLU(Module):

@@ -39,7 +39,11 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     """Max pooling; padding is -inf. With return_indices, also the int64 flat
     positions h * W + w of each maximum within its input plane."""
     fn = "max_pool2d"
-    x = _input(fn, input)
+    return _max_pool(fn, _input(fn, input), kernel_size, stride, padding, dilation, ceil_mode, return_indices,
+                     algorithm)
+
+
+def _max_pool(fn, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, algorithm):
     window, out = _pool_window(fn, x.shape, kernel_size, stride, padding, dilation, ceil_mode)
     algorithm = _algorithm(fn, algorithm)
     dtype = V.result_dtype(x)
@@ -75,10 +79,12 @@ def max_pool2d_backward(grad_output, indices, input_shape):
     return gx
 
 
-def _avg_args(fn, shape, kernel_size, stride, padding, ceil_mode, divisor_override):
+def _avg_args(fn, shape, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    """-> the C shape; TensorFlow's padding forms never count the padding."""
     window, out = _pool_window(fn, shape, kernel_size, stride, padding, 1, ceil_mode)
     divisor = 0 if divisor_override is None else V.integer(fn, "divisor_override", divisor_override, 1)
-    return window, out, divisor
+    count_include_pad = count_include_pad and not isinstance(padding, str)
+    return _c_shape(shape, window, out, count_include_pad, divisor), out
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
@@ -86,13 +92,13 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     """Average pooling with PyTorch's divisor rules."""
     fn = "avg_pool2d"
     x = _input(fn, input)
-    window, out, divisor = _avg_args(fn, x.shape, kernel_size, stride, padding, ceil_mode, divisor_override)
+    c_shape, out = _avg_args(fn, x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                             divisor_override)
     algorithm = _algorithm(fn, algorithm)
     dtype = V.result_dtype(x)
     y = _empty(x.shape[:-2] + out, dtype)
     if y.size:
-        _C.avg_pool2d_forward(_c_shape(x.shape, window, out, count_include_pad, divisor), algorithm,
-                              V.flat(x, dtype), y.reshape(-1))
+        _C.avg_pool2d_forward(c_shape, algorithm, V.flat(x, dtype), y.reshape(-1))
     return y
 
 
@@ -101,14 +107,14 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
     """The adjoint of avg_pool2d with the same parameters."""
     fn = "avg_pool2d_backward"
     input_shape = V.shape(fn, "input_shape", input_shape, (3, 4))
-    window, out, divisor = _avg_args(fn, input_shape, kernel_size, stride, padding, ceil_mode, divisor_override)
+    c_shape, out = _avg_args(fn, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                             divisor_override)
     gy = V.array(fn, "grad_output", grad_output)
     V.grad_shape(fn, gy, input_shape[:-2] + out)
     dtype = V.result_dtype(gy)
     gx = _empty(input_shape, dtype)
     if gx.size:
-        _C.avg_pool2d_backward(_c_shape(input_shape, window, out, count_include_pad, divisor),
-                               V.flat(gy, dtype), gx.reshape(-1))
+        _C.avg_pool2d_backward(c_shape, V.flat(gy, dtype), gx.reshape(-1))
     return gx
 
 
@@ -151,3 +157,98 @@ def adaptive_avg_pool2d_backward(grad_output, input_shape):
         _C.adaptive_avg_pool2d_backward(_c_shape(input_shape, ((1, 1),) * 4, out), V.flat(gy, dtype),
                                         gx.reshape(-1))
     return gx
+
+
+# -- one spatial axis: (N, C, L) or (C, L) pooled as planes of height 1 ------
+
+_LAYOUT_1D = "2-D (C, L) or 3-D (N, C, L)"
+
+
+def _input_1d(fn, value):
+    x = V.array(fn, "input", value)
+    V.ndim(fn, "input", x, (2, 3), _LAYOUT_1D)
+    return x[..., None, :]
+
+
+def _along_length(fn, name, value, minimum):
+    """A 1-D parameter (an int or 1 int) as the 2-D one of a height-1 plane."""
+    if value is None or isinstance(value, str):
+        return value
+    return (1 if minimum else 0,) + V.ints(fn, name, value, 1, minimum)
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Max pooling along the last axis; indices are positions along it."""
+    fn = "max_pool1d"
+    x = _input_1d(fn, input)
+    out = _max_pool(fn, x, _along_length(fn, "kernel_size", kernel_size, 1), _along_length(fn, "stride", stride, 1),
+                    _along_length(fn, "padding", padding, 0), _along_length(fn, "dilation", dilation, 1), ceil_mode,
+                    return_indices, "auto")
+    return tuple(a[..., 0, :] for a in out) if return_indices else out[..., 0, :]
+
+
+def max_pool1d_backward(grad_output, indices, input_shape):
+    fn = "max_pool1d_backward"
+    input_shape = V.shape(fn, "input_shape", input_shape, (2, 3))
+    gy, idx = np.asarray(grad_output), np.asarray(indices)
+    if gy.ndim != len(input_shape) or idx.ndim != len(input_shape):
+        raise ValueError(f"{fn}: grad_output {gy.shape} and indices {idx.shape} must have input_shape's "
+                         f"{len(input_shape)} dimensions")
+    plane = input_shape[:-1] + (1, input_shape[-1])
+    return max_pool2d_backward(gy[..., None, :], idx[..., None, :], plane)[..., 0, :]
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    fn = "avg_pool1d"
+    x = _input_1d(fn, input)
+    return avg_pool2d(x, _along_length(fn, "kernel_size", kernel_size, 1), _along_length(fn, "stride", stride, 1),
+                      _along_length(fn, "padding", padding, 0), ceil_mode, count_include_pad)[..., 0, :]
+
+
+def avg_pool1d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True):
+    fn = "avg_pool1d_backward"
+    input_shape = V.shape(fn, "input_shape", input_shape, (2, 3))
+    gy = V.array(fn, "grad_output", grad_output)
+    V.ndim(fn, "grad_output", gy, len(input_shape), f"{len(input_shape)}-D like input_shape")
+    return avg_pool2d_backward(gy[..., None, :], input_shape[:-1] + (1, input_shape[-1]),
+                               _along_length(fn, "kernel_size", kernel_size, 1),
+                               _along_length(fn, "stride", stride, 1), _along_length(fn, "padding", padding, 0),
+                               ceil_mode, count_include_pad)[..., 0, :]
+
+
+# -- adaptive max pooling -------------------------------------------------------
+
+def _adaptive_bounds(size, out):
+    """PyTorch's adaptive windows: output i covers [floor(i*size/out), ceil((i+1)*size/out))."""
+    return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Max pooling to a fixed output size, as torch's adaptive_max_pool2d;
+    indices are flat positions h * W + w, for max_pool2d_backward. With
+    output_size 1, the max over all positions (max-over-time for text)."""
+    fn = "adaptive_max_pool2d"
+    x = _input(fn, input)
+    out = _adaptive_out(fn, x.shape, output_size)
+    dtype = V.result_dtype(x)
+    x = x.astype(dtype, copy=False)
+    h, w = x.shape[-2:]
+    y = _empty(x.shape[:-2] + out, dtype)
+    indices = _empty(y.shape, np.int64)
+    for i, (h0, h1) in enumerate(_adaptive_bounds(h, out[0])):
+        for j, (w0, w1) in enumerate(_adaptive_bounds(w, out[1])):
+            window = x[..., h0:h1, w0:w1].reshape(x.shape[:-2] + (-1,))
+            # NaN wins, as in max_pool2d: argmax of the NaN mask where there is one
+            arg = np.where(np.isnan(window).any(-1), np.isnan(window).argmax(-1), window.argmax(-1))
+            y[..., i, j] = np.take_along_axis(window, arg[..., None], -1)[..., 0]
+            indices[..., i, j] = (h0 + arg // (w1 - w0)) * w + w0 + arg % (w1 - w0)
+    return (y, indices) if return_indices else y
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    fn = "adaptive_max_pool1d"
+    x = _input_1d(fn, input)
+    out = adaptive_max_pool2d(x, (1, V.ints(fn, "output_size", output_size, 1, 1)[0]), return_indices)
+    return tuple(a[..., 0, :] for a in out) if return_indices else out[..., 0, :]
+

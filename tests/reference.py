@@ -267,3 +267,83 @@ def cross_entropy(logits, labels):
         grad[r] = p
         grad[r, k] -= 1
     return loss / len(z), grad / len(z)
+
+
+def max_pool2d_padded(x, kernel, stride, pads):
+    """Max pooling over x padded explicitly by pads ((top, bottom), (left,
+    right)) with -inf, every window inside: TensorFlow's 'same' and 'valid'."""
+    (t, b), (l, r) = pads
+    xp = np.pad(np.asarray(x, np.float64), ((0, 0), (0, 0), (t, b), (l, r)), constant_values=-np.inf)
+    out_h = (xp.shape[2] - kernel[0]) // stride[0] + 1
+    out_w = (xp.shape[3] - kernel[1]) // stride[1] + 1
+    y = np.full(x.shape[:2] + (out_h, out_w), -np.inf)
+    for oh in range(out_h):
+        for ow in range(out_w):
+            h0, w0 = oh * stride[0], ow * stride[1]
+            y[:, :, oh, ow] = xp[:, :, h0:h0 + kernel[0], w0:w0 + kernel[1]].max(axis=(2, 3))
+    return y
+
+
+def avg_pool2d_padded(x, kernel, stride, pads):
+    """Average pooling over x padded explicitly, the padding never counted
+    (TensorFlow's rule)."""
+    (t, b), (l, r) = pads
+    x = np.asarray(x, np.float64)
+    xp = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)))
+    ones = np.pad(np.ones(x.shape[2:]), ((t, b), (l, r)))
+    out_h = (xp.shape[2] - kernel[0]) // stride[0] + 1
+    out_w = (xp.shape[3] - kernel[1]) // stride[1] + 1
+    y = np.zeros(x.shape[:2] + (out_h, out_w))
+    for oh in range(out_h):
+        for ow in range(out_w):
+            hs, ws = slice(oh * stride[0], oh * stride[0] + kernel[0]), slice(ow * stride[1], ow * stride[1] + kernel[1])
+            y[:, :, oh, ow] = xp[:, :, hs, ws].sum(axis=(2, 3)) / ones[hs, ws].sum()
+    return y
+
+
+def adaptive_max_pool2d(x, output_size):
+    """-> (out, indices), PyTorch's windows; the first maximum wins."""
+    n, c, h, w = x.shape
+    oh_n, ow_n = output_size
+    y = np.zeros((n, c, oh_n, ow_n))
+    idx = np.zeros((n, c, oh_n, ow_n), np.int64)
+    for a in range(n):
+        for ch in range(c):
+            for oh in range(oh_n):
+                for ow in range(ow_n):
+                    h0, h1 = (oh * h) // oh_n, -(-((oh + 1) * h) // oh_n)
+                    w0, w1 = (ow * w) // ow_n, -(-((ow + 1) * w) // ow_n)
+                    best = None
+                    for ih in range(h0, h1):
+                        for iw in range(w0, w1):
+                            if best is None or x[a, ch, ih, iw] > best:
+                                best, arg = x[a, ch, ih, iw], ih * w + iw
+                    y[a, ch, oh, ow], idx[a, ch, oh, ow] = best, arg
+    return y, idx
+
+
+def local_response_norm(x, size, alpha, beta, k):
+    """PyTorch's LRN, channel by channel: x / (k + alpha/size * sum of squares)^beta."""
+    x = np.asarray(x, np.float64)
+    c = x.shape[1]
+    y = np.zeros_like(x)
+    for ch in range(c):
+        lo, hi = max(ch - size // 2, 0), min(ch + (size - 1) // 2, c - 1)
+        sq = sum(x[:, j] ** 2 for j in range(lo, hi + 1))
+        y[:, ch] = x[:, ch] / (k + alpha / size * sq) ** beta
+    return y
+
+
+def embedding(indices, weight):
+    out = np.zeros(np.shape(indices) + (weight.shape[1],))
+    for pos in np.ndindex(*np.shape(indices)):
+        out[pos] = weight[indices[pos]]
+    return out
+
+
+def embedding_backward(gy, indices, num_embeddings, padding_idx):
+    gw = np.zeros((num_embeddings, gy.shape[-1]))
+    for pos in np.ndindex(*np.shape(indices)):
+        if indices[pos] != padding_idx:
+            gw[indices[pos]] += gy[pos]
+    return gw

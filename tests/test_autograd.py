@@ -79,6 +79,14 @@ FUNCTIONS = {
     "batch_norm_eval": (lambda x, w, b: F.batch_norm(x, np.full(3, 0.5), np.full(3, 2.0), w, b),
                         r(4, 3, 2, 2), r(3), r(3)),
     "concat": (lambda a, b: F.concat([a, b], dim=1), r(2, 3, 2), r(2, 1, 2)),
+    "max_pool1d": (lambda x: F.max_pool1d(x, 3, 2, 1), rng.permutation(2 * 3 * 9).reshape(2, 3, 9) / 10.0),
+    "avg_pool1d": (lambda x: F.avg_pool1d(x, 3, 2, 1), r(2, 3, 9)),
+    "max_pool2d_same": (lambda x: F.max_pool2d(x, 2, 2, "same"), rng.permutation(2 * 5 * 7).reshape(1, 2, 5, 7) / 10.0),
+    "adaptive_max_pool1d": (lambda x: F.adaptive_max_pool1d(x, 1), rng.permutation(2 * 3 * 9).reshape(2, 3, 9) / 10.0),
+    "adaptive_max_pool2d": (lambda x: F.adaptive_max_pool2d(x, (2, 3)),
+                            rng.permutation(2 * 5 * 7).reshape(1, 2, 5, 7) / 10.0),
+    "local_response_norm": (lambda x: F.local_response_norm(x, 3, 0.5, 0.75, 1.0), r(2, 5, 3, 3)),
+    "embedding": (lambda w: F.embedding(np.array([[0, 2], [2, 3]]), w), r(4, 5)),
 }
 
 

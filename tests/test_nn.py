@@ -152,3 +152,31 @@ def test_models_run_an_empty_batch(name):
     with fastconv.no_grad():
         y = model(fastconv.Tensor(np.zeros((0, 1, 28, 28), np.float32)))
     assert y.shape == (0, 10) and y.dtype == np.float32
+
+
+def test_text_and_1d_layers_match_the_array_functions_and_their_gradients():
+    nn.manual_seed(0)
+    x = np.random.default_rng(0).permutation(2 * 4 * 12).reshape(2, 4, 12) / 7.0  # distinct: no ties
+    gy = np.random.default_rng(1).standard_normal
+    for layer, forward, backward in [
+            (nn.MaxPool1d(3, 2, 1), lambda v: fastconv.max_pool1d(v, 3, 2, 1),
+             lambda g, v: fastconv.max_pool1d_backward(g, fastconv.max_pool1d(v, 3, 2, 1, return_indices=True)[1],
+                                                       v.shape)),
+            (nn.AvgPool1d(4, 2), lambda v: fastconv.avg_pool1d(v, 4, 2),
+             lambda g, v: fastconv.avg_pool1d_backward(g, v.shape, 4, 2)),
+            (nn.AdaptiveMaxPool1d(1), lambda v: fastconv.adaptive_max_pool1d(v, 1),
+             lambda g, v: fastconv.max_pool1d_backward(g, fastconv.adaptive_max_pool1d(v, 1, True)[1], v.shape)),
+            (nn.Identity(), lambda v: v, lambda g, v: g)]:
+        t = Tensor(x, requires_grad=True)
+        y = layer(t)
+        g = gy(y.shape)
+        y.backward(g)
+        np.testing.assert_array_equal(y.data, forward(x))
+        np.testing.assert_array_equal(t.grad, backward(g, x))
+    conv = nn.Conv1d(4, 6, 3, padding=1)
+    assert conv.weight.shape == (6, 4, 3)
+    np.testing.assert_array_equal(conv(Tensor(x)).data, fastconv.conv1d(x, conv.weight.data, conv.bias.data, padding=1))
+    x4 = Tensor(np.random.default_rng(2).standard_normal((1, 2, 5, 6)), requires_grad=True)
+    y = nn.AdaptiveMaxPool2d((2, 3))(x4)
+    y.backward(np.ones(y.shape))
+    assert y.shape == (1, 2, 2, 3) and x4.grad.sum() == 12

@@ -285,3 +285,153 @@ def test_windows_that_see_no_input_are_refused():
     assert_raises_naming(lambda: fastconv.max_pool2d(np.ones((1, 1, 2, 2)), 2, padding=1, dilation=3), ValueError,
                          ["max_pool2d", "sees no input", "kernel_size 2", "padding 1", "dilation 3", "[-1, 2]"])
     assert fastconv.max_pool2d(np.ones((1, 1, 3, 3)), 4, stride=1, padding=2, dilation=2).shape == (1, 1, 1, 1)
+
+
+# -- TensorFlow's padding forms -------------------------------------------------
+
+# (shape, kernel, stride, dilation): "same" pads bottom/right when the total is odd
+TF_CASES = {
+    "2x2_s2_odd": ((2, 3, 7, 9), 2, 2),
+    "3x3_s2": ((1, 2, 10, 7), 3, 2),
+    "3x3_s1": ((1, 2, 6, 5), 3, 1),
+    "rect_s3": ((2, 2, 11, 8), (2, 3), (3, 1)),
+    "wide": ((1, 2, 5, 67), 2, 2),
+    "kernel_past_input": ((1, 1, 2, 3), 4, 1),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("padding", ["same", "valid"])
+@pytest.mark.parametrize("case", TF_CASES)
+def test_tensorflow_padding_matches_explicit_padding(case, padding, dtype, isa):
+    shape, k, s = TF_CASES[case]
+    k, s = pair(k), pair(s)
+    if padding == "valid" and (shape[2] < k[0] or shape[3] < k[1]):
+        pytest.skip("no valid window")
+    pads = [ref.same_padding(size, kk, ss, 1) if padding == "same" else (0, 0)
+            for size, kk, ss in zip(shape[2:], k, s)]
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    assert_close(fastconv.max_pool2d(x, k, s, padding), ref.max_pool2d_padded(x, k, s, pads), dtype)
+    assert_close(fastconv.avg_pool2d(x, k, s, padding), ref.avg_pool2d_padded(x, k, s, pads), dtype)
+    gy = np.random.default_rng(1).standard_normal(fastconv.avg_pool2d(x, k, s, padding).shape)
+    assert_vjp(lambda v: fastconv.avg_pool2d(v, k, s, padding), x.astype(np.float64), gy,
+               fastconv.avg_pool2d_backward(gy, x.shape, k, s, padding))
+
+
+def test_same_padding_output_is_ceil_of_input_over_stride():
+    x = np.zeros((1, 1, 7, 10))
+    assert fastconv.max_pool2d(x, 3, 2, "same").shape == (1, 1, 4, 5)
+    assert fastconv.max_pool2d(x, 2, 3, "valid").shape == (1, 1, 2, 3)
+
+
+# -- one spatial axis -----------------------------------------------------------
+
+# (shape, kernel, stride, padding, dilation, ceil_mode)
+CASES_1D = {
+    "k2": ((2, 3, 10), 2, None, 0, 1, False),
+    "k3_s2_pad1": ((2, 4, 11), 3, 2, 1, 1, False),
+    "dilated_ceil": ((1, 2, 13), 3, 2, 1, 2, True),
+    "2d_input": ((3, 9), 3, 1, 1, 1, False),
+    "same": ((2, 2, 9), 2, 2, "same", 1, False),
+}
+
+
+def _as_planes(x):
+    """(N, C, L) or (C, L) -> the (N, C, 1, L) planes the 2-D oracle pools."""
+    return (x if x.ndim == 3 else x[None])[:, :, None, :]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("case", CASES_1D)
+def test_pool1d_matches_oracle(case, dtype):
+    shape, k, s, p, d, ceil = CASES_1D[case]
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    y, idx = fastconv.max_pool1d(x, k, s, p, d, ceil, return_indices=True)
+    s_ = k if s is None else s
+    if p == "same":
+        pads = ((0, 0), ref.same_padding(shape[-1], k, s_, 1))
+        ey = ref.max_pool2d_padded(_as_planes(x), (1, k), (1, s_), pads)
+        eavg = ref.avg_pool2d_padded(_as_planes(x), (1, k), (1, s_), pads)
+    else:
+        ey, eidx = ref.max_pool2d(_as_planes(x), (1, k), (1, s_), (0, p), (1, d), ceil)
+        assert np.array_equal(_as_planes(idx), eidx)
+        eavg = ref.avg_pool2d(_as_planes(x), (1, k), (1, s_), (0, p), ceil, True, None)
+    assert y.shape == x.shape[:-1] + ey.shape[-1:]
+    assert_close(_as_planes(y), ey, dtype)
+    if d == 1:
+        assert_close(_as_planes(fastconv.avg_pool1d(x, k, s, p, ceil)), eavg, dtype)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES_1D if CASES_1D[c][3] != "same"])
+def test_pool1d_backward_by_central_differences(case):
+    shape, k, s, p, d, ceil = CASES_1D[case]
+    x = np.random.default_rng(0).permutation(np.prod(shape)).reshape(shape) / 7.0  # distinct: no ties
+    y, idx = fastconv.max_pool1d(x, k, s, p, d, ceil, return_indices=True)
+    gy = np.random.default_rng(1).standard_normal(y.shape)
+    assert_vjp(lambda v: fastconv.max_pool1d(v, k, s, p, d, ceil), x, gy,
+               fastconv.max_pool1d_backward(gy, idx, x.shape))
+    if d == 1:
+        ya = fastconv.avg_pool1d(x, k, s, p, ceil)
+        assert_vjp(lambda v: fastconv.avg_pool1d(v, k, s, p, ceil), x, gy[..., :ya.shape[-1]],
+                   fastconv.avg_pool1d_backward(gy[..., :ya.shape[-1]], x.shape, k, s, p, ceil))
+
+
+# -- adaptive max pooling -------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape, out", [((2, 3, 8, 8), (4, 4)), ((1, 2, 7, 5), (3, 2)), ((2, 2, 5, 9), 1),
+                                        ((3, 6, 6), (6, 4)), ((1, 1, 3, 3), (5, 5))])
+def test_adaptive_max_pool2d_matches_oracle(shape, out, dtype):
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    y, idx = fastconv.adaptive_max_pool2d(x, out, return_indices=True)
+    ey, eidx = ref.adaptive_max_pool2d(as4d(x), pair(out))
+    assert_close(as4d(y), ey, dtype)
+    assert np.array_equal(as4d(idx), eidx)
+    gy = np.random.default_rng(1).standard_normal(y.shape)
+    xd = np.random.default_rng(0).permutation(np.prod(shape)).reshape(shape) / 7.0
+    _, idd = fastconv.adaptive_max_pool2d(xd, out, return_indices=True)
+    assert_vjp(lambda v: fastconv.adaptive_max_pool2d(v, out), xd, gy, fastconv.max_pool2d_backward(gy, idd, shape))
+
+
+def test_adaptive_max_pool1d_is_max_over_time_and_nan_wins():
+    x = np.random.default_rng(0).standard_normal((4, 5, 11))
+    assert np.array_equal(fastconv.adaptive_max_pool1d(x, 1)[..., 0], x.max(axis=-1))
+    x[1, 2, 7] = np.nan
+    y, idx = fastconv.adaptive_max_pool1d(x, 1, return_indices=True)
+    assert np.isnan(y[1, 2, 0]) and idx[1, 2, 0] == 7
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_pool1d_and_adaptive_max_torch_cross_check(dtype):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((2, 3, 17)).astype(dtype)
+    t = torch.from_numpy(x)
+    tf = torch.nn.functional
+    assert_close(fastconv.max_pool1d(x, 3, 2, 1), tf.max_pool1d(t, 3, 2, 1).numpy(), dtype)
+    assert_close(fastconv.avg_pool1d(x, 4, 3, 2, True, False), tf.avg_pool1d(t, 4, 3, 2, True, False).numpy(), dtype)
+    assert_close(fastconv.adaptive_max_pool1d(x, 5), tf.adaptive_max_pool1d(t, 5).numpy(), dtype)
+    x2 = np.random.default_rng(1).standard_normal((2, 3, 9, 7)).astype(dtype)
+    y, idx = fastconv.adaptive_max_pool2d(x2, (4, 3), return_indices=True)
+    ty, tidx = tf.adaptive_max_pool2d(torch.from_numpy(x2), (4, 3), return_indices=True)
+    assert_close(y, ty.numpy(), dtype)
+    assert np.array_equal(idx, tidx.numpy())
+
+
+x3 = np.ones((2, 3, 10))
+ERRORS_1D = [
+    (lambda: fastconv.max_pool1d(np.ones((2, 3, 4, 5)), 2), ValueError, ["max_pool1d", "input", "(N, C, L)"]),
+    (lambda: fastconv.max_pool1d(x3, (2, 2)), ValueError, ["max_pool1d", "kernel_size"]),
+    (lambda: fastconv.avg_pool1d(x3, 0), ValueError, ["avg_pool1d", "kernel_size"]),
+    (lambda: fastconv.max_pool1d(x3, 2, padding="full"), ValueError, ["max_pool1d", "padding", "'same'"]),
+    (lambda: fastconv.max_pool2d(np.ones((1, 1, 4, 4)), 2, padding="SAME"), ValueError, ["max_pool2d", "padding"]),
+    (lambda: fastconv.adaptive_max_pool2d(np.ones((1, 1, 4, 4)), 0), ValueError,
+     ["adaptive_max_pool2d", "output_size"]),
+    (lambda: fastconv.adaptive_max_pool1d(x3, (2, 2)), ValueError, ["adaptive_max_pool1d", "output_size"]),
+    (lambda: fastconv.max_pool1d_backward(np.ones((2, 3, 5)), np.zeros((2, 3, 5), int), (2, 3)), ValueError,
+     ["max_pool1d_backward"]),
+]
+
+
+@pytest.mark.parametrize("call, exc, words", ERRORS_1D, ids=[f"case{i}" for i in range(len(ERRORS_1D))])
+def test_bad_1d_and_adaptive_input_raises_a_clear_error(call, exc, words):
+    assert_raises_naming(call, exc, words)
