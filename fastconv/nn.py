@@ -8,6 +8,7 @@ that `manual_seed` makes reproducible.
 import contextlib
 import math
 import os
+import re
 import tempfile
 import threading
 import zipfile
@@ -82,6 +83,19 @@ class Module:
     def eval(self):
         return self.train(False)
 
+    def to(self, dtype):
+        """Converts every parameter and buffer to dtype in place (float32 or
+        float64), as torch's module.to(dtype); returns the module."""
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"Module.to: dtype must be float32 or float64, got {dtype}")
+        for _, p in self.named_parameters():
+            p.data = p.data.astype(dtype)
+        for prefix, module in self.named_modules():
+            for name in getattr(module, "_buffers", ()):
+                setattr(module, name, getattr(module, name).astype(dtype))
+        return self
+
     def zero_grad(self):
         for p in self.parameters():
             p.grad = None
@@ -93,9 +107,15 @@ class Module:
 
     def load_state_dict(self, state):
         """Copies arrays into the parameters and buffers in place; the names
-        and shapes must match exactly."""
-        own = dict(self.named_parameters())
-        own.update((name, Tensor(b)) for name, b in self.named_buffers())
+        and shapes must match. PyTorch's state dicts load as they are (their
+        tensors as arrays: fastconv.convert); BatchNorm's
+        num_batches_tracked, which fastconv does not keep, is skipped, and
+        checkpoints of fastconv 0.1 (a Sequential's layers named
+        "features.layers.0.weight" where PyTorch says "features.0.weight")
+        load too."""
+        own = {_legacy(name): p for name, p in self.named_parameters()}
+        own.update((_legacy(name), Tensor(b)) for name, b in self.named_buffers())
+        state = {_legacy(name): value for name, value in state.items() if not name.endswith("num_batches_tracked")}
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or unexpected:
             raise ValueError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
@@ -106,21 +126,8 @@ class Module:
             target.data[...] = value
 
     def save(self, path):
-        """Writes the state dict as .npz through a temporary file renamed
-        into place, so a crash mid-save leaves the old checkpoint whole.
-        As numpy.savez, ".npz" is appended to a path without it."""
-        path = os.fspath(path)
-        path = path if path.endswith(".npz") else path + ".npz"
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **self.state_dict())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        """Writes the state dict as .npz (save_npz)."""
+        save_npz(path, self.state_dict())
 
     def load(self, path):
         try:
@@ -155,6 +162,29 @@ class Module:
             print(f"{name:<{width}}  {shape:<22}{count:>10,}")
         print(f"{'total':<{width}}  {'':<22}{total:>10,}")
         return total
+
+
+def save_npz(path, arrays):
+    """numpy.savez through a temporary file renamed into place, so a crash
+    mid-save leaves the old file whole. As numpy.savez, ".npz" is appended
+    to a path without it."""
+    path = os.fspath(path)
+    path = path if path.endswith(".npz") else path + ".npz"
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _legacy(name):
+    """A state-dict key without fastconv 0.1's "layers." segments."""
+    return re.sub(r"(^|\.)layers\.", r"\1", name)
 
 
 class _Summary(threading.local):
@@ -192,6 +222,12 @@ class Sequential(Module):
             else:
                 x, i = layer(x), i + 1
         return x
+
+    def named_modules(self, prefix=""):
+        """Layers are named by their index, as in PyTorch ("features.0.weight")."""
+        yield prefix, self
+        for i, layer in enumerate(self.layers):
+            yield from layer.named_modules(f"{prefix}{i}.")
 
     def __getitem__(self, i):
         return self.layers[i]

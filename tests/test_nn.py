@@ -26,9 +26,9 @@ def test_named_parameters_and_state_dict_round_trip(tmp_path):
     nn.manual_seed(0)
     a = ResidualBlock(4, 8, stride=2)
     names = [n for n, _ in a.named_parameters()]
-    assert names[:2] == ["conv1.weight", "bn1.weight"] and "shortcut.layers.0.weight" in names
+    assert names[:2] == ["conv1.weight", "bn1.weight"] and "downsample.0.weight" in names
     state = a.state_dict()
-    assert "bn1.running_mean" in state and "shortcut.layers.1.running_var" in state
+    assert "bn1.running_mean" in state and "downsample.1.running_var" in state
     nn.manual_seed(1)
     b = ResidualBlock(4, 8, stride=2)
     b.load_state_dict(state)
@@ -180,3 +180,25 @@ def test_text_and_1d_layers_match_the_array_functions_and_their_gradients():
     y = nn.AdaptiveMaxPool2d((2, 3))(x4)
     y.backward(np.ones(y.shape))
     assert y.shape == (1, 2, 2, 3) and x4.grad.sum() == 12
+
+
+def test_state_dict_names_follow_pytorch_and_old_checkpoints_still_load(tmp_path):
+    nn.manual_seed(0)
+    model = LeNet5()
+    names = list(model.state_dict())
+    assert names[:2] == ["features.0.weight", "features.0.bias"] and "classifier.5.bias" in names
+    old = {name.replace("features.", "features.layers.").replace("classifier.", "classifier.layers."): value * 2
+           for name, value in model.state_dict().items()}
+    np.savez(tmp_path / "old.npz", **old)
+    reloaded = LeNet5().load(tmp_path / "old.npz")
+    np.testing.assert_array_equal(reloaded.features[0].weight.data, 2 * model.features[0].weight.data)
+
+
+def test_to_converts_parameters_and_buffers():
+    block = ResidualBlock(2, 3, stride=2).to(np.float64)
+    assert all(p.dtype == np.float64 for p in block.parameters())
+    assert block.bn1.running_mean.dtype == np.float64
+    y = block(Tensor(np.ones((1, 2, 4, 4))))
+    assert y.dtype == np.float64
+    with pytest.raises(TypeError, match="Module.to"):
+        block.to(np.int32)

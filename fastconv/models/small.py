@@ -1,6 +1,6 @@
-"""Small CNNs for MNIST-sized images, and residual and Inception blocks."""
-from . import functional as F
-from . import nn
+"""Small CNNs for MNIST-sized images (1x28x28, 10 classes)."""
+from .. import functional as F
+from .. import nn
 
 
 class LeNet5(nn.Module):
@@ -33,28 +33,9 @@ class TutorialCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-class ResidualBlock(nn.Module):
-    """Two 3x3 convs with batch norm; the shortcut is the identity, or a
-    strided 1x1 conv with batch norm when the shape changes (He et al. 2016)."""
-
-    def __init__(self, in_channels, out_channels, stride=1):
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-        self.shortcut = None
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                                          nn.BatchNorm2d(out_channels))
-
-    def forward(self, x):
-        y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-        return F.relu(y + (x if self.shortcut is None else self.shortcut(x)))
-
-
 class InceptionBlock(nn.Module):
-    """GoogLeNet's block: 1x1, 1x1->3x3, 1x1->5x5 and 3x3 pool->1x1
-    branches, each with ReLU, concatenated along channels."""
+    """GoogLeNet's block as the paper draws it: 1x1, 1x1->3x3, 1x1->5x5 and
+    3x3 pool->1x1 branches, each with ReLU, concatenated along channels."""
 
     def __init__(self, in_channels, c1, c3_reduce, c3, c5_reduce, c5, pool_proj):
         self.branch1 = nn.Sequential(nn.Conv2d(in_channels, c1, 1), nn.ReLU())
@@ -68,4 +49,17 @@ class InceptionBlock(nn.Module):
         return F.concat([self.branch1(x), self.branch3(x), self.branch5(x), self.branch_pool(x)], dim=1)
 
 
-MODELS = {"tutorial": TutorialCNN, "lenet5": LeNet5}
+class InceptionNet(nn.Module):
+    """A small Inception network for 28x28 images: a 3x3 stem, two Inception
+    blocks each followed by 2x2 max pooling (28 -> 14 -> 7), global average
+    pooling, dropout and a linear classifier."""
+
+    def __init__(self, classes=10, in_channels=1):
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU())
+        self.blocks = nn.Sequential(
+            InceptionBlock(32, 16, 16, 32, 4, 8, 8), nn.MaxPool2d(2),
+            InceptionBlock(64, 32, 32, 64, 8, 16, 16), nn.MaxPool2d(2))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(128, classes))
+
+    def forward(self, x):
+        return self.head(self.blocks(self.stem(x)))
