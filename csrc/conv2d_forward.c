@@ -60,7 +60,8 @@ static int FC_FN(fc_conv2d_forward_packed)(const fc_conv2d_shape *s, const FC_T 
  * The image is never copied into GEMM panels: packing it (implicit
  * im2col) was a large share of small layers' time (benchmarks/RULES.md).
  * A task owns
- * a block of one image's pixels in one group; within it, blocks of
+ * a block of one image's pixels in one group, and all or a part of its
+ * output channels; within it, blocks of
  * FC_PIXEL_BLOCK pixels run panel by panel, so one B panel (NR x K)
  * serves a block's tiles from L2. */
 #define FC_PIXEL_BLOCK 96
@@ -76,9 +77,21 @@ static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_
     const FC_FN(fc_iukernel) ukernel = FC_FN(kernels)()->igemm;
     const int64_t nr = ukernel.nr, M = GROUP_OUT(s), cin_g = GROUP_IN(s), P = PIXELS(s);
     const int64_t K = cin_g * s->kh * s->kw, panels = (M + nr - 1) / nr, images = s->n * s->groups;
-    const int64_t parts = split_for_threads(images, (P + FC_MR - 1) / FC_MR);
+    /* Too few images for the threads: split pixels and output channels.
+     * A task reads all of its channels' weights and its pixels' inputs,
+     * so the larger side is split first (a 512-channel 3x3 layer on a 7x7
+     * map has 9.4 MB of weights and 100 KB of input). */
+    const int64_t rows = (P + FC_MR - 1) / FC_MR;
+    int64_t parts, cparts;
+    if (M * K > P * cin_g) {
+        cparts = split_for_threads(images, panels);
+        parts = split_for_threads(images * cparts, rows);
+    } else {
+        parts = split_for_threads(images, rows);
+        cparts = split_for_threads(images * parts, panels);
+    }
     const int64_t NB = ((P + parts - 1) / parts + FC_MR - 1) / FC_MR * FC_MR;
-    const int64_t tiles = (P + NB - 1) / NB, tasks = images * tiles;
+    const int64_t tiles = (P + NB - 1) / NB, tasks = images * tiles * cparts;
     int64_t fh, fw;
     const int framed = conv_frame(s, &fh, &fw);
     FC_T *bpack = malloc((size_t)(s->groups * panels * nr * (K + 1)) * sizeof(FC_T));
@@ -87,31 +100,29 @@ static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_
         free(bpack), free(off);
         return FC_ERR_NOMEM;
     }
-    /* Panel (g, pn): K rows of its kernel's width of weights, then as many
-     * biases. */
     const int64_t panel_size = nr * (K + 1);
-    for (int64_t g = 0; g < s->groups; g++)
-        for (int64_t pn = 0; pn < panels; pn++) {
-            const int64_t width = FC_FN(panel_iukernel)(ukernel, pn, M).nr;
-            FC_T *panel = bpack + (g * panels + pn) * panel_size;
-            /* row by row: a panel's rows are far apart in w but its columns
-             * read few lines, which stay in cache from row to row */
-            for (int64_t k = 0; k < K; k++)
-                for (int64_t j = 0, co = pn * nr; j < width; j++, co++)
-                    panel[k * width + j] = co < M ? w[(g * M + co) * K + k] : 0;
-            for (int64_t j = 0, co = pn * nr; j < width; j++, co++)
-                panel[K * width + j] = co < M && b ? b[g * M + co] : 0;
-        }
     indirect_offsets(s, cin_g, fh * fw, fw, off);
     int status = FC_OK;
-    FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * M * K * NB)))
+    FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * M * K * NB / cparts)))
     {
+        /* Panel (g, pn): K rows of its kernel's width of weights, then as
+         * many biases; the threads pack them together first. */
+        FC_OMP(for schedule(static))
+        for (int64_t gp = 0; gp < s->groups * panels; gp++) {
+            const int64_t g = gp / panels, pn = gp % panels, co = pn * nr;
+            const int width = FC_FN(panel_iukernel)(ukernel, pn, M).nr;
+            FC_T *panel = bpack + gp * panel_size;
+            const FC_FN(fc_strided) wm = {w + g * M * K, K, 1};
+            FC_FN(pack_strided)(&wm, co, FC_MIN((int64_t)width, M - co), 0, K, width, panel);
+            for (int64_t j = 0; j < width; j++) panel[K * width + j] = co + j < M && b ? b[g * M + co + j] : 0;
+        }
         FC_T *frame = framed ? fc_scratch((size_t)(cin_g * fh * fw) * sizeof(FC_T), 1, &status) : NULL;
         FC_OMP(for schedule(static))
         for (int64_t t = 0; t < tasks; t++) {
             if (framed && !frame) continue;
-            const int64_t img = t / tiles, n = img / s->groups, g = img % s->groups;
-            const int64_t p0 = t % tiles * NB, p1 = FC_MIN(P, p0 + NB);
+            const int64_t img = t / (tiles * cparts), n = img / s->groups, g = img % s->groups;
+            const int64_t p0 = t / cparts % tiles * NB, p1 = FC_MIN(P, p0 + NB);
+            const int64_t part = t % cparts, pn0 = panels * part / cparts, pn1 = panels * (part + 1) / cparts;
             const FC_T *image = x + (n * s->c_in + g * cin_g) * s->h * s->w;
             if (framed) FC_FN(frame_planes)(s, image, cin_g, fh, fw, frame), image = frame;
             FC_T *yg = y + (n * s->c_out + g * M) * v.plane;
@@ -126,7 +137,7 @@ static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_
                     at[p - pb] = oh * v.row + ow * v.col;
                     if (p + 1 < pe && ++ow == s->out_w) ow = 0, oh++;
                 }
-                for (int64_t pn = 0; pn < panels; pn++) {
+                for (int64_t pn = pn0; pn < pn1; pn++) {
                     const FC_FN(fc_iukernel) pk = FC_FN(panel_iukernel)(ukernel, pn, M);
                     const FC_T *panel = bpack + (g * panels + pn) * panel_size;
                     const int cols = (int)FC_MIN(nr, M - pn * nr), width = pk.nr;

@@ -355,6 +355,32 @@ int FC_FN(fc_gemm)(int64_t m, int64_t n, int64_t k, const FC_T *a, int64_t lda, 
     const int64_t a_rs = trans_a ? 1 : lda, a_cs = trans_a ? lda : 1;
     const int64_t b_rs = trans_b ? ldb : 1, b_cs = trans_b ? 1 : ldb;
     const unsigned flags = (act == FC_ACT_RELU ? FC_GEMM_RELU : 0u) | (bias ? FC_GEMM_ACCUMULATE : 0u);
+    /* A few rows against a B stored as n rows along k (a linear layer at
+     * batch 1): dot products read B once, in place. Packing it into
+     * panels wrote it again for one row of FMAs per element, which made
+     * AlexNet's fc6 at batch 1 take 9.0 ms where one read of its 151 MB
+     * takes 5.7 (benchmarks/RULES.md). */
+    if (m <= DOT_TILE && a_cs == 1 && b_cs == 1) {
+        FC_OMP(parallel num_threads(fc_threads_for((n + 63) / 64, 2.0 * m * k * 64)))
+        {
+            int t = 0, nt = 1;
+#ifdef _OPENMP
+            t = omp_get_thread_num();
+            nt = omp_get_num_threads();
+#endif
+            const int64_t lo = n * t / nt, hi = n * (t + 1) / nt;
+            for (int64_t i = 0; i < m && lo < hi; i++) {
+                if (bias) memcpy(c + i * ldc + lo, bias + lo, (size_t)(hi - lo) * sizeof(FC_T));
+                else memset(c + i * ldc + lo, 0, (size_t)(hi - lo) * sizeof(FC_T));
+            }
+            if (lo < hi) FC_FN(kernels)()->gemm_nt_dot(m, hi - lo, k, a, lda, b + lo * ldb, ldb, c + lo, ldc, 1);
+            if (act == FC_ACT_RELU)
+                for (int64_t i = 0; i < m; i++)
+                    for (FC_T *v = c + i * ldc + lo; v < c + i * ldc + hi; v++)
+                        if (!(*v > 0)) *v = *v != *v ? *v : 0; /* keep NaN */
+        }
+        return FC_OK;
+    }
     const int by_rows = m > n;
     const int64_t along = by_rows ? m : n, unit = by_rows ? FC_MR : FC_FN(gemm_nr)();
     int status = FC_OK;

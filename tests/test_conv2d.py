@@ -92,6 +92,10 @@ CASES = {
     "lenet_c2": (2, 6, 14, 14, 16, (5, 5), 1, 0, 1, 1),
     "mnist_c1": (2, 1, 28, 28, 64, (3, 3), 1, 1, 1, 1),
     "mnist_c2": (1, 64, 14, 14, 128, (3, 3), 1, 1, 1, 1),
+    # one image of few pixels and many channels: the indirect forward
+    # splits the output channels between threads (a narrow last panel too)
+    "wide_few_pixels": (1, 96, 4, 5, 208, (3, 3), 1, 1, 1, 1),
+    "wide_few_pixels_groups": (2, 64, 3, 3, 160, (3, 3), 1, 1, 1, 2),
 }
 # Paths only large shapes take, tested on the GEMM path alone. A strided
 # grad-input runs as one stride-1 conv per phase (gx's rows and columns mod

@@ -20,7 +20,7 @@ def rand(shape, dtype, seed):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-@pytest.mark.parametrize("shape", [(4, 3), (2, 5, 3), (50, 400), (7, 300)], ids=str)
+@pytest.mark.parametrize("shape", [(4, 3), (2, 5, 3), (50, 400), (7, 300), (1, 300), (3, 70), (5, 70)], ids=str)
 def test_linear_and_its_gradients_match_oracle(shape, dtype, isa):
     out = 37
     x, w, b = rand(shape, dtype, 1), rand((out, shape[-1]), dtype, 2), rand(out, dtype, 3)
@@ -68,3 +68,19 @@ def test_linear_threads_agree_bitwise(threads):
     two = [L.linear(x, w, b)] + list(L.linear_backward(gy, x, w))
     for a, b in zip(one, two):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 4])
+def test_few_rows_by_dot_products_agree_bitwise_across_threads_and_keep_nan(rows, threads):
+    """A linear layer of at most 4 rows runs as dot products over columns
+    split between threads; ReLU keeps NaN."""
+    x, w, b = rand((rows, 1000), np.float32, 0), rand((333, 1000), np.float32, 1), rand(333, np.float32, 2)
+    x[0, 5] = np.nan
+    threads(1)
+    one = L.linear(x, w, b, activation="relu")
+    threads(3)
+    three = L.linear(x, w, b, activation="relu")
+    assert np.array_equal(one, three, equal_nan=True)
+    assert np.isnan(one[0]).all() and not np.isnan(one[1:]).any()
+    assert_close(one[1:], np.maximum(ref.linear(x[1:], w, b), 0), np.float32)
+

@@ -20,12 +20,14 @@ SHAPES = [
     ((17, 3, 12, 12), (7, 3, 1, 1), {}),
     ((18, 8, 9, 9), (16, 8, 3, 3), dict(padding=1)),
     ((3, 64, 6, 6), (16, 64, 3, 3), dict(padding=1)),
+    ((1, 96, 4, 5), (208, 96, 3, 3), dict(padding=1)),
 ]
 
 
 @pytest.mark.parametrize("algorithm", ["direct", "gemm", "winograd", "winograd:2x2"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("shapes", SHAPES, ids=["plain", "grouped_s2", "dilated_one_image", "pointwise", "many_images", "gw_by_taps"])
+@pytest.mark.parametrize("shapes", SHAPES, ids=["plain", "grouped_s2", "dilated_one_image", "pointwise", "many_images", "gw_by_taps",
+                                             "channels_split"])
 def test_one_thread_equals_many_bitwise(shapes, dtype, algorithm, threads):
     xs, ws, kw = shapes
     if algorithm.startswith("winograd") and (ws[2:] != (3, 3) or kw.get("stride", 1) != 1 or kw.get("dilation", 1) != 1):
