@@ -1,5 +1,6 @@
-"""Data: the IDX file format (MNIST's), MNIST and Fashion-MNIST loaders, and
-a shuffling mini-batch iterator.
+"""Data: the IDX file format (MNIST's), MNIST and Fashion-MNIST loaders, a
+shuffling mini-batch iterator, and augmentation (random crops and flips)
+as batch transforms it applies.
 
 Loaders look for the four IDX files (gzipped or raw) in, in order: the
 `data_dir` argument, $FASTCONV_DATA (or a <name> folder inside it),
@@ -178,14 +179,51 @@ def load(name, data_dir=None, download_missing=True, opener=urllib.request.urlop
             to_images(found["test_images"]), found["test_labels"].astype(np.int64))
 
 
-def batches(x, y, batch_size, shuffle=True, rng=None, drop_last=False):
-    """Yields (x_batch, y_batch) over the data once, in a fresh random order if shuffle."""
+def batches(x, y, batch_size, shuffle=True, rng=None, drop_last=False, transform=None):
+    """Yields (x_batch, y_batch) over the data once, in a fresh random order
+    if shuffle. transform(x_batch, rng), for example augment(), rewrites
+    each image batch, drawing from the same generator as the order, so a
+    seeded rng gives the same batches every run."""
     if batch_size < 1:
         raise ValueError(f"batches: batch_size must be >= 1, got {batch_size}")
     if len(x) != len(y):
         raise ValueError(f"batches: x has {len(x)} items but y has {len(y)}")
-    order = (rng if rng is not None else np.random.default_rng()).permutation(len(x)) if shuffle else np.arange(len(x))
+    rng = rng if rng is not None else np.random.default_rng()
+    order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
     stop = len(x) - len(x) % batch_size if drop_last else len(x)
     for start in range(0, stop, batch_size):
         idx = order[start:start + batch_size]
-        yield x[idx], y[idx]
+        yield (x[idx] if transform is None else transform(x[idx], rng)), y[idx]
+
+
+# -- augmentation: batch transforms (images (N, C, H, W), rng) -> images -------
+
+def random_crop(images, rng, padding=4):
+    """Each image cut at a random offset from itself zero-padded by
+    `padding` on every side, keeping its size: shifts of up to `padding`
+    pixels (AlexNet's random crops, as CIFAR training pads and crops)."""
+    if padding < 0:
+        raise ValueError(f"random_crop: padding must be >= 0, got {padding}")
+    n, _, h, w = images.shape
+    padded = np.pad(images, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (h, w), axis=(2, 3))  # (N, C, dy, dx, H, W)
+    dy, dx = rng.integers(0, 2 * padding + 1, n), rng.integers(0, 2 * padding + 1, n)
+    return windows[np.arange(n), :, dy, dx]
+
+
+def random_flip(images, rng, p=0.5):
+    """Each image mirrored left to right with probability p."""
+    flip = rng.random(len(images)) < p
+    out = images.copy()
+    out[flip] = images[flip, ..., ::-1]
+    return out
+
+
+def augment(padding=4, flip=True):
+    """AlexNet's augmentation as one batch transform for batches():
+    random_crop, then random_flip (leave it off for digits, whose mirror
+    images are not digits)."""
+    def transform(images, rng):
+        images = random_crop(images, rng, padding)
+        return random_flip(images, rng) if flip else images
+    return transform

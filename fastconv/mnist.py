@@ -1,6 +1,7 @@
 """Train a CNN on MNIST or Fashion-MNIST, evaluate it, save a checkpoint.
 
     python -m fastconv.mnist --dataset fashion --model tutorial --epochs 1
+    python -m fastconv.mnist --dataset fashion --model resnet20 --epochs 5 --augment --plot curves.png
     python -m fastconv.mnist --dataset fashion --evaluate checkpoints/tutorial-fashion.npz
 """
 import argparse
@@ -16,21 +17,26 @@ from .autograd import Tensor, no_grad
 from .models import MODELS
 
 
-def evaluate(model, images, labels, batch_size=500):
-    """Accuracy of model on (images, labels), in eval mode, without a graph."""
+def evaluate(model, images, labels, batch_size=500, with_loss=False):
+    """Accuracy of model on (images, labels), in eval mode, without a graph;
+    with_loss: (accuracy, mean cross-entropy)."""
     model.eval()
-    correct = 0
+    correct, total_loss = 0, 0.0
     with no_grad():
         for x, y in data.batches(images, labels, batch_size, shuffle=False):
-            correct += int((model(Tensor(x)).data.argmax(axis=1) == y).sum())
-    return correct / max(len(labels), 1)
+            logits = model(Tensor(x))
+            correct += int((logits.data.argmax(axis=1) == y).sum())
+            if with_loss:
+                total_loss += F.cross_entropy(logits, y).item() * len(y)
+    accuracy = correct / max(len(labels), 1)
+    return (accuracy, total_loss / max(len(labels), 1)) if with_loss else accuracy
 
 
-def train_epoch(model, optimizer, images, labels, batch_size, rng, bar=None):
+def train_epoch(model, optimizer, images, labels, batch_size, rng, bar=None, transform=None):
     """One pass over the data; returns (mean loss, train accuracy, images/s)."""
     model.train()
     total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
-    for x, y in data.batches(images, labels, batch_size, rng=rng):
+    for x, y in data.batches(images, labels, batch_size, rng=rng, transform=transform):
         logits = model(Tensor(x))
         loss = F.cross_entropy(logits, y)
         optimizer.zero_grad()
@@ -58,6 +64,25 @@ def _bar(total, desc):
                 disable=None)  # None: off when stderr is not a terminal
 
 
+def plot_history(history, path):
+    """Loss and accuracy per epoch, train and test, side by side, as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    epochs = range(1, len(history["train_loss"]) + 1)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for axes, what in ((left, "loss"), (right, "accuracy")):
+        for split in ("train", "test"):
+            axes.plot(epochs, history[f"{split}_{what}"], marker="o", label=split)
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(what)
+        axes.legend()
+        axes.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m fastconv.mnist", description=__doc__.splitlines()[0])
     p.add_argument("--model", choices=sorted(MODELS), default="tutorial")
@@ -75,6 +100,9 @@ def main(argv=None):
     p.add_argument("--save", default=None, help="checkpoint path (default checkpoints/<model>-<dataset>.npz)")
     p.add_argument("--evaluate", metavar="CHECKPOINT", default=None, help="only evaluate a saved checkpoint")
     p.add_argument("--no-download", action="store_true", help="never try the network")
+    p.add_argument("--augment", action="store_true",
+                   help="random crops (padding 2) and horizontal flips of the training images")
+    p.add_argument("--plot", metavar="PATH", default=None, help="write loss and accuracy curves to PATH (PNG)")
     args = p.parse_args(argv)
 
     if args.threads:
@@ -102,16 +130,23 @@ def main(argv=None):
           f"{fastconv.get_num_threads()} threads")
     optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.momentum)
     rng = np.random.default_rng(args.seed)
+    transform = data.augment(padding=2) if args.augment else None
+    history = {"train_loss": [], "train_accuracy": [], "test_loss": [], "test_accuracy": []}
     for epoch in range(1, args.epochs + 1):
         bar = _bar(len(train_y), f"epoch {epoch}")
         start = time.perf_counter()
-        loss, train_acc, speed = train_epoch(model, optimizer, train_x, train_y, args.batch_size, rng, bar)
+        loss, train_acc, speed = train_epoch(model, optimizer, train_x, train_y, args.batch_size, rng, bar,
+                                             transform)
         seconds = time.perf_counter() - start
         if bar is not None:
             bar.close()
-        test_acc = evaluate(model, test_x, test_y)
+        test_acc, test_loss = evaluate(model, test_x, test_y, with_loss=True)
+        for key, value in zip(history, (loss, train_acc, test_loss, test_acc)):
+            history[key].append(value)
         print(f"epoch {epoch}: loss {loss:.4f}  train acc {train_acc:.4f}  test acc {test_acc:.4f}  "
               f"{seconds:.1f} s  {speed:.0f} img/s", flush=True)
+        if args.plot:
+            plot_history(history, args.plot)
     path = args.save or f"checkpoints/{args.model}-{args.dataset}.npz"
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     model.save(path)

@@ -140,3 +140,34 @@ def test_a_download_failing_mid_read_leaves_nothing_behind(tmp_path, failure):
         data.download("http://example.invalid/f.gz", tmp_path / "f.gz", "0" * 32,
                       opener=lambda url: Breaks(b"0123456789"), progress=False)
     assert list(tmp_path.iterdir()) == [], "a failed download must leave nothing behind"
+
+
+def test_random_crop_shifts_each_image_within_its_padding():
+    rng = np.random.default_rng(0)
+    images = rng.random((64, 2, 6, 7)).astype(np.float32)
+    out = data.random_crop(images, np.random.default_rng(1), padding=2)
+    assert out.shape == images.shape and out.dtype == images.dtype
+    seen = set()
+    for img, crop in zip(images, out):
+        padded = np.pad(img, ((0, 0), (2, 2), (2, 2)))
+        matches = [(dy, dx) for dy in range(5) for dx in range(5)
+                   if np.array_equal(padded[:, dy:dy + 6, dx:dx + 7], crop)]
+        assert matches, "a crop that is no shift of its image"
+        seen.add(matches[0])
+    assert len(seen) > 10  # offsets drawn, not fixed
+    assert np.array_equal(data.random_crop(images, np.random.default_rng(1), 0), images)
+
+
+def test_random_flip_mirrors_about_half_and_the_transform_is_seeded():
+    images = np.random.default_rng(0).random((200, 1, 4, 5))
+    out = data.random_flip(images, np.random.default_rng(2))
+    flipped = [np.array_equal(o, i[..., ::-1]) for o, i in zip(out, images)]
+    kept = [np.array_equal(o, i) for o, i in zip(out, images)]
+    assert all(f or k for f, k in zip(flipped, kept)) and 60 < sum(flipped) < 140
+    labels = np.arange(200)
+    runs = [list(data.batches(images, labels, 32, rng=np.random.default_rng(5), transform=data.augment(1)))
+            for _ in range(2)]
+    for (xa, ya), (xb, yb) in zip(*runs):
+        assert np.array_equal(xa, xb) and np.array_equal(ya, yb)
+    with pytest.raises(ValueError, match="random_crop: padding"):
+        data.random_crop(images, np.random.default_rng(0), -1)

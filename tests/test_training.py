@@ -53,3 +53,20 @@ def test_fashion_mnist_short_run_beats_75_percent(tmp_path, capsys):
     assert main(["--dataset", "fashion", "--model", "lenet5", "--test-limit", "2000", "--evaluate", str(path),
                  "--no-download"]) == 0
     assert f"test accuracy {accuracy:.4f}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("model", ["resnet20", "inception"])
+def test_trainer_offers_the_small_resnet_and_inception_with_augmentation_and_curves(model, tmp_path, monkeypatch,
+                                                                                   capsys):
+    """fastconv-mnist --model resnet20/inception --augment --plot on a few
+    synthetic 28x28 images standing in for the dataset."""
+    pytest.importorskip("matplotlib")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((64, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 64)
+    monkeypatch.setattr(data, "load", lambda *args, **kwargs: (x, y, x[:16], y[:16]))
+    plot = tmp_path / "curves.png"
+    assert main(["--model", model, "--epochs", "2", "--augment", "--plot", str(plot), "--save",
+                 str(tmp_path / "m.npz"), "--batch-size", "16"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("test acc") == 2
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
