@@ -5,6 +5,7 @@ import numpy as np
 
 from . import _C
 from . import _validate as V
+from .layout import channels_last
 
 _empty = np.empty  # tests swap in a NaN-filled allocator to catch unwritten outputs
 
@@ -53,6 +54,7 @@ def _conv2d_args(fn, input, weight, stride, padding, dilation, groups):
     return x, w, V.conv_geometry(fn, x.shape, w.shape, stride, padding, dilation, groups)
 
 
+@channels_last(2, ('x',))
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algorithm="auto",
            activation=None):
     """2-D convolution (cross-correlation, as in PyTorch) of NCHW `input`
@@ -67,6 +69,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
                          activation)
 
 
+@channels_last(2, ('x', 'w', None))
 def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1, *,
                     needs=V.NEEDS, algorithm="auto"):
     """Gradients of conv2d for upstream `grad_output`: (grad_input,
@@ -100,6 +103,7 @@ def _conv1d_as_2d(fn, input, weight, stride, padding, dilation, groups):
     return x[:, :, None, :], w[:, :, None, :], g
 
 
+@channels_last(1, ('x',))
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algorithm="auto"):
     """1-D convolution of (N, C_in, L) by (C_out, C_in/groups, k): conv2d with height 1."""
     fn = "conv1d"
@@ -110,6 +114,7 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     return y[:, :, 0, :]
 
 
+@channels_last(1, ('x', 'w', None))
 def conv1d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1, *,
                     needs=V.NEEDS, algorithm="auto"):
     """Gradients of conv1d, as conv2d_backward."""
@@ -157,6 +162,7 @@ def _transpose_geometry(fn, input, weight, stride, padding, output_padding, grou
     return x, w, g
 
 
+@channels_last(2, ('x',))
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                      dilation=1, *, algorithm="auto"):
     """Transposed convolution: the adjoint of conv2d with the same parameters;
@@ -171,6 +177,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     return y
 
 
+@channels_last(2, ('x', 'w', None))
 def conv_transpose2d_backward(grad_output, input, weight, stride=1, padding=0, output_padding=0,
                               groups=1, dilation=1, *, needs=V.NEEDS, algorithm="auto"):
     """Gradients of conv_transpose2d: conv2d forward for the input, conv2d's

@@ -79,4 +79,12 @@ def matmul(a, b):
     V.ndim(fn, "b", b, 2, "2-D (k, n)")
     if a.shape[1] != b.shape[0]:
         raise ValueError(f"{fn}: a has shape {a.shape} and b {b.shape}: inner sizes {a.shape[1]} != {b.shape[0]}")
-    return _gemm(a.shape[0], b.shape[1], a.shape[1], a, False, b, False, None, None, V.result_dtype(a, b))
+    # A transposed view (a.T of a C-contiguous array, as a backward's
+    # operands are) is read through the GEMM's transpose flag, not copied.
+    trans_a, trans_b = _transposed(a), _transposed(b)
+    return _gemm(a.shape[0], b.shape[1], a.shape[1], a.T if trans_a else a, trans_a, b.T if trans_b else b, trans_b,
+                 None, None, V.result_dtype(a, b))
+
+
+def _transposed(m):
+    return m.flags.f_contiguous and not m.flags.c_contiguous and m.dtype.isnative

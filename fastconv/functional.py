@@ -64,20 +64,23 @@ class ConvTranspose2d(_Conv):
     forward_fn, backward_fn = _conv.conv_transpose2d, _conv.conv_transpose2d_backward
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, activation=None):
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, activation=None,
+           data_format="NCHW"):
     """activation="relu" is relu(conv2d(...)) in one pass."""
     return Conv2d.apply(*_tensors(input, weight, bias), stride=stride, padding=padding, dilation=dilation,
-                        groups=groups, activation=activation)
+                        groups=groups, activation=activation, data_format=data_format)
 
 
-def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, data_format="NCL"):
     return Conv1d.apply(*_tensors(input, weight, bias), stride=stride, padding=padding, dilation=dilation,
-                        groups=groups)
+                        groups=groups, data_format=data_format)
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
+                     data_format="NCHW"):
     return ConvTranspose2d.apply(*_tensors(input, weight, bias), stride=stride, padding=padding,
-                                 output_padding=output_padding, groups=groups, dilation=dilation)
+                                 output_padding=output_padding, groups=groups, dilation=dilation,
+                                 data_format=data_format)
 
 
 # -- pooling ------------------------------------------------------------------
@@ -88,12 +91,12 @@ class _MaxPool(Function):
     forward_fn = backward_fn = None
 
     def forward(self, x, **params):
-        self.shape = x.shape
+        self.shape, self.layout = x.shape, {k: v for k, v in params.items() if k == "data_format"}
         y, self.indices = type(self).forward_fn(x, **params, return_indices=True)
         return y
 
     def backward(self, g):
-        return (type(self).backward_fn(g, self.indices, self.shape),)
+        return (type(self).backward_fn(g, self.indices, self.shape, **self.layout),)
 
 
 class MaxPool2d(_MaxPool):
@@ -132,47 +135,48 @@ class AvgPool1d(_AvgPool):
 
 
 class AdaptiveAvgPool2d(Function):
-    def forward(self, x, output_size):
-        self.shape = x.shape
-        return _pool.adaptive_avg_pool2d(x, output_size)
+    def forward(self, x, output_size, **layout):
+        self.shape, self.layout = x.shape, layout
+        return _pool.adaptive_avg_pool2d(x, output_size, **layout)
 
     def backward(self, g):
-        return (_pool.adaptive_avg_pool2d_backward(g, self.shape),)
+        return (_pool.adaptive_avg_pool2d_backward(g, self.shape, **self.layout),)
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, data_format="NCHW"):
     return MaxPool2d.apply(*_tensors(input), kernel_size=kernel_size, stride=stride, padding=padding,
-                           dilation=dilation, ceil_mode=ceil_mode)
+                           dilation=dilation, ceil_mode=ceil_mode, data_format=data_format)
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None):
+               divisor_override=None, data_format="NCHW"):
     return AvgPool2d.apply(*_tensors(input), kernel_size=kernel_size, stride=stride, padding=padding,
                            ceil_mode=ceil_mode, count_include_pad=count_include_pad,
-                           divisor_override=divisor_override)
+                           divisor_override=divisor_override, data_format=data_format)
 
 
-def adaptive_avg_pool2d(input, output_size):
-    return AdaptiveAvgPool2d.apply(*_tensors(input), output_size=output_size)
+def adaptive_avg_pool2d(input, output_size, data_format="NCHW"):
+    return AdaptiveAvgPool2d.apply(*_tensors(input), output_size=output_size, data_format=data_format)
 
 
-def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, data_format="NCL"):
     return MaxPool1d.apply(*_tensors(input), kernel_size=kernel_size, stride=stride, padding=padding,
-                           dilation=dilation, ceil_mode=ceil_mode)
+                           dilation=dilation, ceil_mode=ceil_mode, data_format=data_format)
 
 
-def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               data_format="NCL"):
     return AvgPool1d.apply(*_tensors(input), kernel_size=kernel_size, stride=stride, padding=padding,
-                           ceil_mode=ceil_mode, count_include_pad=count_include_pad)
+                           ceil_mode=ceil_mode, count_include_pad=count_include_pad, data_format=data_format)
 
 
-def adaptive_max_pool2d(input, output_size):
-    return AdaptiveMaxPool2d.apply(*_tensors(input), output_size=output_size)
+def adaptive_max_pool2d(input, output_size, data_format="NCHW"):
+    return AdaptiveMaxPool2d.apply(*_tensors(input), output_size=output_size, data_format=data_format)
 
 
-def adaptive_max_pool1d(input, output_size):
+def adaptive_max_pool1d(input, output_size, data_format="NCL"):
     """output_size=1 is max-over-time pooling (Kim 2014's text CNN)."""
-    return AdaptiveMaxPool1d.apply(*_tensors(input), output_size=output_size)
+    return AdaptiveMaxPool1d.apply(*_tensors(input), output_size=output_size, data_format=data_format)
 
 
 # -- normalization and lookup ---------------------------------------------------

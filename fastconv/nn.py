@@ -19,6 +19,7 @@ from . import _random
 from . import functional as F
 from ._validate import integer, ints
 from .autograd import Tensor, no_grad
+from .layout import FORMATS
 
 
 def manual_seed(seed):
@@ -236,60 +237,80 @@ class Sequential(Module):
         return len(self.layers)
 
 
+def _layout(cls, data_format, spatial):
+    if data_format not in FORMATS[spatial]:
+        raise ValueError(f"{cls}: data_format must be one of {tuple(FORMATS[spatial])}, got {data_format!r}")
+    return data_format
+
+
 class Conv2d(Module):
+    """data_format="NHWC" takes and gives (N, H, W, C) and keeps the weight
+    as TensorFlow does, (kH, kW, C_in / groups, C_out), drawn as the NCHW
+    layer's (the same seed gives the same weights, transposed)."""
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True, dtype=np.float32):
+                 bias=True, dtype=np.float32, data_format="NCHW"):
         kh, kw = ints("Conv2d", "kernel_size", kernel_size, 2, 1)
         groups = integer("Conv2d", "groups", groups, 1)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2d: groups={groups} must divide in_channels={in_channels} "
                              f"and out_channels={out_channels}")
+        self.data_format = _layout("Conv2d", data_format, 2)
         fan_in = in_channels // groups * kh * kw
         self.weight = _uniform((out_channels, in_channels // groups, kh, kw), fan_in, dtype)
+        if data_format == "NHWC":
+            self.weight = Parameter(self.weight.data.transpose(2, 3, 1, 0))
         self.bias = _uniform((out_channels,), fan_in, dtype) if bias else None
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
 
     def forward(self, x, activation=None):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
-                        activation)
+                        activation, self.data_format)
 
 
 class Conv1d(Module):
     """Over (N, C, L): weight (out_channels, in_channels // groups, kernel_size), as torch.nn.Conv1d."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True, dtype=np.float32):
+                 bias=True, dtype=np.float32, data_format="NCL"):
         k = integer("Conv1d", "kernel_size", kernel_size, 1)
         groups = integer("Conv1d", "groups", groups, 1)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv1d: groups={groups} must divide in_channels={in_channels} "
                              f"and out_channels={out_channels}")
+        self.data_format = _layout("Conv1d", data_format, 1)
         fan_in = in_channels // groups * k
         self.weight = _uniform((out_channels, in_channels // groups, k), fan_in, dtype)
+        if FORMATS[1][data_format] == "last":  # TensorFlow's (k, C_in / groups, C_out)
+            self.weight = Parameter(self.weight.data.transpose(2, 1, 0))
         self.bias = _uniform((out_channels,), fan_in, dtype) if bias else None
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
 
     def forward(self, x):
-        return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
+                        self.data_format)
 
 
 class ConvTranspose2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
-                 bias=True, dilation=1, dtype=np.float32):
+                 bias=True, dilation=1, dtype=np.float32, data_format="NCHW"):
         kh, kw = ints("ConvTranspose2d", "kernel_size", kernel_size, 2, 1)
         groups = integer("ConvTranspose2d", "groups", groups, 1)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"ConvTranspose2d: groups={groups} must divide in_channels={in_channels} "
                              f"and out_channels={out_channels}")
         fan_in = out_channels // groups * kh * kw  # PyTorch's fan_in for this weight layout
+        self.data_format = _layout("ConvTranspose2d", data_format, 2)
         self.weight = _uniform((in_channels, out_channels // groups, kh, kw), fan_in, dtype)
+        if data_format == "NHWC":  # TensorFlow's (kH, kW, C_out / groups, C_in)
+            self.weight = Parameter(self.weight.data.transpose(2, 3, 1, 0))
         self.bias = _uniform((out_channels,), fan_in, dtype) if bias else None
         self.stride, self.padding, self.output_padding = stride, padding, output_padding
         self.groups, self.dilation = groups, dilation
 
     def forward(self, x):
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
-                                  self.groups, self.dilation)
+                                  self.groups, self.dilation, self.data_format)
 
 
 class Linear(Module):
@@ -302,60 +323,68 @@ class Linear(Module):
 
 
 class MaxPool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, data_format="NCHW"):
         self.args = (kernel_size, stride, padding, dilation, ceil_mode)
+        self.data_format = _layout("MaxPool2d", data_format, 2)
 
     def forward(self, x):
-        return F.max_pool2d(x, *self.args)
+        return F.max_pool2d(x, *self.args, data_format=self.data_format)
 
 
 class AvgPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-                 divisor_override=None):
+                 divisor_override=None, data_format="NCHW"):
         self.args = (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+        self.data_format = _layout("AvgPool2d", data_format, 2)
 
     def forward(self, x):
-        return F.avg_pool2d(x, *self.args)
+        return F.avg_pool2d(x, *self.args, data_format=self.data_format)
 
 
 class AdaptiveAvgPool2d(Module):
-    def __init__(self, output_size):
+    def __init__(self, output_size, data_format="NCHW"):
         self.output_size = output_size
+        self.data_format = _layout("AdaptiveAvgPool2d", data_format, 2)
 
     def forward(self, x):
-        return F.adaptive_avg_pool2d(x, self.output_size)
+        return F.adaptive_avg_pool2d(x, self.output_size, self.data_format)
 
 
 class MaxPool1d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, data_format="NCL"):
         self.args = (kernel_size, stride, padding, dilation, ceil_mode)
+        self.data_format = _layout("MaxPool1d", data_format, 1)
 
     def forward(self, x):
-        return F.max_pool1d(x, *self.args)
+        return F.max_pool1d(x, *self.args, data_format=self.data_format)
 
 
 class AvgPool1d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 data_format="NCL"):
         self.args = (kernel_size, stride, padding, ceil_mode, count_include_pad)
+        self.data_format = _layout("AvgPool1d", data_format, 1)
 
     def forward(self, x):
-        return F.avg_pool1d(x, *self.args)
+        return F.avg_pool1d(x, *self.args, data_format=self.data_format)
 
 
 class AdaptiveMaxPool2d(Module):
-    def __init__(self, output_size):
+    def __init__(self, output_size, data_format="NCHW"):
         self.output_size = output_size
+        self.data_format = _layout("AdaptiveMaxPool2d", data_format, 2)
 
     def forward(self, x):
-        return F.adaptive_max_pool2d(x, self.output_size)
+        return F.adaptive_max_pool2d(x, self.output_size, self.data_format)
 
 
 class AdaptiveMaxPool1d(Module):
-    def __init__(self, output_size):
+    def __init__(self, output_size, data_format="NCL"):
         self.output_size = output_size
+        self.data_format = _layout("AdaptiveMaxPool1d", data_format, 1)
 
     def forward(self, x):
-        return F.adaptive_max_pool1d(x, self.output_size)
+        return F.adaptive_max_pool1d(x, self.output_size, self.data_format)
 
 
 class LocalResponseNorm(Module):

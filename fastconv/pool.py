@@ -4,6 +4,7 @@ import numpy as np
 
 from . import _C
 from . import _validate as V
+from .layout import channels_last
 
 _empty = np.empty  # tests swap in a NaN-filled allocator to catch unwritten outputs
 _LAYOUT = "3-D (C, H, W) or 4-D (N, C, H, W)"
@@ -34,6 +35,7 @@ def _pool_window(fn, shape, kernel_size, stride, padding, dilation, ceil_mode):
     return (k, s, p, d), (out_h, out_w)
 
 
+@channels_last(2, ('x', 'x'))
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False, *, algorithm="auto"):
     """Max pooling; padding is -inf. With return_indices, also the int64 flat
@@ -55,6 +57,7 @@ def _max_pool(fn, x, kernel_size, stride, padding, dilation, ceil_mode, return_i
     return (y, indices) if return_indices else y
 
 
+@channels_last(2, ('x',))
 def max_pool2d_backward(grad_output, indices, input_shape):
     """Scatters grad_output to the positions max_pool2d returned; an index
     outside its plane is a ValueError."""
@@ -87,6 +90,7 @@ def _avg_args(fn, shape, kernel_size, stride, padding, ceil_mode, count_include_
     return _c_shape(shape, window, out, count_include_pad, divisor), out
 
 
+@channels_last(2, ('x',))
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None, *, algorithm="auto"):
     """Average pooling with PyTorch's divisor rules."""
@@ -102,6 +106,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     return y
 
 
+@channels_last(2, ('x',))
 def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
                         count_include_pad=True, divisor_override=None):
     """The adjoint of avg_pool2d with the same parameters."""
@@ -131,6 +136,7 @@ def _adaptive_out(fn, shape, output_size):
     return out
 
 
+@channels_last(2, ('x',))
 def adaptive_avg_pool2d(input, output_size):
     """Average pooling to a fixed output size, as torch's adaptive_avg_pool2d."""
     fn = "adaptive_avg_pool2d"
@@ -143,6 +149,7 @@ def adaptive_avg_pool2d(input, output_size):
     return y
 
 
+@channels_last(2, ('x',))
 def adaptive_avg_pool2d_backward(grad_output, input_shape):
     fn = "adaptive_avg_pool2d_backward"
     input_shape = V.shape(fn, "input_shape", input_shape, (3, 4))
@@ -177,6 +184,7 @@ def _along_length(fn, name, value, minimum):
     return (1 if minimum else 0,) + V.ints(fn, name, value, 1, minimum)
 
 
+@channels_last(1, ('x', 'x'))
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Max pooling along the last axis; indices are positions along it."""
     fn = "max_pool1d"
@@ -187,6 +195,7 @@ def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return tuple(a[..., 0, :] for a in out) if return_indices else out[..., 0, :]
 
 
+@channels_last(1, ('x',))
 def max_pool1d_backward(grad_output, indices, input_shape):
     fn = "max_pool1d_backward"
     input_shape = V.shape(fn, "input_shape", input_shape, (2, 3))
@@ -198,6 +207,7 @@ def max_pool1d_backward(grad_output, indices, input_shape):
     return max_pool2d_backward(gy[..., None, :], idx[..., None, :], plane)[..., 0, :]
 
 
+@channels_last(1, ('x',))
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
     fn = "avg_pool1d"
     x = _input_1d(fn, input)
@@ -205,6 +215,7 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
                       _along_length(fn, "padding", padding, 0), ceil_mode, count_include_pad)[..., 0, :]
 
 
+@channels_last(1, ('x',))
 def avg_pool1d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
                         count_include_pad=True):
     fn = "avg_pool1d_backward"
@@ -224,6 +235,7 @@ def _adaptive_bounds(size, out):
     return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
 
 
+@channels_last(2, ('x', 'x'))
 def adaptive_max_pool2d(input, output_size, return_indices=False):
     """Max pooling to a fixed output size, as torch's adaptive_max_pool2d;
     indices are flat positions h * W + w, for max_pool2d_backward. With
@@ -246,6 +258,7 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     return (y, indices) if return_indices else y
 
 
+@channels_last(1, ('x', 'x'))
 def adaptive_max_pool1d(input, output_size, return_indices=False):
     fn = "adaptive_max_pool1d"
     x = _input_1d(fn, input)
