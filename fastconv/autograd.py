@@ -23,6 +23,31 @@ class _GradMode(threading.local):
 _grad_mode = _GradMode()
 
 
+class _Tracing(threading.local):
+    fields = False  # results carry their inputs' widest receptive field (fastconv.summary)
+
+
+_tracing = _Tracing()
+
+
+@contextlib.contextmanager
+def tracing_fields():
+    before, _tracing.fields = _tracing.fields, True
+    try:
+        yield
+    finally:
+        _tracing.fields = before
+
+
+def _widest(tensors):
+    """The receptive field of a result: its inputs' widest, None (all of the
+    input) if any sees all of it."""
+    fields = [t.receptive_field for t in tensors if hasattr(t, "receptive_field")]
+    if not fields or any(f is None for f in fields):
+        return None
+    return tuple((max(f[a][0] for f in fields), max(f[a][1] for f in fields)) for a in range(len(fields[0])))
+
+
 @contextlib.contextmanager
 def no_grad():
     """Within this block, results made by this thread record no graph
@@ -46,7 +71,10 @@ class Function:
         ctx = cls(*parents)
         out = ctx.forward(*[p.data for p in parents], **kwargs)
         track = _grad_mode.enabled and any(ctx.needs)
-        return Tensor(out, requires_grad=track, _ctx=ctx if track else None)
+        out = Tensor(out, requires_grad=track, _ctx=ctx if track else None)
+        if _tracing.fields:
+            out.receptive_field = _widest(parents)
+        return out
 
     def forward(self, *arrays, **kwargs):
         raise NotImplementedError

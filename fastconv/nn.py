@@ -17,6 +17,7 @@ import numpy as np
 
 from . import _random
 from . import functional as F
+from . import summary as _summary
 from ._validate import integer, ints
 from .autograd import Tensor, no_grad
 from .layout import FORMATS
@@ -43,8 +44,8 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         out = self.forward(*args, **kwargs)
-        if _summary.calls is not None:
-            _summary.calls.append((self, out.shape))
+        if _summary.recording():
+            _summary.record(self, args, out)
         return out
 
     def children(self):
@@ -141,28 +142,11 @@ class Module:
         return self
 
     def summary(self, input_shape, dtype=np.float32):
-        """Prints each layer's output shape and parameter count, and the total;
-        returns the total."""
-        _summary.calls = []
-        try:
-            with no_grad():
-                was_training = self.training
-                self.eval()
-                self(Tensor(np.zeros(input_shape, dtype)))
-                self.train(was_training)
-            calls = _summary.calls
-        finally:
-            _summary.calls = None
-        rows = [(type(m).__name__, str(tuple(shape)), sum(p.data.size for p in vars(m).values()
-                                                          if isinstance(p, Parameter)))
-                for m, shape in calls if m is not self and not isinstance(m, Sequential)]
-        total = sum(p.data.size for p in self.parameters())
-        width = max([len(r[0]) for r in rows] + [5])
-        print(f"{'layer':<{width}}  {'output shape':<22}{'params':>10}")
-        for name, shape, count in rows:
-            print(f"{name:<{width}}  {shape:<22}{count:>10,}")
-        print(f"{'total':<{width}}  {'':<22}{total:>10,}")
-        return total
+        """Prints each layer's output shape, parameters, multiply-adds and
+        receptive field, the totals and the memory of the layers' outputs
+        for input_shape's batch (fastconv.summary); returns the parameter
+        count."""
+        return _summary.summary(self, input_shape, dtype)
 
 
 def save_npz(path, arrays):
@@ -188,13 +172,6 @@ def _legacy(name):
     return re.sub(r"(^|\.)layers\.", r"\1", name)
 
 
-class _Summary(threading.local):
-    calls = None  # this thread's (module, output shape) list while summary() runs
-
-
-_summary = _Summary()
-
-
 def _uniform(shape, fan_in, dtype):
     bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
     return Parameter(_random.generator().uniform(-bound, bound, shape).astype(dtype))
@@ -215,7 +192,7 @@ class Sequential(Module):
         layers, i = self.layers, 0
         while i < len(layers):
             layer, after = layers[i], [type(a) for a in layers[i + 1:i + 3]]
-            fuse = _summary.calls is None and isinstance(layer, (Conv2d, Linear)) and after[:1] == [ReLU]
+            fuse = not _summary.recording() and isinstance(layer, (Conv2d, Linear)) and after[:1] == [ReLU]
             if fuse and isinstance(layer, Conv2d) and after == [ReLU, MaxPool2d]:
                 x, i = F.relu(layers[i + 2](layer(x))), i + 3
             elif fuse:

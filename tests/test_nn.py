@@ -202,3 +202,31 @@ def test_to_converts_parameters_and_buffers():
     assert y.dtype == np.float64
     with pytest.raises(TypeError, match="Module.to"):
         block.to(np.int32)
+
+
+def _summary_rows(model, shape, capsys):
+    model.summary(shape)
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in lines[1:] if not line.startswith(("total", "activations"))]
+    total = next(line for line in lines if line.startswith("total")).split()
+    return rows, total, lines[-1]
+
+
+def test_summary_teaches_mult_adds_receptive_fields_and_memory(capsys):
+    """Figures from outside the code: LeNet-5's first conv does 6 x 28 x 28
+    x 25 = 117,600 multiply-adds an image and its fields grow 5, 6, 14, 16
+    pixels (strides 1, 2, 2, 4); AlexNet (torchvision's) does 0.71 G
+    multiply-adds with a 195-pixel field (Araujo et al. 2019, "Computing
+    receptive fields of convolutional neural networks"); ResNet-18 1.81 G
+    (torchvision's model table) with a 435-pixel field."""
+    rows, total, memory = _summary_rows(LeNet5(), (2, 1, 28, 28), capsys)
+    assert rows[0][0] == "Conv2d" and rows[0][-4] == f"{2 * 117_600:,}"
+    fields = [" ".join(r[-3:]) for r in rows if r[0] in ("Conv2d", "MaxPool2d")]
+    assert fields == ["5 / 1", "6 / 2", "14 / 2", "16 / 4"]
+    assert rows[-1][-1] == "all" and total[1] == "61,706"
+    outputs = 2 * (6 * 28 * 28 * 2 + 6 * 14 * 14 + 16 * 10 * 10 * 2 + 16 * 5 * 5 + 400 + 120 * 2 + 84 * 2 + 10) * 4
+    assert memory.startswith(f"activations: {outputs / 2 ** 20:,.1f} MiB") and "batch of 2" in memory
+    for build, macs, field in ((models.alexnet, 0.714e9, "195 / 32"), (models.resnet18, 1.814e9, "435 / 32")):
+        rows, total, _ = _summary_rows(build(), (1, 3, 224, 224), capsys)
+        assert abs(int(total[2].replace(",", "")) - macs) < 0.005e9
+        assert [" ".join(r[-3:]) for r in rows if r[-1] != "all"][-1] == field  # before global pooling
