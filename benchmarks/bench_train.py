@@ -96,6 +96,28 @@ def test_model(measure, torch, name, kind, batch, impl):
             shape=name, dtype="float32", **{"pass": kind})
 
 
+def tutorial_nhwc():
+    """TutorialCNN with channels-last layers (the same fusions, weights drawn
+    the same): what data_format="NHWC" costs a training step."""
+    fmt = dict(data_format="NHWC")
+    return nn.Sequential(nn.Conv2d(1, 64, 3, padding=1, **fmt), nn.ReLU(), nn.MaxPool2d(2, **fmt),
+                         nn.Conv2d(64, 128, 3, padding=1, **fmt), nn.ReLU(), nn.MaxPool2d(2, **fmt),
+                         nn.Flatten(), nn.Linear(6272, 1024), nn.ReLU(), nn.Dropout(0.25), nn.Linear(1024, 10))
+
+
+@pytest.mark.parametrize("layout", ("NCHW", "NHWC"))
+def test_tutorial_layouts(measure, layout):
+    """TutorialCNN's step (batch 50) on NCHW arrays and on NHWC ones."""
+    x, y = data(50)
+    nn.manual_seed(0)
+    model = TutorialCNN() if layout == "NCHW" else tutorial_nhwc()
+    if layout == "NHWC":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    opt = optim.Adam(model.parameters(), lr=1e-4)
+    measure(lambda: fastconv_step(model, opt, x, y), group="train tutorial step batch 50, layouts", impl=layout,
+            images=50, baseline="NCHW", operation="train", shape="tutorial", dtype="float32", **{"pass": "step"})
+
+
 class NumpyLinear(Function):
     """A layer a user writes with NumPy's matmul (its BLAS) inside a
     fastconv model."""

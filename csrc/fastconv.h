@@ -119,6 +119,10 @@ typedef struct fc_pool2d_shape {
      * [0, classes). */                                                         \
     int fc_cross_entropy##S(int64_t rows, int64_t classes, const T *logits,     \
                             const int64_t *labels, T *grad, double *loss);      \
+    /* dst[b][c][r] = src[b][r][c] for b < batch, r < rows, c < cols;         \
+     * rows at most INT_MAX */                                                  \
+    int fc_transpose##S(int64_t batch, int64_t rows, int64_t cols,              \
+                        const T *src, T *dst);                                  \
     /* gb[j] = sum over i of g[i][j], g[rows][cols] */                          \
     int fc_bias_grad##S(int64_t rows, int64_t cols, const T *g, T *gb);         \
     /* One fused Adam step over n elements (optim.c) */                         \

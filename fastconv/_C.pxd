@@ -56,6 +56,8 @@ cdef extern from "fastconv.h" nogil:
     int fc_dropout_f64(int64_t n, const double *x, double p, uint64_t seed, double *y)
     int fc_cross_entropy_f32(int64_t rows, int64_t classes, const float *logits, const int64_t *labels, float *grad, double *loss)
     int fc_cross_entropy_f64(int64_t rows, int64_t classes, const double *logits, const int64_t *labels, double *grad, double *loss)
+    int fc_transpose_f32(int64_t batch, int64_t rows, int64_t cols, const float *src, float *dst)
+    int fc_transpose_f64(int64_t batch, int64_t rows, int64_t cols, const double *src, double *dst)
     int fc_bias_grad_f32(int64_t rows, int64_t cols, const float *g, float *gb)
     int fc_bias_grad_f64(int64_t rows, int64_t cols, const double *g, double *gb)
 

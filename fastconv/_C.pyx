@@ -286,6 +286,22 @@ def cross_entropy(int64_t rows, int64_t classes, const real[::1] logits not None
     return loss
 
 
+def transpose(int64_t batch, int64_t rows, int64_t cols, const real[::1] src not None, real[::1] dst not None):
+    """dst[b][c][r] = src[b][r][c]."""
+    cdef str fn = "transpose"
+    if min(batch, rows, cols) < 1:
+        fields(fn, (batch, rows, cols), ("batch", "rows", "cols"))
+    if rows > 2147483647:
+        raise ValueError(f"_C.{fn}: rows must be at most 2147483647, got {rows}")
+    need(fn, "src", src.shape[0], (<object>batch) * rows * cols)
+    need(fn, "dst", dst.shape[0], (<object>batch) * rows * cols)
+    cdef int rc
+    with nogil:
+        rc = (fc_transpose_f32(batch, rows, cols, &src[0], &dst[0]) if real is float
+              else fc_transpose_f64(batch, rows, cols, &src[0], &dst[0]))
+    check(rc)
+
+
 def bias_grad(int64_t rows, int64_t cols, const real[::1] g not None, real[::1] gb not None):
     cdef str fn = "bias_grad"
     if min(rows, cols) < 1:

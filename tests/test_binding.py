@@ -170,6 +170,10 @@ def test_dense_and_elementwise_entry_points_refuse_short_buffers():
                          ["_C.cross_entropy", "grad"])
     assert_raises_naming(lambda: _C.bias_grad(3, 4, buf(11), buf(4)), ValueError, ["_C.bias_grad", "g"])
     assert_raises_naming(lambda: _C.bias_grad(3, 4, buf(12), buf(3)), ValueError, ["_C.bias_grad", "gb"])
+    assert_raises_naming(lambda: _C.transpose(2, 3, 4, buf(23), buf(24)), ValueError, ["_C.transpose", "src"])
+    assert_raises_naming(lambda: _C.transpose(2, 3, 4, buf(24), buf(23)), ValueError, ["_C.transpose", "dst"])
+    assert_raises_naming(lambda: _C.transpose(1, 2 ** 31, 1, buf(24), buf(24)), ValueError, ["_C.transpose", "rows"])
+    assert_raises_naming(lambda: _C.transpose(0, 3, 4, buf(24), buf(24)), ValueError, ["_C.transpose", "batch"])
     for short in ("grad", "m", "v"):
         a = {name: np.zeros(6 - (name == short), F32) for name in ("grad", "m", "v")}
         assert_raises_naming(lambda: _C.adam_step(np.zeros(6, F32), a["grad"], a["m"], a["v"], 0.1, 0.9, 0.99,
@@ -269,3 +273,14 @@ def test_pool_geometries_beyond_the_public_api_stay_in_bounds_and_correct(algori
         for p in range(2):
             np.add.at(expected[p], np.where(seen, idx, 0)[p].ravel(), gy[p].ravel())
         np.testing.assert_allclose(gx.reshape(2, -1), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 7, 5), (2, 130, 67), (1, 9, 300)])
+def test_transpose_swaps_the_last_two_axes_of_each_batch(shape, dtype, isa):
+    """Rows and columns off the 8 x 8 blocks, rows past a thread's block of 64."""
+    src = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    dst = np.full(shape[:1] + shape[:0:-1], np.nan, dtype)
+    _C.transpose(*shape, src.reshape(-1), dst.reshape(-1))
+    assert np.array_equal(dst, src.transpose(0, 2, 1))
+
