@@ -25,7 +25,7 @@ static int FC_FN(fc_conv2d_forward_packed)(const fc_conv2d_shape *s, const FC_T 
     if (!wpack) return FC_ERR_NOMEM;
     for (int64_t g = 0; g < s->groups; g++) {
         const FC_FN(fc_strided) wm = {w + g * M * K, K, 1};
-        const FC_FN(fc_operand) a = {FC_FN(pack_strided), &wm, NULL};
+        const FC_FN(fc_operand) a = {FC_FN(pack_strided), &wm, NULL, NULL};
         FC_FN(gemm_pack_a)(M, K, &a, wpack + g * a_size);
     }
     int status = FC_OK;
@@ -40,9 +40,9 @@ static int FC_FN(fc_conv2d_forward_packed)(const fc_conv2d_shape *s, const FC_T 
             const FC_T *xg = x + (n * s->c_in + g * cin_g) * s->h * s->w;
             const FC_FN(fc_strided) xm = {xg + p0, 1, P};
             const FC_FN(fc_im2col_operand) xc = {s, xg, p0};
-            const FC_FN(fc_operand) a = {NULL, NULL, wpack + g * a_size};
-            const FC_FN(fc_operand) bo = is_pointwise(s) ? (FC_FN(fc_operand)){FC_FN(pack_strided), &xm, NULL}
-                                                         : (FC_FN(fc_operand)){FC_FN(pack_im2col), &xc, NULL};
+            const FC_FN(fc_operand) a = {NULL, NULL, wpack + g * a_size, NULL};
+            const FC_FN(fc_operand) bo = is_pointwise(s) ? (FC_FN(fc_operand)){FC_FN(pack_strided), &xm, NULL, NULL}
+                                                         : (FC_FN(fc_operand)){FC_FN(pack_im2col), &xc, NULL, NULL};
             FC_FN(gemm_serial)(M, nb, K, &a, &bo, y + (n * s->c_out + g * M) * P + p0, P,
                                b ? b + g * M : NULL, flags, work);
         }

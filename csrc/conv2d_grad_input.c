@@ -121,7 +121,7 @@ static void FC_FN(col2im_wide_task)(const fc_conv2d_shape *s, const col2im_plan 
         for (int64_t oh = 0; oh < s->out_h; oh++)
             memcpy(spread + m * Q + oh * c->pw, gyn + (m * s->out_h + oh) * OW, (size_t)OW * sizeof(FC_T));
     const FC_FN(fc_strided) sp = {spread, 1, Q};
-    const FC_FN(fc_operand) b = {FC_FN(pack_strided), &sp, NULL};
+    const FC_FN(fc_operand) b = {FC_FN(pack_strided), &sp, NULL, NULL};
     FC_FN(gemm_serial)((c1 - c0) * taps, Q, M, a, &b, col, Q, NULL, 0, ws);
     for (int64_t ch = c0; ch < c1; ch++) {
         memset(frame, 0, (size_t)(c->ph * c->pw) * sizeof(FC_T));
@@ -154,7 +154,7 @@ static int FC_FN(fc_conv2d_grad_input_col2im)(const fc_conv2d_shape *s, const FC
         if (!wpack) return FC_ERR_NOMEM;
         for (int64_t g = 0; g < s->groups; g++) {
             const FC_FN(fc_strided) wt = {w + g * M * K, 1, K};
-            const FC_FN(fc_operand) a = {FC_FN(pack_strided), &wt, NULL};
+            const FC_FN(fc_operand) a = {FC_FN(pack_strided), &wt, NULL, NULL};
             FC_FN(gemm_pack_a)(K, M, &a, wpack + g * a_size);
         }
     }
@@ -166,7 +166,7 @@ static int FC_FN(fc_conv2d_grad_input_col2im)(const fc_conv2d_shape *s, const FC
     {
         FC_T *col = fc_scratch((col_size + ws_size + wide_size) * sizeof(FC_T), plan.wide, &status);
         FC_FN(fc_strided) wt;
-        FC_FN(fc_operand) a = {FC_FN(pack_strided), &wt, NULL};
+        FC_FN(fc_operand) a = {FC_FN(pack_strided), &wt, NULL, NULL};
         FC_OMP(for schedule(static))
         for (int64_t t = 0; t < tasks; t++) {
             if (!col) continue;
@@ -187,7 +187,7 @@ static int FC_FN(fc_conv2d_grad_input_col2im)(const fc_conv2d_shape *s, const FC
             for (int64_t p0 = 0; p0 < P; p0 += PC) {
                 const int64_t pc = FC_MIN(PC, P - p0);
                 const FC_FN(fc_strided) gm = {gyn + p0, 1, P};
-                const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &gm, NULL};
+                const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &gm, NULL, NULL};
                 FC_FN(gemm_serial)((c1 - c0) * taps, pc, M, &a, &bo, col, pc, NULL, 0, col + col_size);
                 FC_FN(col2im)(s, col, c0, c1, p0, p0 + pc, gxn);
             }

@@ -429,8 +429,8 @@ static int FC_FN(winograd_forward)(int m, const fc_conv2d_shape *s, const FC_T *
                                     v + c0 * L, K * L);
             for (int64_t p = 0; p < points; p++) {
                 const FC_FN(fc_strided) vm = {v + p * K * L, 1, L};
-                const FC_FN(fc_operand) a = {NULL, NULL, upack + ((g * points + p) * parts + m0 / MP) * a_size};
-                const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &vm, NULL};
+                const FC_FN(fc_operand) a = {NULL, NULL, upack + ((g * points + p) * parts + m0 / MP) * a_size, NULL};
+                const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &vm, NULL, NULL};
                 FC_FN(gemm_serial)(mp, q, K, &a, &bo, mb + p * mp * L, L, NULL, 0, work);
             }
             for (int64_t c0 = 0; c0 < mp; c0 += chunk) {
@@ -607,9 +607,9 @@ static int FC_FN(winograd_grad_weight)(int m, const fc_conv2d_shape *s, const FC
                     k->wino_grad_output_block(m, s, gy, g * M + c0, FC_MIN(chunk_out, M - c0), row0, rows, th, tw,
                                               L, scratch, dm + c0 * L, m_pad * L);
                 for (int64_t p = 0; p < points; p++) {
-                    const FC_FN(fc_operand) a = {NULL, NULL, dm + p * m_pad * L};
+                    const FC_FN(fc_operand) a = {NULL, NULL, dm + p * m_pad * L, NULL};
                     const FC_FN(fc_strided) vm = {v + p * K * L, L, 1};
-                    const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &vm, NULL};
+                    const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &vm, NULL, NULL};
                     FC_FN(gemm_serial)(M, K, L, &a, &bo, dus + p * M * K, K, NULL,
                                        b > blocks * slot / slots ? FC_GEMM_ACCUMULATE : 0u, work);
                 }

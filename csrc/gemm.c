@@ -402,7 +402,7 @@ int FC_FN(fc_gemm)(int64_t m, int64_t n, int64_t k, const FC_T *a, int64_t lda, 
                     for (int64_t i = 0; i < mm; i++) memcpy(cs + i * ldc, bias + j0, (size_t)nn * sizeof(FC_T));
                 const FC_FN(fc_strided) am = {a + (by_rows ? lo * a_rs : 0), a_rs, a_cs};
                 const FC_FN(fc_strided) bm = {b + j0 * b_rs, b_rs, b_cs};
-                const FC_FN(fc_operand) ao = {FC_FN(pack_strided), &am, NULL};
+                const FC_FN(fc_operand) ao = {FC_FN(pack_strided), &am, NULL, NULL};
                 const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &bm, NULL, FC_FN(prefetch_strided)};
                 FC_FN(gemm_serial)(mm, nn, k, &ao, &bo, cs, ldc, NULL, flags, work);
                 free(work);
