@@ -23,6 +23,7 @@ import numpy as np
 
 import fastconv
 from . import _validate as V
+from ._malloc import on_worker
 from .autograd import Tensor, no_grad
 
 __all__ = ["conv2d", "max_pool2d", "avg_pool2d", "conv1d", "conv_transpose2d", "adaptive_avg_pool2d",
@@ -95,7 +96,7 @@ def _tiled(x, windows, empty, tile, *constants):
         for lo_w, hi_w, i0_w, i1_w, left, right in cols:
             block = x[:, :, i0_h:i1_h, i0_w:i1_w].rechunk({2: -1, 3: -1})
             row.append(da.map_blocks(
-                tile, block, ((top, bottom), (left, right)), ((lo_h, hi_h), (lo_w, hi_w)), *constants,
+                on_worker(tile), block, ((top, bottom), (left, right)), ((lo_h, hi_h), (lo_w, hi_w)), *constants,
                 chunks=(block.chunks[0], (empty.shape[1],), (hi_h - lo_h,), (hi_w - lo_w,)),
                 dtype=empty.dtype, meta=meta))
         grid.append(row)
@@ -203,7 +204,7 @@ def _batchwise(input, call, *constants):
     x = input.rechunk({axis: -1 for axis in range(1, input.ndim)})
     empty = _probe(lambda e: call(e, *constants), x)
     extra = empty.ndim - x.ndim
-    return da.map_blocks(call, x, *[dask.delayed(c) for c in constants],
+    return da.map_blocks(on_worker(call), x, *[dask.delayed(c) for c in constants],
                          chunks=(x.chunks[0],) + tuple((n,) for n in empty.shape[1:]),
                          drop_axis=list(range(empty.ndim, x.ndim)) if extra < 0 else [],
                          new_axis=list(range(x.ndim, empty.ndim)) if extra > 0 else None,

@@ -244,6 +244,32 @@ def test_cluster_results_equal_the_in_memory_computation(cluster):
     assert_close(client.compute(y).result(), fastconv.conv2d(X, W, B, stride=2, dilation=2), np.float64)
 
 
+def test_cluster_workers_reuse_freed_blocks_once_a_task_has_run(cluster):
+    """Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_ set, which
+    froze glibc's mmap threshold: a fastconv task restores the adaptive
+    thresholds' limits in its worker (fastconv._malloc)."""
+    _, client = cluster
+    client.compute(fd.predict(_model(), da.from_array(_images(), chunks=(10, 1, 28, 28)))).result()
+    import ctypes.util
+    glibc = "libc.so" in (ctypes.util.find_library("c") or "")
+
+    def probe():
+        import os
+        from fastconv import _malloc
+        return "MALLOC_TRIM_THRESHOLD_" in os.environ, _malloc.keep_freed_blocks()
+    for env_set, changed in client.run(probe).values():
+        assert env_set and changed == glibc
+
+
+def test_keep_freed_blocks_changes_nothing_where_the_variable_is_unset():
+    import subprocess
+    import sys
+    code = "from fastconv import _malloc; print(_malloc.keep_freed_blocks())"
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd="/")
+    assert out.stdout.strip() == "False", out.stderr
+
+
 def _peak_rss_probes():
     """(reset, read) of a process's peak RSS (VmHWM; ru_maxrss would carry
     the launching process's peak across exec). Made inside a function so
