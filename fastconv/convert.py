@@ -10,6 +10,7 @@ save. Torch is needed here only; it is loaded with weights_only=True, so a
 checkpoint cannot run code. Names and layouts are kept as they are:
 fastconv's models use torchvision's."""
 import argparse
+import pickle
 import sys
 
 import numpy as np
@@ -48,7 +49,12 @@ def main(argv=None):
     p.add_argument("source", help="a PyTorch checkpoint (.pth, .pt)")
     p.add_argument("destination", help="the .npz to write")
     args = p.parse_args(argv)
-    arrays = convert(args.source, args.destination)
+    try:
+        arrays = convert(args.source, args.destination)
+    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as e:  # missing, unreadable, not weights
+        first = (str(e).splitlines() or [""])[0]
+        print(f"convert: {args.source}: {type(e).__name__}: {first}", file=sys.stderr)
+        return 2
     count = sum(int(np.prod(a.shape)) for a in arrays.values() if a.dtype.kind == "f")
     print(f"{args.destination}: {len(arrays)} arrays, {count:,} parameters and statistics")
     return 0

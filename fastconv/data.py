@@ -204,6 +204,8 @@ def random_crop(images, rng, padding=4):
     pixels (AlexNet's random crops, as CIFAR training pads and crops)."""
     if padding < 0:
         raise ValueError(f"random_crop: padding must be >= 0, got {padding}")
+    if np.ndim(images) != 4:
+        raise ValueError(f"random_crop: images must be 4-D (N, C, H, W), got shape {np.shape(images)}")
     n, _, h, w = images.shape
     padded = np.pad(images, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     windows = np.lib.stride_tricks.sliding_window_view(padded, (h, w), axis=(2, 3))  # (N, C, dy, dx, H, W)

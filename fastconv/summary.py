@@ -106,7 +106,9 @@ def _describe_field(field):
 
 
 def summary(model, input_shape, dtype=np.float32):
-    """Prints the table; returns the parameter count."""
+    """Prints the table; returns the parameter count. dtype is the input's
+    (np.int64 for token ids); receptive fields are given for images
+    (a 4-D input), "-" otherwise."""
     from . import nn
     x = autograd.Tensor(np.zeros(input_shape, dtype))
     x.receptive_field = ((1, 1), (1, 1))
@@ -130,14 +132,15 @@ def summary(model, input_shape, dtype=np.float32):
         macs += m
         if not list(module.children()):
             activations += out.data.nbytes
-        field = getattr(out, "receptive_field", None) if len(input_shape) == 4 else None
-        table.append((type(module).__name__, str(tuple(out.shape)), params, m, _describe_field(field)))
+        field = _describe_field(getattr(out, "receptive_field", None)) if len(input_shape) == 4 else "-"
+        table.append((type(module).__name__, str(tuple(out.shape)), params, m, field))
     total = sum(p.data.size for p in model.parameters())
     width = max([len(r[0]) for r in table] + [5])
     print(f"{'layer':<{width}}  {'output shape':<22}{'params':>12}{'mult-adds':>16}  receptive field / stride")
     for name, shape, count, m, field in table:
         print(f"{name:<{width}}  {shape:<22}{count:>12,}{m:>16,}  {field}")
     print(f"{'total':<{width}}  {'':<22}{total:>12,}{macs:>16,}")
-    print(f"activations: {activations / 2 ** 20:,.1f} MiB of layer outputs for a batch of {input_shape[0]} "
-          f"({np.dtype(dtype).name}); parameters: {total * np.dtype(dtype).itemsize / 2 ** 20:,.1f} MiB")
+    weights = sum(p.data.nbytes for p in model.parameters())
+    print(f"activations: {activations / 2 ** 20:,.1f} MiB of layer outputs for a batch of {input_shape[0]}; "
+          f"parameters: {weights / 2 ** 20:,.1f} MiB")
     return total

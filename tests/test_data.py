@@ -171,3 +171,5 @@ def test_random_flip_mirrors_about_half_and_the_transform_is_seeded():
         assert np.array_equal(xa, xb) and np.array_equal(ya, yb)
     with pytest.raises(ValueError, match="random_crop: padding"):
         data.random_crop(images, np.random.default_rng(0), -1)
+    with pytest.raises(ValueError, match=r"random_crop: images must be 4-D .* \(200, 4, 5\)"):
+        data.random_crop(images[:, 0], np.random.default_rng(0), 1)

@@ -161,3 +161,20 @@ def test_text_cnn_trains_a_step_and_ignores_padding():
     loss.backward()
     assert np.array_equal(model.embedding.weight.grad[0], np.zeros(8))
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_text_cnn_summary_takes_token_ids(capsys):
+    model = models.TextCNN(100, 2, embedding_dim=16, filters=4)
+    assert model.summary((2, 20), dtype=np.int64) == 100 * 16 + 3 * 4 + 16 * 4 * (3 + 4 + 5) + 12 * 2 + 2
+    out = capsys.readouterr().out
+    assert "Conv1d" in out and f"{2 * 4 * 18 * 16 * 3:,}" in out  # the width-3 conv: outputs x taps
+
+
+def test_convert_names_a_missing_or_unreadable_checkpoint(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from fastconv import convert
+    assert convert.main([str(tmp_path / "missing.pth"), str(tmp_path / "out.npz")]) == 2
+    assert "missing.pth" in capsys.readouterr().err
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    assert convert.main([str(tmp_path / "junk.pth"), str(tmp_path / "out.npz")]) == 2
+    assert "junk.pth" in capsys.readouterr().err and not (tmp_path / "out.npz").exists()
