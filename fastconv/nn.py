@@ -122,7 +122,8 @@ class Module:
         if missing or unexpected:
             raise ValueError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
         for name, target in own.items():
-            value = np.asarray(state[name])
+            value = state[name]
+            value = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)  # torch tensors
             if value.shape != target.shape:
                 raise ValueError(f"load_state_dict: {name} has shape {value.shape}, expected {target.shape}")
             target.data[...] = value
