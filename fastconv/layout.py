@@ -15,7 +15,16 @@ from . import _C
 
 FORMATS = {2: {"NCHW": "first", "NHWC": "last"},
            1: {"NCL": "first", "NCW": "first", "NLC": "last", "NWC": "last"}}
+LAST = {f for formats in FORMATS.values() for f, side in formats.items() if side == "last"}
 ACTIVATIONS = ("input", "grad_output", "indices")
+
+
+def side(fn, data_format, spatial):
+    """"first" or "last": where a data_format keeps the channels; any other
+    value is a ValueError naming fn."""
+    if not isinstance(data_format, str) or data_format not in FORMATS[spatial]:
+        raise ValueError(f"{fn}: data_format must be one of {tuple(FORMATS[spatial])}, got {data_format!r}")
+    return FORMATS[spatial][data_format]
 
 
 def _swap(x, rows, cols):
@@ -52,7 +61,8 @@ def _weight_first(w):
     return w.transpose((w.ndim - 1, w.ndim - 2) + tuple(range(w.ndim - 2))) if w.ndim >= 2 else w
 
 
-def _weight_last(w):
+def weight_last(w):
+    """fastconv's (A, B, *kernel) -> TensorFlow's (*kernel, B, A)."""
     return np.ascontiguousarray(w.transpose(tuple(range(2, w.ndim)) + (1, 0)))
 
 
@@ -74,10 +84,7 @@ def channels_last(spatial, returns):
 
         @functools.wraps(fn)
         def wrapper(*args, data_format=default, **kwargs):
-            if FORMATS[spatial].get(data_format) is None:
-                raise ValueError(f"{fn.__name__}: data_format must be one of {tuple(FORMATS[spatial])}, "
-                                 f"got {data_format!r}")
-            if FORMATS[spatial][data_format] == "first":
+            if side(fn.__name__, data_format, spatial) == "first":
                 return fn(*args, **kwargs)
             bound = signature.bind(*args, **kwargs)
             for name, value in bound.arguments.items():
@@ -88,7 +95,7 @@ def channels_last(spatial, returns):
                 elif name == "input_shape" and isinstance(value, (tuple, list)):
                     bound.arguments[name] = _shape_first(value, spatial)
             out = fn(*bound.args, **bound.kwargs)
-            convert = {"x": lambda a: _last(a, spatial), "w": _weight_last, None: lambda a: a}
+            convert = {"x": lambda a: _last(a, spatial), "w": weight_last, None: lambda a: a}
             if isinstance(out, tuple):
                 return tuple(None if a is None else convert[kind](a) for a, kind in zip(out, returns))
             return convert[returns[0]](out)

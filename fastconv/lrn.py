@@ -6,7 +6,6 @@ arrays (N, C, ...), forward and backward, with PyTorch's semantics:
 
 Channels past either end count as zeros. A handful of passes over memory
 per call, each a NumPy expression; AlexNet runs it twice per image."""
-import numpy as np
 
 from . import _validate as V
 

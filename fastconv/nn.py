@@ -10,7 +10,6 @@ import math
 import os
 import re
 import tempfile
-import threading
 import zipfile
 
 import numpy as np
@@ -19,8 +18,9 @@ from . import _random
 from . import functional as F
 from . import summary as _summary
 from ._validate import integer, ints
-from .autograd import Tensor, no_grad
-from .layout import FORMATS
+from .autograd import Tensor
+from . import layout
+from .embeddings import _padding_idx
 
 
 def manual_seed(seed):
@@ -216,8 +216,7 @@ class Sequential(Module):
 
 
 def _layout(cls, data_format, spatial):
-    if data_format not in FORMATS[spatial]:
-        raise ValueError(f"{cls}: data_format must be one of {tuple(FORMATS[spatial])}, got {data_format!r}")
+    layout.side(cls, data_format, spatial)
     return data_format
 
 
@@ -236,8 +235,8 @@ class Conv2d(Module):
         self.data_format = _layout("Conv2d", data_format, 2)
         fan_in = in_channels // groups * kh * kw
         self.weight = _uniform((out_channels, in_channels // groups, kh, kw), fan_in, dtype)
-        if data_format == "NHWC":
-            self.weight = Parameter(self.weight.data.transpose(2, 3, 1, 0))
+        if data_format in layout.LAST:
+            self.weight = Parameter(layout.weight_last(self.weight.data))
         self.bias = _uniform((out_channels,), fan_in, dtype) if bias else None
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
 
@@ -259,8 +258,8 @@ class Conv1d(Module):
         self.data_format = _layout("Conv1d", data_format, 1)
         fan_in = in_channels // groups * k
         self.weight = _uniform((out_channels, in_channels // groups, k), fan_in, dtype)
-        if FORMATS[1][data_format] == "last":  # TensorFlow's (k, C_in / groups, C_out)
-            self.weight = Parameter(self.weight.data.transpose(2, 1, 0))
+        if data_format in layout.LAST:  # TensorFlow's (k, C_in / groups, C_out)
+            self.weight = Parameter(layout.weight_last(self.weight.data))
         self.bias = _uniform((out_channels,), fan_in, dtype) if bias else None
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
 
@@ -280,8 +279,8 @@ class ConvTranspose2d(Module):
         fan_in = out_channels // groups * kh * kw  # PyTorch's fan_in for this weight layout
         self.data_format = _layout("ConvTranspose2d", data_format, 2)
         self.weight = _uniform((in_channels, out_channels // groups, kh, kw), fan_in, dtype)
-        if data_format == "NHWC":  # TensorFlow's (kH, kW, C_out / groups, C_in)
-            self.weight = Parameter(self.weight.data.transpose(2, 3, 1, 0))
+        if data_format in layout.LAST:  # TensorFlow's (kH, kW, C_out / groups, C_in)
+            self.weight = Parameter(layout.weight_last(self.weight.data))
         self.bias = _uniform((out_channels,), fan_in, dtype) if bias else None
         self.stride, self.padding, self.output_padding = stride, padding, output_padding
         self.groups, self.dilation = groups, dilation
@@ -382,13 +381,8 @@ class Embedding(Module):
         num_embeddings = integer("Embedding", "num_embeddings", num_embeddings, 1)
         embedding_dim = integer("Embedding", "embedding_dim", embedding_dim, 1)
         self.weight = Parameter(_random.generator().standard_normal((num_embeddings, embedding_dim)).astype(dtype))
-        self.padding_idx = None
-        if padding_idx is not None:
-            padding_idx = integer("Embedding", "padding_idx", padding_idx)
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"Embedding: padding_idx must be in [-{num_embeddings}, {num_embeddings}), "
-                                 f"got {padding_idx}")
-            self.padding_idx = padding_idx % num_embeddings
+        self.padding_idx = _padding_idx("Embedding", padding_idx, num_embeddings)
+        if self.padding_idx is not None:
             self.weight.data[self.padding_idx] = 0
 
     def forward(self, x):

@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from . import autograd
+from . import autograd, layout
 
 
 class _State(threading.local):
@@ -71,20 +71,15 @@ def _field(module, field, x, y):
 
 
 def _macs(module, x, y):
-    """Multiply-adds of one call: the convolutions' and dense layers'."""
+    """Multiply-adds of one call, the convolutions' and dense layers': each
+    output element (input element, for a transposed conv) takes one per
+    weight of its channel."""
     from . import nn
-    w = getattr(module, "weight", None)
-    if isinstance(module, (nn.Conv2d, nn.Conv1d, nn.Linear)):
-        return int(np.prod(y.shape)) * int(np.prod(w.shape)) // (w.shape[-1] if _channels_last(module) else
-                                                                   w.shape[0])
-    if isinstance(module, nn.ConvTranspose2d):
-        return int(np.prod(x.shape)) * int(np.prod(w.shape)) // (w.shape[-1] if _channels_last(module) else
-                                                                   w.shape[0])
-    return 0
-
-
-def _channels_last(module):
-    return getattr(module, "data_format", "NCHW") in ("NHWC", "NLC", "NWC")
+    if not isinstance(module, (nn.Conv2d, nn.Conv1d, nn.Linear, nn.ConvTranspose2d)):
+        return 0
+    w = module.weight
+    channels = w.shape[-1] if getattr(module, "data_format", None) in layout.LAST else w.shape[0]
+    return (x if isinstance(module, nn.ConvTranspose2d) else y).data.size * (w.data.size // channels)
 
 
 def record(module, args, out):
