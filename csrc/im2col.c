@@ -135,14 +135,29 @@ static int conv_frame(const fc_conv2d_shape *s, int64_t *fh, int64_t *fw) {
     return s->pad_top > 0 || s->pad_left > 0 || *fh > s->h || *fw > s->w;
 }
 
+/* Copies a row of n elements; inline, as two overlapping vectors, where
+ * it is one to two vectors long: the rows of a frame are short (28 floats
+ * for MNIST), and a libc call per row took a fifth of a depthwise 3x3
+ * forward. */
+static inline __attribute__((always_inline)) void FC_FN(copy_row)(FC_T *restrict dst, const FC_T *restrict src,
+                                                                  int64_t n) {
+    if (n < DOT_LANES || n > 2 * DOT_LANES) {
+        memcpy(dst, src, (size_t)n * sizeof(FC_T));
+        return;
+    }
+    const FC_FN(dot_vec) head = *(const FC_FN(dot_vec) *)src, tail = *(const FC_FN(dot_vec) *)(src + n - DOT_LANES);
+    *(FC_FN(dot_vec) *)dst = head;
+    *(FC_FN(dot_vec) *)(dst + n - DOT_LANES) = tail;
+}
+
 /* Copies `channels` planes of x into their places in a frame of fh x fw
  * planes; the frame's border is left as it was (zero). */
-static void FC_FN(frame_planes)(const fc_conv2d_shape *s, const FC_T *restrict x, int64_t channels,
-                                int64_t fh, int64_t fw, FC_T *restrict framed) {
+static inline __attribute__((always_inline)) void FC_FN(frame_planes)(const fc_conv2d_shape *s,
+                                                                      const FC_T *restrict x, int64_t channels,
+                                                                      int64_t fh, int64_t fw, FC_T *restrict framed) {
     for (int64_t c = 0; c < channels; c++)
         for (int64_t ih = 0; ih < s->h; ih++)
-            memcpy(framed + (c * fh + s->pad_top + ih) * fw + s->pad_left, x + (c * s->h + ih) * s->w,
-                   (size_t)s->w * sizeof(FC_T));
+            FC_FN(copy_row)(framed + (c * fh + s->pad_top + ih) * fw + s->pad_left, x + (c * s->h + ih) * s->w, s->w);
 }
 
 /* off[(a*n1 + b)*n2 + c] = a*s0 + b*s1 + c*s2: a 3-D grid of offsets. */

@@ -45,6 +45,10 @@ CASES = {
     "pointwise_1x1": (2, 7, 6, 5, 9, (1, 1), 1, 0, 1, 1),
     "pointwise_1x1_stride2": (1, 5, 7, 7, 3, (1, 1), 2, 0, 1, 1),
     "kernel_eq_input": (2, 3, 5, 5, 4, (5, 5), 1, 0, 1, 1),
+    # rows of one and of two whole float32 vectors, which the direct passes
+    # copy inline, as two overlapping vectors
+    "rows_16": (1, 2, 3, 16, 3, (3, 3), 1, 1, 1, 1),
+    "rows_32": (1, 2, 3, 32, 3, (3, 3), 1, 0, 1, 1),
     "one_pixel": (1, 1, 1, 1, 2, (1, 1), 1, 0, 1, 1),
     # around the 6 x 16 (f32) / 6 x 8 (f64) register tile: M and N just
     # below, at and above the tile edges
