@@ -91,7 +91,8 @@ static int winograd_pays(const fc_conv2d_shape *s, conv_pass pass) {
     const int64_t tile_rows = (s->out_h + 1) / 2, slots = (s->out_w + 1) / 2 + 1;
     const int pays = winograd_applies(s) && GROUP_IN(s) >= 64 && GROUP_OUT(s) >= 64 &&
                      10 * 16 * tile_rows * slots <= 6 * 9 * PIXELS(s);
-    return pays && (pass != PASS_GRAD_WEIGHT || s->n * tile_rows >= 4 * winograd_gw_rows(2, s));
+    const int64_t rows = winograd_gw_rows(2, s);
+    return pays && (pass != PASS_GRAD_WEIGHT || (s->n * tile_rows + rows - 1) / rows >= 4);
 }
 
 /* A Winograd path's output tile: F(2x2, 3x3) or F(4x4, 3x3). */

@@ -478,10 +478,15 @@ static int FC_FN(winograd_grad_input)(int m, const fc_conv2d_shape *s, const FC_
 /* Tile rows per block of grad-weight: as many as fill one k-block of the
  * GEMM with their slots and sentinel, for the GEMMs load and store dU's
  * tiles once per block (V and dM then outgrow L2, but each point's GEMM
- * reads only its own 1/points of them). */
+ * reads only its own 1/points of them), the batch's tile rows shared
+ * evenly between the blocks; and at least 4 blocks for the threads to
+ * share where that leaves a block a third of a k-block or more (a
+ * 256-channel 14x14 layer at batch 8 had 2 full blocks). */
 static int64_t winograd_gw_rows(int m, const fc_conv2d_shape *s) {
     const int64_t sw = (s->out_w + m - 1) / m + 1, tile_rows = s->n * ((s->out_h + m - 1) / m);
-    return FC_MAX((int64_t)1, FC_MIN((int64_t)(FC_KC - 1) / sw, tile_rows));
+    const int64_t full = FC_MAX((int64_t)1, (int64_t)(FC_KC - 1) / sw);
+    const int64_t blocks = FC_MAX((int64_t)4, (tile_rows + full - 1) / full), even = (tile_rows + blocks - 1) / blocks;
+    return 3 * even >= full ? even : FC_MIN(full, tile_rows);
 }
 
 /* dM for output channels co0 .. co0 + nc - 1 of a block (co0 a multiple of
