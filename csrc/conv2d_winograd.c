@@ -63,12 +63,12 @@ static inline __attribute__((always_inline)) void FC_FN(g_lanes)(int m, const FC
             o[2][q] = (even - d1) * (FC_T)0.5;
             o[3][q] = d2;
         } else {
-            const FC_T sixth = (FC_T)(1.0 / 6), twelfth = (FC_T)(1.0 / 12);
-            o[0][q] = d0 / 4;
-            o[1][q] = -(even + d1) * sixth;
-            o[2][q] = -(even - d1) * sixth;
-            o[3][q] = d0 / 24 + d1 * twelfth + d2 * sixth;
-            o[4][q] = d0 / 24 - d1 * twelfth + d2 * sixth;
+            const FC_T third = (FC_T)(1.0 / 3), fifteenth = (FC_T)(1.0 / 15);
+            o[0][q] = d0;
+            o[1][q] = (even + d1) * third;
+            o[2][q] = (d1 - even) * third;
+            o[3][q] = (4 * d0 + 2 * d1 + d2) * (-4 * fifteenth);
+            o[4][q] = (d0 - 2 * d1 + 4 * d2) * fifteenth;
             o[5][q] = d2;
         }
     }
@@ -86,12 +86,13 @@ static inline __attribute__((always_inline)) void FC_FN(bt_lanes)(int m, const F
             o[3][q] = d1 - d3;
         } else {
             const FC_T d0 = d[0][q], d1 = d[1][q], d2 = d[2][q], d3 = d[3][q], d4 = d[4][q], d5 = d[5][q];
-            o[0][q] = 4 * d0 - 5 * d2 + d4;
-            o[1][q] = -4 * (d1 + d2) + d3 + d4;
-            o[2][q] = 4 * (d1 - d2) - d3 + d4;
-            o[3][q] = 2 * (d3 - d1) - d2 + d4;
-            o[4][q] = 2 * (d1 - d3) - d2 + d4;
-            o[5][q] = 4 * d1 - 5 * d3 + d5;
+            const FC_T half = (FC_T)0.5, odd = d3 - d1;
+            o[0][q] = d0 - 2 * d2 + d4 + 3 * half * odd;
+            o[1][q] = d4 - d1 + half * (d2 + 5 * d3);
+            o[2][q] = d4 + d1 + half * (d3 - 5 * d2);
+            o[3][q] = d4 - d2 + 2 * odd;
+            o[4][q] = d4 - d2 - half * odd;
+            o[5][q] = d1 - 2 * d3 + d5 + 3 * half * (d4 - d2);
         }
     }
 }
@@ -106,11 +107,11 @@ static inline __attribute__((always_inline)) void FC_FN(at_lanes)(int m, const F
             o[1][q] = m1 - m2 - m3;
         } else {
             const FC_T m0 = d[0][q], m1 = d[1][q], m2 = d[2][q], m3 = d[3][q], m4 = d[4][q], m5 = d[5][q];
-            const FC_T a = m1 + m2, b = m1 - m2, c = m3 + m4, e = m3 - m4;
-            o[0][q] = m0 + a + c;
-            o[1][q] = b + 2 * e;
-            o[2][q] = a + 4 * c;
-            o[3][q] = b + 8 * e + m5;
+            const FC_T a = m1 + m2, b = m1 - m2;
+            o[0][q] = m0 + a + m3 + m4;
+            o[1][q] = b + m3 * (FC_T)0.5 - 2 * m4;
+            o[2][q] = a + m3 * (FC_T)0.25 + 4 * m4;
+            o[3][q] = b + m3 * (FC_T)0.125 - 8 * m4 + m5;
         }
     }
 }
@@ -129,12 +130,12 @@ static inline __attribute__((always_inline)) void FC_FN(a_lanes)(int m, const FC
             o[3][q] = -d1;
         } else {
             const FC_T d0 = d[0][q], d1 = d[1][q], d2 = d[2][q], d3 = d[3][q];
-            const FC_T even = d0 + d2, odd = d1 + d3, even4 = d0 + 4 * d2, odd8 = 2 * d1 + 8 * d3;
+            const FC_T even = d0 + d2, odd = d1 + d3;
             o[0][q] = d0;
             o[1][q] = even + odd;
             o[2][q] = even - odd;
-            o[3][q] = even4 + odd8;
-            o[4][q] = even4 - odd8;
+            o[3][q] = d0 + d1 * (FC_T)0.5 + d2 * (FC_T)0.25 + d3 * (FC_T)0.125;
+            o[4][q] = d0 - 2 * d1 + 4 * d2 - 8 * d3;
             o[5][q] = d3;
         }
     }
@@ -151,10 +152,10 @@ static inline __attribute__((always_inline)) void FC_FN(gt_lanes)(int m, const F
             o[2][q] = (d1 + d2) * half + d3;
         } else {
             const FC_T d0 = d[0][q], d1 = d[1][q], d2 = d[2][q], d3 = d[3][q], d4 = d[4][q], d5 = d[5][q];
-            const FC_T sixth = (FC_T)(1.0 / 6), twelfth = (FC_T)(1.0 / 12);
-            o[0][q] = d0 / 4 - (d1 + d2) * sixth + (d3 + d4) / 24;
-            o[1][q] = (d2 - d1) * sixth + (d3 - d4) * twelfth;
-            o[2][q] = (d3 + d4 - d1 - d2) * sixth + d5;
+            const FC_T third = (FC_T)(1.0 / 3), fifteenth = (FC_T)(1.0 / 15);
+            o[0][q] = d0 + (d1 - d2) * third + (d4 - 16 * d3) * fifteenth;
+            o[1][q] = (d1 + d2) * third - (8 * d3 + 2 * d4) * fifteenth;
+            o[2][q] = (d1 - d2) * third + (4 * d4 - 4 * d3) * fifteenth + d5;
         }
     }
 }
@@ -431,7 +432,8 @@ static int FC_FN(winograd_forward)(int m, const fc_conv2d_shape *s, const FC_T *
                 const FC_FN(fc_strided) vm = {v + p * K * L, 1, L};
                 const FC_FN(fc_operand) a = {NULL, NULL, upack + ((g * points + p) * parts + m0 / MP) * a_size, NULL};
                 const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &vm, NULL, NULL};
-                FC_FN(gemm_serial)(mp, q, K, &a, &bo, mb + p * mp * L, L, NULL, 0, work);
+                FC_FN(gemm_serial)(mp, q, K, &a, &bo, mb + p * mp * L, L, NULL, m == 4 ? FC_GEMM_SHORT_RUNS : 0u,
+                                   work);
             }
             for (int64_t c0 = 0; c0 < mp; c0 += chunk) {
                 const int64_t c = g * M + m0 + c0;

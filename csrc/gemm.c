@@ -228,8 +228,23 @@ static void FC_FN(gemm_pack_a)(int64_t m, int64_t k, const FC_FN(fc_operand) *a,
     }
 }
 
+/* One tile of a k-block: the microkernel over its kc steps, or with
+ * FC_GEMM_SHORT_RUNS (in flags) over runs of them, each run after the
+ * first adding into the tile; f is the block's ACCUMULATE and RELU. */
+static inline void FC_FN(gemm_tile)(FC_FN(fc_ukernel) ukernel, int64_t kc, const FC_T *ap, const FC_T *bp, FC_T *c,
+                                    int64_t ldc, const FC_T *bias, unsigned f, unsigned flags) {
+    const int64_t run = (flags & FC_GEMM_SHORT_RUNS) ? FC_SHORT_RUN : kc;
+    for (int64_t k1 = 0; k1 < kc; k1 += run) {
+        unsigned fk = k1 > 0 ? FC_GEMM_ACCUMULATE : f & FC_GEMM_ACCUMULATE;
+        if (k1 + run >= kc) fk |= f & FC_GEMM_RELU;
+        ukernel.fn((size_t)FC_MIN(run, kc - k1), ap + k1 * FC_MR, bp + k1 * ukernel.nr, c, (size_t)ldc,
+                   k1 > 0 ? NULL : bias, fk);
+    }
+}
+
 /* C[m][n] = A B (+ bias[i] per row, or + C with FC_GEMM_ACCUMULATE), then
- * ReLU with FC_GEMM_RELU. `work` holds gemm_workspace(m, n, k) elements.
+ * ReLU with FC_GEMM_RELU; FC_GEMM_SHORT_RUNS sums in short runs (gemm.h).
+ * `work` holds gemm_workspace(m, n, k) elements.
  * The k-order of every sum is fixed by KC alone, so how a caller splits C
  * between threads never changes a result bit. */
 static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_operand) *a,
@@ -283,7 +298,7 @@ static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_o
                         FC_T *cij = c + (i0 + ir) * ldc + j0 + jr;
                         const FC_T *bias_i = (bias && !(f & FC_GEMM_ACCUMULATE)) ? bias + i0 + ir : NULL;
                         if (rows == FC_MR && cols == nr) {
-                            ukernel.fn((size_t)kc, ap, bp, cij, (size_t)ldc, bias_i, f);
+                            FC_FN(gemm_tile)(ukernel, kc, ap, bp, cij, ldc, bias_i, f, flags);
                             continue;
                         }
                         /* Edge tile: run the full kernel on a scratch tile. */
@@ -293,7 +308,7 @@ static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_o
                             if (f & FC_GEMM_ACCUMULATE)
                                 memcpy(tile + i * nr, cij + i * ldc, cols * sizeof(FC_T));
                         }
-                        ukernel.fn((size_t)kc, ap, bp, tile, (size_t)nr, bias_i ? tile_bias : NULL, f);
+                        FC_FN(gemm_tile)(ukernel, kc, ap, bp, tile, nr, bias_i ? tile_bias : NULL, f, flags);
                         for (int i = 0; i < rows; i++)
                             memcpy(cij + i * ldc, tile + i * nr, cols * sizeof(FC_T));
                     }

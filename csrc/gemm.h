@@ -32,6 +32,13 @@
 
 #define FC_GEMM_ACCUMULATE 1u
 #define FC_GEMM_RELU 2u
+/* The driver's alone (gemm.c): each tile sums k in runs of FC_SHORT_RUN
+ * steps, a kernel call each, adding every run's sum into C in turn. This
+ * blocked summation keeps the rounding of a long sum near that of one
+ * run's: Winograd F(4x4, 3x3) uses it, whose output transform magnifies
+ * its products' rounding. */
+#define FC_GEMM_SHORT_RUNS 4u
+#define FC_SHORT_RUN 32
 
 /* Every kernel is MR = 6 rows tall; its width NR is 16 (f32) / 8 (f64)
  * for the portable and AVX2 kernels, twice that for AVX-512. */
