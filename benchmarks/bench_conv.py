@@ -22,8 +22,8 @@ import fastconv
 from shapes import CONV
 
 PASSES = ("forward", "grad_input", "grad_weight")
-# "winograd" is F(4x4, 3x3), "winograd:2x2" F(2x2, 3x3), which "auto" takes
-# for wide enough 3x3 layers (conv2d.c's winograd_pays)
+# "winograd" is F(4x4, 3x3), "winograd:2x2" F(2x2, 3x3); "auto" takes one
+# or the other for wide enough 3x3 layers (conv2d.c's winograd_pays)
 IMPLS = ("auto", "direct", "gemm", "winograd", "winograd:2x2", "torch", "numpy")
 
 

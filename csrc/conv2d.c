@@ -78,21 +78,37 @@ static fc_algorithm grad_weight_path(const fc_conv2d_shape *s) {
     return 2 * s->n * s->c_out * PIXELS(s) < slots * size ? FC_ALGO_GEMM_TAPS : FC_ALGO_GEMM_SLOTS;
 }
 
-/* "auto" runs a 3x3 stride-1 layer by Winograd F(2x2, 3x3), whose
- * float32 error stays within about 2x the GEMM's (docs/API.md), where its
- * GEMMs do at most 0.6 of the direct convolution's multiplications,
- * counting each map's overhang past its tiles and the extra slot a tile
- * row carries (maps from about 10 pixels on), and a group has at least 64
- * channels on each side: narrower GEMMs are too short to pay for the
- * transforms. Grad-weight also needs at least 4 blocks of tile rows: its
- * threads share the blocks, whose count fixes the order of its sums
- * (benchmarks/RULES.md). */
+/* A Winograd tile's GEMM multiplications for one image and channel pair:
+ * (m+2)^2 per tile, counting each map's overhang past its tiles and the
+ * extra slot a tile row carries. */
+static int64_t winograd_mults(int m, const fc_conv2d_shape *s) {
+    return (int64_t)(m + 2) * (m + 2) * ((s->out_h + m - 1) / m) * ((s->out_w + m - 1) / m + 1);
+}
+
+/* Grad-weight's blocks of tile rows for a tile (conv2d_winograd.c). */
+static int64_t winograd_gw_blocks(int m, const fc_conv2d_shape *s) {
+    const int64_t rows = winograd_gw_rows(m, s), tile_rows = s->n * ((s->out_h + m - 1) / m);
+    return (tile_rows + rows - 1) / rows;
+}
+
+/* "auto"'s Winograd tile for a layer, 0 for none. A 3x3 stride-1 layer
+ * runs by Winograd where a group has at least 64 channels on each side
+ * (narrower GEMMs are too short to pay for the transforms) and F(2x2,
+ * 3x3)'s GEMMs do at most 0.6 of the direct convolution's
+ * multiplications (maps from about 10 pixels on); by F(4x4, 3x3) where
+ * its own do at most 2/3 of F(2x2)'s (maps from about 20 pixels on: on
+ * smaller ones its 36 transformed kernels and its overhang cost what it
+ * saves). Both keep the float32 error within 10x the GEMM's (F(2x2)
+ * about 2x, F(4x4) 4-7x: docs/API.md). Grad-weight also needs at least 4
+ * blocks of tile rows: its threads share the blocks, whose count fixes
+ * the order of its sums (benchmarks/RULES.md). */
 static int winograd_pays(const fc_conv2d_shape *s, conv_pass pass) {
-    const int64_t tile_rows = (s->out_h + 1) / 2, slots = (s->out_w + 1) / 2 + 1;
-    const int pays = winograd_applies(s) && GROUP_IN(s) >= 64 && GROUP_OUT(s) >= 64 &&
-                     10 * 16 * tile_rows * slots <= 6 * 9 * PIXELS(s);
-    const int64_t rows = winograd_gw_rows(2, s);
-    return pays && (pass != PASS_GRAD_WEIGHT || (s->n * tile_rows + rows - 1) / rows >= 4);
+    if (!winograd_applies(s) || GROUP_IN(s) < 64 || GROUP_OUT(s) < 64 ||
+        10 * winograd_mults(2, s) > 6 * 9 * PIXELS(s))
+        return 0;
+    for (int m = 3 * winograd_mults(4, s) <= 2 * winograd_mults(2, s) ? 4 : 2; m >= 2; m -= 2)
+        if (pass != PASS_GRAD_WEIGHT || winograd_gw_blocks(m, s) >= 4) return m;
+    return 0;
 }
 
 /* A Winograd path's output tile: F(2x2, 3x3) or F(4x4, 3x3). */
@@ -101,7 +117,8 @@ static int winograd_tile(fc_algorithm algo) { return algo == FC_ALGO_WINOGRAD_F2
 /* The path a call runs: "auto" by winograd_pays, then direct_or_gemm;
  * "gemm" by the pass's rule; a named path or plain loops as given. */
 static fc_algorithm FC_FN(choose)(const fc_conv2d_shape *s, fc_algorithm algo, conv_pass pass) {
-    if (algo == FC_ALGO_AUTO && winograd_pays(s, pass)) return FC_ALGO_WINOGRAD_F2;
+    const int tile = algo == FC_ALGO_AUTO ? winograd_pays(s, pass) : 0;
+    if (tile) return tile == 2 ? FC_ALGO_WINOGRAD_F2 : FC_ALGO_WINOGRAD;
     if (algo == FC_ALGO_AUTO) algo = FC_FN(direct_or_gemm)(s, pass);
     if (algo != FC_ALGO_GEMM) return algo;
     if (pass == PASS_FORWARD) return forward_path(s);

@@ -6,10 +6,18 @@
  * Summed over the input channels, the elementwise product becomes a^2
  * independent GEMMs, one per point p of the a x a domain:
  *   M[p] (c_out x tiles) = U[p] (c_out x c_in) V[p] (c_in x tiles)
- * run on fastconv's packed GEMM. Two tile sizes: F(4x4, 3x3) (36 points,
- * 4x fewer multiplications, float32 error 20-40x the GEMM's) and
- * F(2x2, 3x3) (16 points, 2.25x fewer, error about the GEMM's), which
- * "auto" may choose (conv2d.c).
+ * run on fastconv's packed GEMM. Two tile sizes, which "auto" chooses
+ * between by the map (conv2d.c): F(4x4, 3x3) (36 points, 4x fewer
+ * multiplications, float32 error 1.3-6.4x the GEMM's) and F(2x2, 3x3)
+ * (16 points, 2.25x fewer, error 0.4-2.7x the GEMM's).
+ *
+ * F(4x4)'s error is mostly its GEMMs' rounding, which the output
+ * transform magnifies. Two choices keep it down (Barabasz et al., "Error
+ * analysis and improving the accuracy of Winograd convolution", 2019):
+ * the points 0, 1, -1, 1/2, -2 instead of 0, +-1, +-2, whose transforms
+ * have smaller coefficients (3x less error), and the GEMMs' sums added in
+ * runs of 32 channels or tiles (FC_GEMM_SHORT_RUNS, 2-3x less, for 3-4%
+ * of the time). Before both, it was 14-54x the GEMM's.
  *
  * The weights are transformed and packed once per call. Threads own
  * blocks of tile rows (from any images) of one group, and for small maps
@@ -28,19 +36,23 @@
 
 #include "kernels.h"
 
-/* The transforms, on the points 0, 1, -1, (2, -2,) and infinity, written
- * out below as formulas (g_lanes, bt_lanes, at_lanes). F(2x2, 3x3):
+/* The transforms, on the points 0, 1, -1, (1/2, -2,) and infinity,
+ * written out below as formulas (g_lanes, bt_lanes, at_lanes). F(2x2, 3x3):
  *   B^T = [1  0 -1  0]   G = [ 1    0    0 ]   A^T = [1 1  1  0]
  *         [0  1  1  0]       [1/2  1/2  1/2]         [0 1 -1 -1]
  *         [0 -1  1  0]       [1/2 -1/2  1/2]
  *         [0  1  0 -1]       [ 0    0    1 ]
  * F(4x4, 3x3):
- *   B^T = [4  0 -5  0 1 0]   G = [ 1/4    0    0 ]   A^T = [1 1  1 1  1 0]
- *         [0 -4 -4  1 1 0]       [-1/6 -1/6 -1/6 ]         [0 1 -1 2 -2 0]
- *         [0  4 -4 -1 1 0]       [-1/6  1/6 -1/6 ]         [0 1  1 4  4 0]
- *         [0 -2 -1  2 1 0]       [1/24 1/12  1/6 ]         [0 1 -1 8 -8 1]
- *         [0  2 -1 -2 1 0]       [1/24 -1/12 1/6 ]
- *         [0  4  0 -5 0 1]       [  0    0    1  ]                        */
+ *   B^T = [1 -3/2   -2  3/2   1 0]   G = [   1     0     0  ]
+ *         [0   -1  1/2  5/2   1 0]       [  1/3   1/3   1/3 ]
+ *         [0    1 -5/2  1/2   1 0]       [ -1/3   1/3  -1/3 ]
+ *         [0   -2   -1    2   1 0]       [-16/15 -8/15 -4/15]
+ *         [0  1/2   -1 -1/2   1 0]       [ 1/15 -2/15  4/15 ]
+ *         [0    1 -3/2   -2 3/2 1]       [   0     0     1  ]
+ *   A^T = [1 1  1   1   1 0]
+ *         [0 1 -1 1/2  -2 0]
+ *         [0 1  1 1/4   4 0]
+ *         [0 1 -1 1/8  -8 1]                                             */
 
 /* Whether a shape can run by Winograd: a 3x3 kernel, stride 1, dilation 1. */
 static int winograd_applies(const fc_conv2d_shape *s) {
@@ -618,7 +630,9 @@ static int FC_FN(winograd_grad_weight)(int m, const fc_conv2d_shape *s, const FC
                     const FC_FN(fc_strided) vm = {v + p * K * L, L, 1};
                     const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &vm, NULL, NULL};
                     FC_FN(gemm_serial)(M, K, L, &a, &bo, dus + p * M * K, K, NULL,
-                                       b > blocks * slot / slots ? FC_GEMM_ACCUMULATE : 0u, work);
+                                       (b > blocks * slot / slots ? FC_GEMM_ACCUMULATE : 0u) |
+                                           (m == 4 ? FC_GEMM_SHORT_RUNS : 0u),
+                                       work);
                 }
             }
         }

@@ -167,7 +167,11 @@ def test_tensorflow_tutorial_port_trains_as_the_nchw_model_from_the_same_seed():
     with fastconv.no_grad():
         expected = net(Tensor(test_x[:1000])).data
         got = example["model"](Tensor(last(test_x[:1000])), v, 1.0).data
-    np.testing.assert_allclose(got, expected, atol=1e-2 * np.abs(expected).max())
+    # 40 steps of Adam amplify the two networks' different rounding (the
+    # port adds its biases and applies ReLU in passes of their own): builds
+    # that changed only the last bits of a kernel both share left them
+    # 0.14% to 1.5% of the largest logit apart
+    np.testing.assert_allclose(got, expected, atol=5e-2 * np.abs(expected).max())
     assert (got.argmax(1) == expected.argmax(1)).mean() > 0.99
     accuracy = (got.argmax(1) == test_y[:1000]).mean()
     assert abs(accuracy - (expected.argmax(1) == test_y[:1000]).mean()) < 0.005 and accuracy > 0.6
