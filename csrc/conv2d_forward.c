@@ -59,11 +59,15 @@ static int FC_FN(fc_conv2d_forward_packed)(const fc_conv2d_shape *s, const FC_T 
  * one call, in a fixed order, and is stored transposed into y's planes.
  * The image is never copied into GEMM panels: packing it (implicit
  * im2col) was a large share of small layers' time (benchmarks/RULES.md).
- * A task owns
- * a block of one image's pixels in one group, and all or a part of its
- * output channels; within it, blocks of
- * FC_PIXEL_BLOCK pixels run panel by panel, so one B panel (NR x K)
- * serves a block's tiles from L2. */
+ *
+ * A task owns a run of one group's pixels, counted through the batch
+ * image after image, and all or a part of its output channels; within
+ * it, blocks of FC_PIXEL_BLOCK pixels run panel by panel, so one B panel
+ * (NR x K) serves a block's tiles from L2. Runs and blocks cross from one
+ * image into the next: on a small map a block holds several images'
+ * pixels, so a panel's weights serve more tiles while they are in cache
+ * and no image ends in a part-empty tile (a 512-channel 7x7 layer read
+ * its 9.4 MB of weights once per image, and computed 54 rows for 49). */
 #define FC_PIXEL_BLOCK 96
 
 /* Taps per kernel call: a block's tiles sum K in chunks of this many, each
@@ -75,25 +79,28 @@ static int FC_FN(fc_conv2d_forward_packed)(const fc_conv2d_shape *s, const FC_T 
 static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_T *x, const FC_T *w,
                                              const FC_T *b, unsigned flags, FC_T *y, fc_out_view v) {
     const FC_FN(fc_iukernel) ukernel = FC_FN(kernels)()->igemm;
-    const int64_t nr = ukernel.nr, M = GROUP_OUT(s), cin_g = GROUP_IN(s), P = PIXELS(s);
-    const int64_t K = cin_g * s->kh * s->kw, panels = (M + nr - 1) / nr, images = s->n * s->groups;
-    /* Too few images for the threads: split pixels and output channels.
-     * A task reads all of its channels' weights and its pixels' inputs,
-     * so the larger side is split first (a 512-channel 3x3 layer on a 7x7
-     * map has 9.4 MB of weights and 100 KB of input). */
-    const int64_t rows = (P + FC_MR - 1) / FC_MR;
+    const int64_t nr = ukernel.nr, M = GROUP_OUT(s), cin_g = GROUP_IN(s), P = PIXELS(s), Q = s->n * P;
+    const int64_t K = cin_g * s->kh * s->kw, panels = (M + nr - 1) / nr;
+    /* Split the pixels and the output channels for the threads, the
+     * larger side first: a task reads all of its channels' weights and its
+     * pixels' inputs (a 512-channel 3x3 layer on a 7x7 map has 9.4 MB of
+     * weights and 100 KB of input an image). */
+    const int64_t rows = (Q + FC_MR - 1) / FC_MR;
     int64_t parts, cparts;
     if (M * K > P * cin_g) {
-        cparts = split_for_threads(images, panels);
-        parts = split_for_threads(images * cparts, rows);
+        cparts = split_for_threads(s->groups, panels);
+        parts = split_for_threads(s->groups * cparts, rows);
     } else {
-        parts = split_for_threads(images, rows);
-        cparts = split_for_threads(images * parts, panels);
+        parts = split_for_threads(s->groups, rows);
+        cparts = split_for_threads(s->groups * parts, panels);
     }
-    const int64_t NB = ((P + parts - 1) / parts + FC_MR - 1) / FC_MR * FC_MR;
-    const int64_t tiles = (P + NB - 1) / NB, tasks = images * tiles * cparts;
+    const int64_t NB = ((Q + parts - 1) / parts + FC_MR - 1) / FC_MR * FC_MR;
+    const int64_t runs = (Q + NB - 1) / NB, tasks = s->groups * runs * cparts;
     int64_t fh, fw;
     const int framed = conv_frame(s, &fh, &fw);
+    /* a block's images are framed in a ring of as many frames as a block
+     * can touch, frame n % nf holding image n (of the task's group) */
+    const int64_t nf = (FC_PIXEL_BLOCK + P - 1) / P + 1, frame_size = cin_g * fh * fw;
     FC_T *bpack = malloc((size_t)(s->groups * panels * nr * (K + 1)) * sizeof(FC_T));
     ptrdiff_t *off = malloc((size_t)FC_MAX(K, (int64_t)1) * sizeof(ptrdiff_t));
     if (!bpack || !off) {
@@ -116,26 +123,36 @@ static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_
             FC_FN(pack_strided)(&wm, co, FC_MIN((int64_t)width, M - co), 0, K, width, panel);
             for (int64_t j = 0; j < width; j++) panel[K * width + j] = co + j < M && b ? b[g * M + co + j] : 0;
         }
-        FC_T *frame = framed ? fc_scratch((size_t)(cin_g * fh * fw) * sizeof(FC_T), 1, &status) : NULL;
+        FC_T *frames = framed ? fc_scratch((size_t)(nf * frame_size) * sizeof(FC_T), 1, &status) : NULL;
+        int64_t *framed_image = framed ? fc_scratch((size_t)nf * sizeof(int64_t), 0, &status) : NULL;
+        for (int64_t f = 0; framed_image && f < nf; f++) framed_image[f] = -1;
         FC_OMP(for schedule(static))
         for (int64_t t = 0; t < tasks; t++) {
-            if (framed && !frame) continue;
-            const int64_t img = t / (tiles * cparts), n = img / s->groups, g = img % s->groups;
-            const int64_t p0 = t / cparts % tiles * NB, p1 = FC_MIN(P, p0 + NB);
+            if (framed && (!frames || !framed_image)) continue;
+            const int64_t g = t / (runs * cparts), p0 = t / cparts % runs * NB, p1 = FC_MIN(Q, p0 + NB);
             const int64_t part = t % cparts, pn0 = panels * part / cparts, pn1 = panels * (part + 1) / cparts;
-            const FC_T *image = x + (n * s->c_in + g * cin_g) * s->h * s->w;
-            if (framed) FC_FN(frame_planes)(s, image, cin_g, fh, fw, frame), image = frame;
-            FC_T *yg = y + (n * s->c_out + g * M) * v.plane;
+            FC_T *yg = y + g * M * v.plane;
             for (int64_t pb = p0; pb < p1; pb += FC_PIXEL_BLOCK) {
                 const int64_t pe = FC_MIN(p1, pb + FC_PIXEL_BLOCK);
-                /* Each pixel's window corner and place in an output plane;
-                 * past pe, the last pixel again. */
+                /* Each pixel's window corner and place in y; past pe, the
+                 * last pixel again. */
                 const FC_T *a[FC_PIXEL_BLOCK + FC_MR];
                 int64_t at[FC_PIXEL_BLOCK + FC_MR];
-                for (int64_t p = pb, oh = pb / s->out_w, ow = pb % s->out_w; p < pb + FC_PIXEL_BLOCK + FC_MR; p++) {
+                int64_t n = pb / P, oh = pb % P / s->out_w, ow = pb % s->out_w;
+                const FC_T *image = NULL;
+                for (int64_t p = pb; p < pb + FC_PIXEL_BLOCK + FC_MR; p++) {
+                    if (!image) { /* the block's first pixel, or the first of an image */
+                        image = x + (n * s->c_in + g * cin_g) * s->h * s->w;
+                        if (framed) {
+                            FC_T *frame = frames + n % nf * frame_size;
+                            if (framed_image[n % nf] != n * s->groups + g) /* holds another image or group */
+                                FC_FN(frame_planes)(s, image, cin_g, fh, fw, frame), framed_image[n % nf] = n * s->groups + g;
+                            image = frame;
+                        }
+                    }
                     a[p - pb] = image + oh * s->stride_h * fw + ow * s->stride_w;
-                    at[p - pb] = oh * v.row + ow * v.col;
-                    if (p + 1 < pe && ++ow == s->out_w) ow = 0, oh++;
+                    at[p - pb] = n * s->c_out * v.plane + oh * v.row + ow * v.col;
+                    if (p + 1 < pe && ++ow == s->out_w && (ow = 0, ++oh == s->out_h)) oh = 0, n++, image = NULL;
                 }
                 for (int64_t pn = pn0; pn < pn1; pn++) {
                     const FC_FN(fc_iukernel) pk = FC_FN(panel_iukernel)(ukernel, pn, M);
@@ -163,7 +180,8 @@ static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_
                 }
             }
         }
-        free(frame);
+        free(frames);
+        free(framed_image);
     }
     free(bpack);
     free(off);
