@@ -53,13 +53,39 @@ static inline __attribute__((always_inline)) void FC_FN(direct_forward_taps)(
     }
 }
 
-/* One output plane y[n][co] of the direct forward. Scratch: `framed`
- * (frame_size, zero outside the input's place on entry and exit) and, at
- * stride 1, `wide` (f->wide). */
-FC_VECTOR_LOOP(direct_forward_plane, (const fc_conv2d_shape *s, const df_frame *f, const FC_T *x, const FC_T *w,
-                                      const FC_T *b, int64_t n, int64_t co, FC_T *restrict yp,
-                                      FC_T *restrict framed, FC_T *restrict wide),
-               (s, f, x, w, b, n, co, yp, framed, wide)) {
+/* The same for cb <= DF_CHANNELS output channels at once, one vector of
+ * each: every input vector a tap loads serves all of them (LeNet-5's
+ * first layer, 6 channels of one input, loaded each input vector 6 times
+ * plane by plane). Channel j's weights are wc[j * ws ...], its wide
+ * output wide[j * f->wide ...]. */
+#define DF_CHANNELS 8
+static inline __attribute__((always_inline)) void FC_FN(direct_forward_taps_channels)(
+    int64_t kh, int64_t kw, const fc_conv2d_shape *s, const df_frame *f, const FC_T *restrict wc, int64_t ws,
+    int64_t cb, const FC_T *restrict framed, int first, const FC_T *bias, FC_T *restrict wide) {
+    const int64_t pw = f->pw;
+    for (int64_t q = 0; q < f->wide; q += DOT_LANES) {
+        FC_FN(dot_vec) sum[DF_CHANNELS];
+        for (int64_t j = 0; j < cb; j++) {
+            if (!first) sum[j] = *(FC_FN(dot_vec) *)(wide + j * f->wide + q);
+            else sum[j] = (FC_FN(dot_vec)){0} + (bias ? bias[j] : 0);
+        }
+        for (int64_t i = 0; i < kh; i++)
+            for (int64_t t = 0; t < kw; t++) {
+                const FC_FN(dot_vec) in = *(const FC_FN(dot_vec) *)(framed + i * s->dil_h * pw + t * s->dil_w + q);
+                for (int64_t j = 0; j < cb; j++) sum[j] += wc[j * ws + i * kw + t] * in;
+            }
+        for (int64_t j = 0; j < cb; j++) *(FC_FN(dot_vec) *)(wide + j * f->wide + q) = sum[j];
+    }
+}
+
+/* Output planes y[n][co .. co + cb - 1] of the direct forward, cb > 1 only
+ * at stride 1 (one group's channels). Scratch: `framed` (frame_size,
+ * zero outside the input's place on entry and exit) and, at stride 1,
+ * `wide` (cb x f->wide). */
+FC_VECTOR_LOOP(direct_forward_planes, (const fc_conv2d_shape *s, const df_frame *f, const FC_T *x, const FC_T *w,
+                                       const FC_T *b, int64_t n, int64_t co, int64_t cb, FC_T *restrict yp,
+                                       FC_T *restrict framed, FC_T *restrict wide),
+               (s, f, x, w, b, n, co, cb, yp, framed, wide)) {
     const int64_t cin_g = GROUP_IN(s), cout_g = GROUP_OUT(s), OH = s->out_h, OW = s->out_w, pw = f->pw;
     const int64_t sh = s->stride_h, sw = s->stride_w, taps = s->kh * s->kw;
     const FC_T bias = b ? b[co] : 0;
@@ -68,7 +94,14 @@ FC_VECTOR_LOOP(direct_forward_plane, (const fc_conv2d_shape *s, const df_frame *
     for (int64_t c = 0; c < cin_g; c++) {
         FC_FN(frame_planes)(s, x + (n * s->c_in + co / cout_g * cin_g + c) * s->h * s->w, 1, f->ph, pw, framed);
         const FC_T *wc = w + (co * cin_g + c) * taps;
-        if (sh == 1 && sw == 1) {
+        if (cb > 1) {
+            const FC_T *bc = b ? b + co : NULL;
+            if (s->kh == 5 && s->kw == 5)
+                FC_FN(direct_forward_taps_channels)(5, 5, s, f, wc, cin_g * taps, cb, framed, c == 0, bc, wide);
+            else
+                FC_FN(direct_forward_taps_channels)(s->kh, s->kw, s, f, wc, cin_g * taps, cb, framed, c == 0, bc,
+                                                    wide);
+        } else if (sh == 1 && sw == 1) {
             if (s->kh == 3 && s->kw == 3) FC_FN(direct_forward_taps)(3, 3, s, f, wc, framed, c == 0, bias, wide);
             else if (s->kh == 5 && s->kw == 5) FC_FN(direct_forward_taps)(5, 5, s, f, wc, framed, c == 0, bias, wide);
             else FC_FN(direct_forward_taps)(s->kh, s->kw, s, f, wc, framed, c == 0, bias, wide);
@@ -82,23 +115,33 @@ FC_VECTOR_LOOP(direct_forward_plane, (const fc_conv2d_shape *s, const df_frame *
                 }
     }
     if (sh == 1 && sw == 1)
-        for (int64_t oh = 0; oh < OH; oh++) FC_FN(copy_row)(yp + oh * OW, wide + oh * pw, OW);
+        for (int64_t j = 0; j < cb; j++)
+            for (int64_t oh = 0; oh < OH; oh++)
+                FC_FN(copy_row)(yp + j * OH * OW + oh * OW, wide + j * f->wide + oh * pw, OW);
 }
 
+/* Tasks own planes, or at stride 1 blocks of up to DF_CHANNELS output
+ * channels of one group, which share each input load. */
 static int FC_FN(fc_conv2d_forward_direct)(const fc_conv2d_shape *s, const FC_T *x,
                                            const FC_T *w, const FC_T *b, FC_T *y) {
-    const int64_t planes = s->n * s->c_out, P = PIXELS(s);
+    const int64_t P = PIXELS(s), cout_g = GROUP_OUT(s);
+    const int64_t cb = s->stride_h == 1 && s->stride_w == 1 ? FC_MIN(cout_g, (int64_t)DF_CHANNELS) : 1;
+    const int64_t blocks = (cout_g + cb - 1) / cb, tasks = s->n * s->groups * blocks;
     const df_frame f = direct_frame(s);
     const FC_FN(fc_kernels) *k = FC_FN(kernels)();
     int status = FC_OK;
-    FC_OMP(parallel num_threads(fc_threads_for(planes, 2.0 * P * GROUP_IN(s) * s->kh * s->kw)))
+    FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * cb * P * GROUP_IN(s) * s->kh * s->kw)))
     {
-        FC_T *framed = fc_scratch((size_t)(f.frame_size + f.wide) * sizeof(FC_T), 1, &status); /* the frame stays zero */
+        /* the frame stays zero outside the input */
+        FC_T *framed = fc_scratch((size_t)(f.frame_size + cb * f.wide) * sizeof(FC_T), 1, &status);
         FC_OMP(for schedule(static))
-        for (int64_t plane = 0; plane < planes; plane++)
+        for (int64_t t = 0; t < tasks; t++) {
+            const int64_t n = t / (s->groups * blocks), g = t / blocks % s->groups, c0 = t % blocks * cb;
+            const int64_t co = g * cout_g + c0;
             if (framed)
-                k->direct_forward_plane(s, &f, x, w, b, plane / s->c_out, plane % s->c_out, y + plane * P, framed,
-                                        framed + f.frame_size);
+                k->direct_forward_planes(s, &f, x, w, b, n, co, FC_MIN(cb, cout_g - c0), y + (n * s->c_out + co) * P,
+                                         framed, framed + f.frame_size);
+        }
         free(framed);
     }
     return status;

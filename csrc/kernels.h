@@ -34,9 +34,9 @@
     X(pack_transposed, (const FC_T *restrict src, int64_t rs, int w, int64_t kc, int width, FC_T *restrict dst))    \
     X(gemm_nt_dot, (int64_t m, int64_t n, int64_t k, const FC_T *a, int64_t lda, const FC_T *b, int64_t ldb,        \
                     FC_T *c, int64_t ldc, int accumulate))                                                          \
-    X(direct_forward_plane, (const fc_conv2d_shape *s, const df_frame *f, const FC_T *x, const FC_T *w,             \
-                             const FC_T *b, int64_t n, int64_t co, FC_T *restrict yp, FC_T *restrict framed,        \
-                             FC_T *restrict wide))                                                                  \
+    X(direct_forward_planes, (const fc_conv2d_shape *s, const df_frame *f, const FC_T *x, const FC_T *w,            \
+                              const FC_T *b, int64_t n, int64_t co, int64_t cb, FC_T *restrict yp,                  \
+                              FC_T *restrict framed, FC_T *restrict wide))                                          \
     X(direct_grad_input_plane, (const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, int64_t n, int64_t ci,     \
                                 FC_T *restrict gxp))                                                                \
     X(direct_grad_weight_pair, (const fc_conv2d_shape *s, const gw_frame *f, const FC_T *gy, const FC_T *x,         \
