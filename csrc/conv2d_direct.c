@@ -28,54 +28,49 @@ static df_frame direct_frame(const fc_conv2d_shape *s) {
     return f;
 }
 
-/* One input channel's taps at stride 1, added into the wide output (the
- * first channel starts it from the bias). Callers pass kh and kw as
- * constants for the common kernels, so the taps unroll and their weights
- * stay in registers across the row instead of being loaded for every
- * block (depthwise 3x3 ran 1.3x faster). */
+/* One input channel's taps at stride 1 for cb output channels, added into
+ * their wide outputs, wide[j * f->wide ...] for channel j, whose weights
+ * are wc[j * ws ...] (the first input channel starts them from the
+ * bias), `vecs` vectors of each at a time. Callers pass kh, kw, cb and
+ * vecs as constants where they can, so the taps unroll and a lone
+ * channel's weights stay in registers across the row instead of being
+ * loaded for every block (depthwise 3x3 ran 1.3x faster); with several
+ * channels, each input vector a tap loads serves all of them (LeNet-5's
+ * first layer, 6 channels of one input, loaded each input vector 6 times
+ * plane by plane). */
+#define DF_CHANNELS 8
 static inline __attribute__((always_inline)) void FC_FN(direct_forward_taps)(
-    int64_t kh, int64_t kw, const fc_conv2d_shape *s, const df_frame *f, const FC_T *restrict wc,
-    const FC_T *restrict framed, int first, FC_T bias, FC_T *restrict wide) {
+    int64_t kh, int64_t kw, int64_t cb, int vecs, const fc_conv2d_shape *s, const df_frame *f,
+    const FC_T *restrict wc, int64_t ws, const FC_T *restrict framed, int first, const FC_T *bias,
+    FC_T *restrict wide) {
     const int64_t pw = f->pw;
-    for (int64_t q = 0; q < f->wide; q += DF_BLOCK) {
-        FC_FN(dot_vec) sum[DF_VECS];
-        for (int v = 0; v < DF_VECS; v++) {
-            if (!first) sum[v] = *(FC_FN(dot_vec) *)(wide + q + v * DOT_LANES);
-            else sum[v] = (FC_FN(dot_vec)){0} + bias;
-        }
-        for (int64_t i = 0; i < kh; i++)
-            for (int64_t j = 0; j < kw; j++) {
-                const FC_T wv = wc[i * kw + j];
-                const FC_T *tap = framed + i * s->dil_h * pw + j * s->dil_w + q;
-                for (int v = 0; v < DF_VECS; v++) sum[v] += wv * *(const FC_FN(dot_vec) *)(tap + v * DOT_LANES);
+    for (int64_t q = 0; q < f->wide; q += vecs * DOT_LANES) {
+        FC_FN(dot_vec) sum[DF_CHANNELS][DF_VECS];
+        for (int64_t j = 0; j < cb; j++)
+            for (int v = 0; v < vecs; v++) {
+                if (!first) sum[j][v] = *(FC_FN(dot_vec) *)(wide + j * f->wide + q + v * DOT_LANES);
+                else sum[j][v] = (FC_FN(dot_vec)){0} + (bias ? bias[j] : 0);
             }
-        for (int v = 0; v < DF_VECS; v++) *(FC_FN(dot_vec) *)(wide + q + v * DOT_LANES) = sum[v];
+        for (int64_t i = 0; i < kh; i++)
+            for (int64_t t = 0; t < kw; t++) {
+                const FC_T *tap = framed + i * s->dil_h * pw + t * s->dil_w + q;
+                for (int v = 0; v < vecs; v++) {
+                    const FC_FN(dot_vec) in = *(const FC_FN(dot_vec) *)(tap + v * DOT_LANES);
+                    for (int64_t j = 0; j < cb; j++) sum[j][v] += wc[j * ws + i * kw + t] * in;
+                }
+            }
+        for (int64_t j = 0; j < cb; j++)
+            for (int v = 0; v < vecs; v++) *(FC_FN(dot_vec) *)(wide + j * f->wide + q + v * DOT_LANES) = sum[j][v];
     }
 }
 
-/* The same for cb <= DF_CHANNELS output channels at once, one vector of
- * each: every input vector a tap loads serves all of them (LeNet-5's
- * first layer, 6 channels of one input, loaded each input vector 6 times
- * plane by plane). Channel j's weights are wc[j * ws ...], its wide
- * output wide[j * f->wide ...]. */
-#define DF_CHANNELS 8
-static inline __attribute__((always_inline)) void FC_FN(direct_forward_taps_channels)(
-    int64_t kh, int64_t kw, const fc_conv2d_shape *s, const df_frame *f, const FC_T *restrict wc, int64_t ws,
-    int64_t cb, const FC_T *restrict framed, int first, const FC_T *bias, FC_T *restrict wide) {
-    const int64_t pw = f->pw;
-    for (int64_t q = 0; q < f->wide; q += DOT_LANES) {
-        FC_FN(dot_vec) sum[DF_CHANNELS];
-        for (int64_t j = 0; j < cb; j++) {
-            if (!first) sum[j] = *(FC_FN(dot_vec) *)(wide + j * f->wide + q);
-            else sum[j] = (FC_FN(dot_vec)){0} + (bias ? bias[j] : 0);
-        }
-        for (int64_t i = 0; i < kh; i++)
-            for (int64_t t = 0; t < kw; t++) {
-                const FC_FN(dot_vec) in = *(const FC_FN(dot_vec) *)(framed + i * s->dil_h * pw + t * s->dil_w + q);
-                for (int64_t j = 0; j < cb; j++) sum[j] += wc[j * ws + i * kw + t] * in;
-            }
-        for (int64_t j = 0; j < cb; j++) *(FC_FN(dot_vec) *)(wide + j * f->wide + q) = sum[j];
-    }
+/* The same with cb made a constant where it is 1, DF_VECS vectors a
+ * channel then, one with several channels. */
+static inline __attribute__((always_inline)) void FC_FN(direct_forward_channel)(
+    int64_t kh, int64_t kw, int64_t cb, const fc_conv2d_shape *s, const df_frame *f, const FC_T *restrict wc,
+    int64_t ws, const FC_T *restrict framed, int first, const FC_T *bias, FC_T *restrict wide) {
+    if (cb == 1) FC_FN(direct_forward_taps)(kh, kw, 1, DF_VECS, s, f, wc, ws, framed, first, bias, wide);
+    else FC_FN(direct_forward_taps)(kh, kw, cb, 1, s, f, wc, ws, framed, first, bias, wide);
 }
 
 /* Output planes y[n][co .. co + cb - 1] of the direct forward, cb > 1 only
@@ -94,17 +89,13 @@ FC_VECTOR_LOOP(direct_forward_planes, (const fc_conv2d_shape *s, const df_frame 
     for (int64_t c = 0; c < cin_g; c++) {
         FC_FN(frame_planes)(s, x + (n * s->c_in + co / cout_g * cin_g + c) * s->h * s->w, 1, f->ph, pw, framed);
         const FC_T *wc = w + (co * cin_g + c) * taps;
-        if (cb > 1) {
+        if (sh == 1 && sw == 1) {
             const FC_T *bc = b ? b + co : NULL;
-            if (s->kh == 5 && s->kw == 5)
-                FC_FN(direct_forward_taps_channels)(5, 5, s, f, wc, cin_g * taps, cb, framed, c == 0, bc, wide);
-            else
-                FC_FN(direct_forward_taps_channels)(s->kh, s->kw, s, f, wc, cin_g * taps, cb, framed, c == 0, bc,
-                                                    wide);
-        } else if (sh == 1 && sw == 1) {
-            if (s->kh == 3 && s->kw == 3) FC_FN(direct_forward_taps)(3, 3, s, f, wc, framed, c == 0, bias, wide);
-            else if (s->kh == 5 && s->kw == 5) FC_FN(direct_forward_taps)(5, 5, s, f, wc, framed, c == 0, bias, wide);
-            else FC_FN(direct_forward_taps)(s->kh, s->kw, s, f, wc, framed, c == 0, bias, wide);
+            const int64_t ws = cin_g * taps;
+            if (s->kh == 3 && s->kw == 3) FC_FN(direct_forward_channel)(3, 3, cb, s, f, wc, ws, framed, c == 0, bc, wide);
+            else if (s->kh == 5 && s->kw == 5)
+                FC_FN(direct_forward_channel)(5, 5, cb, s, f, wc, ws, framed, c == 0, bc, wide);
+            else FC_FN(direct_forward_channel)(s->kh, s->kw, cb, s, f, wc, ws, framed, c == 0, bc, wide);
         } else
             for (int64_t i = 0; i < s->kh; i++)
                 for (int64_t j = 0; j < s->kw; j++) {
