@@ -172,85 +172,92 @@ static inline __attribute__((always_inline)) void FC_FN(gt_lanes)(int m, const F
     }
 }
 
-/* One panel of the GEMM's A for every point: (G w G^T)[p] for the kernels
- * w[j][ci][3][3] of `rows` output channels (rows <= FC_MR; the panel's
- * other rows are zero, as the GEMM's packing leaves them), written as
- * gemm_pack_a lays out a panel: element (j, ci) of point p at
- * u[p * ps + k0 * m_pad + i0 * kc + (ci - k0) * FC_MR + j], in k-blocks
- * k0 of kc = FC_KC columns, the panel being rows i0 .. i0 + FC_MR - 1 of
- * a part of m_pad rows. The lanes run along (ci, j), the packed order
- * itself, so the transforms write the GEMM's operand directly. wq (9 x n)
- * and t (3a x n), n = K * FC_MR, are scratch. */
-static inline __attribute__((always_inline)) void FC_FN(wino_kernels_m)(int m, const FC_T *w, int64_t K,
-                                                                        int64_t rows, FC_T *u, int64_t ps,
-                                                                        int64_t m_pad, int64_t i0, FC_T *wq,
+/* Input channels wino_kernels transforms at a time: its scratch, 9 + 18
+ * vectors of them for FC_MR output channels, stays in L1. */
+#define WINO_KERNEL_CHANNELS 64
+#define WINO_KERNEL_AHEAD 8
+
+/* One panel of the GEMM's A for every point, one k-block of it: (G w
+ * G^T)[p] for the kernels of `rows` output channels (rows <= FC_MR; the
+ * panel's other rows are zero, as the GEMM's packing leaves them) and kc
+ * input channels, tap q of row j and channel ci at w[j*rs + ci*cs + q*qs]
+ * (the layer's weights, or turned and transposed for grad-input),
+ * written as the GEMM's packing lays out a panel: element (j, ci) of
+ * point p at u[p * ps + ci * FC_MR + j]. The lanes run along (ci, j), the
+ * packed order itself, so the transforms write the operand directly. wq
+ * (9 x n) and t (3a x n), n = WINO_KERNEL_CHANNELS * FC_MR, are scratch. */
+static inline __attribute__((always_inline)) void FC_FN(wino_kernels_m)(int m, const FC_T *w, int64_t rs,
+                                                                        int64_t cs, int64_t qs, int64_t rows,
+                                                                        int64_t kc, FC_T *u, int64_t ps, FC_T *wq,
                                                                         FC_T *t) {
     const int a = m + 2;
-    const int64_t n = K * FC_MR;
-    for (int q = 0; q < 9; q++)
-        for (int64_t ci = 0; ci < K; ci++)
-            for (int j = 0; j < FC_MR; j++) wq[q * n + ci * FC_MR + j] = j < rows ? w[(j * K + ci) * 9 + q] : 0;
-    for (int j = 0; j < 3; j++) { /* t[i][j] = (G w)[i][j]: down each column j */
-        const FC_T *const d[3] = {wq + j * n, wq + (3 + j) * n, wq + (6 + j) * n};
-        FC_T *o[6];
-        for (int i = 0; i < a; i++) o[i] = t + (i * 3 + j) * n;
-        FC_FN(g_lanes)(m, d, o, n);
-    }
-    for (int64_t k0 = 0; k0 < K; k0 += FC_KC) {
-        const int64_t kc = FC_MIN((int64_t)FC_KC, K - k0);
-        for (int i = 0; i < a; i++) { /* point (i, jj) = (t G^T)[i][jj]: along each row i */
-            const FC_T *const d[3] = {t + (i * 3 + 0) * n + k0 * FC_MR, t + (i * 3 + 1) * n + k0 * FC_MR,
-                                      t + (i * 3 + 2) * n + k0 * FC_MR};
+    for (int64_t c0 = 0; c0 < kc; c0 += WINO_KERNEL_CHANNELS) { /* wq and t in L1 */
+        const int64_t n = FC_MIN((int64_t)WINO_KERNEL_CHANNELS, kc - c0) * FC_MR;
+        for (int64_t ci = 0; ci < n / FC_MR; ci++) {
+            const FC_T *wc = w + (c0 + ci) * cs;
+            /* grad-input's channels lie a kernel row apart, too far for the
+             * hardware's prefetchers to follow */
+            for (int j = 0; j < rows; j++) __builtin_prefetch(wc + WINO_KERNEL_AHEAD * cs + j * rs, 0, 3);
+            for (int j = 0; j < rows; j++)
+                for (int q = 0; q < 9; q++) wq[q * n + ci * FC_MR + j] = wc[j * rs + q * qs];
+            for (int j = (int)rows; j < FC_MR; j++)
+                for (int q = 0; q < 9; q++) wq[q * n + ci * FC_MR + j] = 0;
+        }
+        for (int j = 0; j < 3; j++) { /* t[i][j] = (G w)[i][j]: down each column j */
+            const FC_T *const d[3] = {wq + j * n, wq + (3 + j) * n, wq + (6 + j) * n};
             FC_T *o[6];
-            for (int jj = 0; jj < a; jj++) o[jj] = u + (i * a + jj) * ps + k0 * m_pad + i0 * kc;
-            FC_FN(g_lanes)(m, d, o, kc * FC_MR);
+            for (int i = 0; i < a; i++) o[i] = t + (i * 3 + j) * n;
+            FC_FN(g_lanes)(m, d, o, n);
+        }
+        for (int i = 0; i < a; i++) { /* point (i, jj) = (t G^T)[i][jj]: along each row i */
+            const FC_T *const d[3] = {t + (i * 3 + 0) * n, t + (i * 3 + 1) * n, t + (i * 3 + 2) * n};
+            FC_T *o[6];
+            for (int jj = 0; jj < a; jj++) o[jj] = u + (i * a + jj) * ps + c0 * FC_MR;
+            FC_FN(g_lanes)(m, d, o, n);
         }
     }
 }
 
-FC_VECTOR_LOOP(wino_kernels, (int m, const FC_T *w, int64_t K, int64_t rows, FC_T *u, int64_t ps, int64_t m_pad,
-                              int64_t i0, FC_T *wq, FC_T *t),
-               (m, w, K, rows, u, ps, m_pad, i0, wq, t)) {
+FC_VECTOR_LOOP(wino_kernels, (int m, const FC_T *w, int64_t rs, int64_t cs, int64_t qs, int64_t rows, int64_t kc,
+                              FC_T *u, int64_t ps, FC_T *wq, FC_T *t),
+               (m, w, rs, cs, qs, rows, kc, u, ps, wq, t)) {
     if (m == 2)
-        FC_FN(wino_kernels_m)(2, w, K, rows, u, ps, m_pad, i0, wq, t);
+        FC_FN(wino_kernels_m)(2, w, rs, cs, qs, rows, kc, u, ps, wq, t);
     else
-        FC_FN(wino_kernels_m)(4, w, K, rows, u, ps, m_pad, i0, wq, t);
+        FC_FN(wino_kernels_m)(4, w, rs, cs, qs, rows, kc, u, ps, wq, t);
 }
 
-/* A block is `rows` consecutive rows of tiles (of any images), laid out as
- * slots: slot r*sw + t is tile t of row r, with sw = tiles per row + 1, the
- * extra slot holding the input columns the row's last tile reads past
- * its own. Each channel's slots sit `lanes` apart (lanes > rows * sw: a
- * sentinel slot at least), so both transforms run along all the slots of a
- * chunk of channels at once, long vectors however narrow the map; the
- * GEMMs skip the sentinels, compute the extra slots too (1 in sw) and the
- * output transform drops them.
+/* A block is `rows` consecutive rows of tiles (of any images): tile t of
+ * its row r is lane r*tw + t. Each channel's tiles sit `lanes` apart
+ * (lanes >= rows * tw), so both transforms run along all the tiles of a
+ * chunk of channels at once, long vectors however narrow the map, and V
+ * and M are the GEMMs' operands as they stand, a column a tile.
  *
  * Per-thread scratch for a chunk of c channels, L = lanes
  * (wino_scratch_size):
- *   input:  phase[i][k][c][L] (+1)  input row i of each tile's block, columns m*t + k
- *           cols[i][j][c][L]        row i of the block times B: point j
- *           row[a][m*L]             a tile row's input rows, zero-padded to the slots' columns
- *   output: tmp[i][j][c][L]         A^T M, row i, point j
- *           out[i][jj][c][L]        A^T M A */
+ *   input:  phase[i][k][c][L]  input row i of each tile's block, column k (m*t + k of the row)
+ *           cols[i][j][c][L]   row i of the block times B: point j
+ *           row[a][m*L + 2]    a tile row's input rows, zero-padded to the tiles' columns
+ *   output: tmp[i][j][c][L]    A^T M, row i, point j
+ *           out[i][jj][c][L]   A^T M A */
 static size_t wino_scratch_size(int m, int64_t chunk, int64_t lanes) {
-    const int64_t a = m + 2, in = (a * m + a * a) * chunk + 1 + a * m, out = (m * a + m * m) * chunk;
-    return (size_t)(FC_MAX(in, out) * lanes);
+    const int64_t a = m + 2, in = 2 * a * a * chunk * lanes + a * (m * lanes + 2), out = (m * a + m * m) * chunk * lanes;
+    return (size_t)FC_MAX(in, out);
 }
 
-/* V of input channels ci0 .. ci0 + nc - 1 for the block's slots,
- * v[p * pstride + (ci - ci0) * lanes + slot]: the block is tile rows row0
+/* V of input channels ci0 .. ci0 + nc - 1 for the block's tiles,
+ * v[p * pstride + (ci - ci0) * lanes + tile]: the block is tile rows row0
  * .. row0 + rows - 1, counted over the batch (th per image), so it may
  * span images. */
 static inline __attribute__((always_inline)) void FC_FN(wino_input_m)(
     int m, const fc_conv2d_shape *s, const FC_T *x, int64_t ci0, int64_t nc, int64_t row0, int64_t rows,
     int64_t th, int64_t tw, int64_t lanes, FC_T *scratch, FC_T *v, int64_t pstride) {
     const int a = m + 2;
-    const int64_t sw = tw + 1, q = rows * sw, n = nc * lanes; /* n: the lanes of the chunk */
-    FC_T *phase = scratch, *cols = phase + a * m * n + 1, *row = cols + a * a * n;
-    /* the columns of the row that slots read, m*sw of them from -pad_left
-     * on: [lo, hi) lie in the image */
-    const int64_t width = m * sw, lo = FC_MIN(FC_MAX(s->pad_left, (int64_t)0), width);
+    const int64_t q = rows * tw, n = nc * lanes; /* n: the lanes of the chunk */
+    FC_T *phase = scratch, *cols = phase + a * a * n, *row = cols + a * a * n;
+    /* the columns of the row that tiles read, m*tw + 2 of them from
+     * -pad_left on: [lo, hi) lie in the image */
+    const int64_t width = m * tw + 2, lo = FC_MIN(FC_MAX(s->pad_left, (int64_t)0), width);
     const int64_t hi = FC_MAX(FC_MIN(s->pad_left + s->w, width), lo);
     for (int64_t c = 0; c < nc; c++)
         for (int64_t r = 0; r < rows; r++) {
@@ -271,23 +278,20 @@ static inline __attribute__((always_inline)) void FC_FN(wino_input_m)(
             }
             for (int i = 0; i < a; i++) {
                 const FC_T *ri = row + i * width;
-                FC_T *ph = phase + i * m * n + c * lanes + r * sw;
+                FC_T *ph = phase + i * a * n + c * lanes + r * tw;
                 FC_IVDEP
-                for (int64_t t = 0; t < sw; t++)
-                    for (int k = 0; k < m; k++) ph[k * n + t] = ri[m * t + k];
+                for (int64_t t = 0; t < tw; t++)
+                    for (int k = 0; k < a; k++) ph[k * n + t] = ri[m * t + k];
             }
         }
-    /* the sentinels: read by the slots before them, which are dropped */
-    for (int plane = 0; plane < a * m; plane++)
+    /* lanes past the block's tiles (a short last block) hold zeros */
+    for (int plane = 0; plane < a * a; plane++)
         for (int64_t c = 0; c < nc; c++)
             for (int64_t t = q; t < lanes; t++) phase[plane * n + c * lanes + t] = 0;
-    phase[a * m * n] = 0;
-    for (int i = 0; i < a; i++) { /* columns m*t .. m*t + a - 1: phases 0 .. m-1 at t, 0 and 1 at t + 1 */
-        const FC_T *ph = phase + i * m * n;
+    for (int i = 0; i < a; i++) {
         const FC_T *d[6];
         FC_T *o[6];
-        for (int k = 0; k < m; k++) d[k] = ph + k * n;
-        d[m] = ph + 1, d[m + 1] = ph + n + 1;
+        for (int k = 0; k < a; k++) d[k] = phase + (i * a + k) * n;
         for (int j = 0; j < a; j++) o[j] = cols + (i * a + j) * n;
         FC_FN(bt_lanes)(m, d, o, n);
     }
@@ -315,14 +319,15 @@ static inline FC_T FC_FN(wino_finish)(FC_T v, int relu) {
 }
 
 /* Output channels co0 .. co0 + nc - 1 of a block from
- * mb[p * pstride + (co - co0) * lanes + slot]: A^T M A + bias (b may be
+ * mb[p * pstride + (co - co0) * lanes + tile], tile r * tw + t for tile t
+ * of the block's row r: A^T M A + bias (b may be
  * NULL), ReLU with FC_GEMM_RELU, into y's m x m blocks clipped to the
  * plane. */
 static inline __attribute__((always_inline)) void FC_FN(wino_output_m)(
     int m, const fc_conv2d_shape *s, const FC_T *mb, int64_t pstride, int64_t co0, int64_t nc, int64_t row0,
     int64_t rows, int64_t th, int64_t tw, int64_t lanes, const FC_T *b, unsigned flags, FC_T *scratch, FC_T *y) {
     const int a = m + 2;
-    const int64_t sw = tw + 1, n = nc * lanes;
+    const int64_t n = nc * lanes;
     FC_T *tmp = scratch, *out = tmp + m * a * n;
     for (int j = 0; j < a; j++) {
         const FC_T *d[6];
@@ -347,7 +352,7 @@ static inline __attribute__((always_inline)) void FC_FN(wino_output_m)(
             FC_T *plane = y + (img * s->c_out + co0 + c) * PIXELS(s);
             for (int i = 0; i < m && m * ti + i < s->out_h; i++) {
                 FC_T *row = plane + (m * ti + i) * s->out_w;
-                const FC_T *o = out + i * m * n + c * lanes + r * sw; /* column jj of tile t at o[jj*n + t] */
+                const FC_T *o = out + i * m * n + c * lanes + r * tw; /* column jj of tile t at o[jj*n + t] */
                 FC_IVDEP
                 for (int64_t t = 0; t < whole; t++)
                     for (int jj = 0; jj < m; jj++) row[m * t + jj] = FC_FN(wino_finish)(o[jj * n + t] + bias, relu);
@@ -372,80 +377,144 @@ FC_VECTOR_LOOP(wino_output_block, (int m, const fc_conv2d_shape *s, const FC_T *
  * for long vectors, few enough that its scratch stays in L2. */
 #define WINO_CHUNK_LANES 512
 
-/* The forward by Winograd F(m x m, 3x3), m = 2 or 4, for a shape that
- * applies; pad_top and pad_left may be negative (grad-input's crop).
- * w is (c_out, c_in/groups, 3, 3). */
-static int FC_FN(winograd_forward)(int m, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
-                                   unsigned flags, FC_T *y) {
+/* The kernels a Winograd forward runs: tap q of output channel r and
+ * input channel c of group g at base[g*gs + r*rs + c*cs + q*qs]. */
+typedef struct {
+    const FC_T *base;
+    int64_t gs, rs, cs, qs;
+} FC_FN(wino_weights);
+
+/* Output channels a task transforms the kernels of at a time when it
+ * transforms its own (wino_fused): their 36 points for one k-block stay
+ * in L2 beside the block's packed V. */
+#define WINO_FUSED_ROWS (4 * FC_MR)
+
+/* Whether the tasks transform the kernels themselves, a k-block and a few
+ * output channels at a time into L2, instead of all of them once into
+ * memory: where the transformed kernels outgrow the caches (F(4x4) turns
+ * 512 x 512 kernels into 38 MB) and few blocks share them, or where they
+ * are that large whatever the blocks. Writing them out and reading them
+ * back took longer than the GEMMs: on a 7x7 map at batch 8 (one block)
+ * 20 ms, where the fused transforms take 5.5 in all. Each block
+ * transforms the kernels again, so not for many blocks of smaller ones
+ * (benchmarks/RULES.md). */
+static int wino_fused(int64_t points, int64_t M, int64_t K, int64_t G, int64_t blocks) {
+    const double bytes = (double)G * points * M * K * sizeof(FC_T), mib = 1024.0 * 1024.0;
+    return bytes > 16 * mib || (blocks <= 2 && bytes > 4 * mib);
+}
+
+/* The convolution by Winograd F(m x m, 3x3), m = 2 or 4, for a shape
+ * that applies, of kernels w; pad_top and pad_left may be negative
+ * (grad-input's crop). */
+static int FC_FN(winograd_conv)(int m, const fc_conv2d_shape *s, const FC_T *x, const FC_FN(wino_weights) *w,
+                                const FC_T *b, unsigned flags, FC_T *y) {
     const int64_t points = (m + 2) * (m + 2);
     const int64_t M = GROUP_OUT(s), K = GROUP_IN(s), G = s->groups;
-    const int64_t th = (s->out_h + m - 1) / m, tw = (s->out_w + m - 1) / m, sw = tw + 1, tile_rows = s->n * th;
+    const int64_t th = (s->out_h + m - 1) / m, tw = (s->out_w + m - 1) / m, tile_rows = s->n * th;
     const FC_FN(fc_kernels) *k = FC_FN(kernels)();
-    /* Tile rows per block: V and M within about 1 MiB (an L2), and among
-     * those the count whose slots best fill the GEMM's panels of nr
-     * columns (the larger on a tie). Small maps give few blocks: then the
-     * output channels are split too (each part transforms the block's
-     * input again, cheap beside its GEMMs), for two tasks per thread. */
-    const int64_t nr = k->gemm.nr, want = 2 * (int64_t)fc_get_num_threads();
-    int64_t most = FC_MAX((int64_t)1, FC_MAX(nr, (int64_t)262144 / (points * (K + M))) / sw);
+    /* Tile rows per block: V and M within about 1 MiB (an L2), or one
+     * panel of nr tiles where that is more, and among those the count
+     * whose tiles best fill the GEMM's panels (the larger on a tie). Small
+     * maps give few blocks: then the output channels are split too (each
+     * part transforms the block's input again, cheap beside its GEMMs),
+     * for two tasks per thread, or one where the tasks transform the
+     * kernels themselves (then the input's transform is their main extra
+     * and the tasks are of a size). */
+    const int64_t nr = k->gemm.nr, threads = fc_get_num_threads();
+    int64_t most = FC_MAX((int64_t)1, FC_MAX(nr, (int64_t)262144 / (points * (K + M))) / tw);
     most = FC_MIN(most, tile_rows);
     int64_t RB = 1;
-    for (int64_t r = 1; r <= most; r++) /* fill(r) = r*sw / (r*sw rounded up to panels), compared exactly */
-        if (r * sw * ((RB * sw + nr - 1) / nr) >= RB * sw * ((r * sw + nr - 1) / nr)) RB = r;
+    for (int64_t r = 1; r <= most; r++) /* fill(r) = r*tw / (r*tw rounded up to panels), compared exactly */
+        if (r * tw * ((RB * tw + nr - 1) / nr) >= RB * tw * ((r * tw + nr - 1) / nr)) RB = r;
     const int64_t blocks = (tile_rows + RB - 1) / RB;
+    const int fused = wino_fused(points, M, K, G, blocks);
+    const int64_t want = fused ? threads : 2 * threads;
     const int64_t parts = FC_MIN((M + FC_MR - 1) / FC_MR, FC_MAX((int64_t)1, (want + G * blocks - 1) / (G * blocks)));
     const int64_t MP = ((M + parts - 1) / parts + FC_MR - 1) / FC_MR * FC_MR; /* output channels per part */
-    const int64_t Q = RB * sw, tasks = G * blocks * parts;
-    const int64_t L = Q + 1, chunk = FC_MAX((int64_t)1, WINO_CHUNK_LANES / L); /* lanes a channel; channels a call */
+    const int64_t L = RB * tw, tasks = G * blocks * parts, n_pad = (L + nr - 1) / nr * nr;
+    const int64_t chunk = FC_MAX((int64_t)1, WINO_CHUNK_LANES / L); /* channels a transform call */
+    const int64_t kc_max = FC_MIN(K, (int64_t)FC_KC), wq_size = (9 + 3 * (m + 2)) * WINO_KERNEL_CHANNELS * FC_MR;
     /* U[g][p][part] = point p of the part's kernels of group g, packed as
-     * GEMM A, transformed a panel of FC_MR output channels at a time. */
+     * GEMM A (unless fused), transformed a panel of FC_MR output channels
+     * and a k-block at a time. */
     const size_t a_size = FC_FN(gemm_packed_a_size)(MP, K);
     const int64_t panels = (MP + FC_MR - 1) / FC_MR, jobs = G * parts * panels;
-    FC_T *upack = malloc(a_size * (size_t)(G * points * parts) * sizeof(FC_T));
-    if (!upack) return FC_ERR_NOMEM;
+    FC_T *upack = fused ? NULL : malloc(a_size * (size_t)(G * points * parts) * sizeof(FC_T));
+    if (!fused && !upack) return FC_ERR_NOMEM;
     int status = FC_OK;
-    FC_OMP(parallel num_threads(fc_threads_for(jobs, 100.0 * points * FC_MR * K)))
-    {
-        FC_T *wq = fc_scratch((size_t)((9 + 3 * (m + 2)) * K * FC_MR) * sizeof(FC_T), 0, &status);
-        FC_OMP(for schedule(static))
-        for (int64_t job = 0; job < jobs; job++) {
-            const int64_t g = job / (parts * panels), part = job / panels % parts, i0 = job % panels * FC_MR;
-            const int64_t m0 = part * MP, mp = FC_MIN(MP, M - m0);
-            if (!wq || i0 >= mp) continue;
-            k->wino_kernels(m, w + (g * M + m0 + i0) * K * 9, K, FC_MIN((int64_t)FC_MR, mp - i0),
-                            upack + (g * points * parts + part) * a_size, (int64_t)(parts * a_size),
-                            (mp + FC_MR - 1) / FC_MR * FC_MR, i0, wq, wq + 9 * K * FC_MR);
+    if (!fused) {
+        FC_OMP(parallel num_threads(fc_threads_for(jobs, 100.0 * points * FC_MR * K)))
+        {
+            FC_T *wq = fc_scratch((size_t)wq_size * sizeof(FC_T), 0, &status);
+            FC_OMP(for schedule(static))
+            for (int64_t job = 0; job < jobs; job++) {
+                const int64_t g = job / (parts * panels), part = job / panels % parts, i0 = job % panels * FC_MR;
+                const int64_t m0 = part * MP, mp = FC_MIN(MP, M - m0), m_pad = (mp + FC_MR - 1) / FC_MR * FC_MR;
+                if (!wq || i0 >= mp) continue;
+                for (int64_t k0 = 0; k0 < K; k0 += FC_KC) /* block (k0, i0) at k0 * m_pad + i0 * kc */
+                    k->wino_kernels(m, w->base + g * w->gs + (m0 + i0) * w->rs + k0 * w->cs, w->rs, w->cs, w->qs,
+                                    FC_MIN((int64_t)FC_MR, mp - i0), FC_MIN((int64_t)FC_KC, K - k0),
+                                    upack + (g * points * parts + part) * a_size + k0 * m_pad +
+                                        i0 * FC_MIN((int64_t)FC_KC, K - k0),
+                                    (int64_t)(parts * a_size), wq, wq + 9 * WINO_KERNEL_CHANNELS * FC_MR);
+            }
+            free(wq);
         }
-        free(wq);
     }
     if (status != FC_OK) {
         free(upack);
         return status;
     }
-    FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * points * MP * K * Q)))
+    /* fused: each k-block's packed V for all points, and a few rows' U */
+    const size_t fused_size = fused ? (size_t)(points * kc_max * (n_pad + WINO_FUSED_ROWS) + wq_size) : 0;
+    FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * points * MP * K * L)))
     {
         /* V[p][ci][lane] then M[p][co][lane]; zeroed, so the lanes no GEMM
-         * writes (sentinels, the end of a short last block) hold numbers */
+         * writes (the end of a short last block) hold numbers */
         FC_T *v = fc_scratch((size_t)(points * (K + MP) * L) * sizeof(FC_T), 1, &status);
-        FC_T *work = fc_scratch(FC_FN(gemm_workspace)(MP, Q, K) * sizeof(FC_T), 0, &status);
+        FC_T *work = fc_scratch(FC_FN(gemm_workspace)(MP, L, K) * sizeof(FC_T), 0, &status);
         FC_T *scratch = fc_scratch(wino_scratch_size(m, chunk, L) * sizeof(FC_T), 0, &status);
+        FC_T *vpack = fc_scratch(fused_size * sizeof(FC_T), 0, &status);
         FC_OMP(for schedule(static))
         for (int64_t task = 0; task < tasks; task++) {
-            if (!v || !work || !scratch) continue;
+            if (!v || !work || !scratch || !vpack) continue;
             const int64_t g = task / (blocks * parts), row0 = task / parts % blocks * RB;
             const int64_t m0 = task % parts * MP, mp = FC_MIN(MP, M - m0), rows = FC_MIN(RB, tile_rows - row0);
+            const unsigned runs = m == 4 ? FC_GEMM_SHORT_RUNS : 0u;
             if (mp <= 0) continue;
-            const int64_t q = rows * sw;
             FC_T *mb = v + points * K * L;
             for (int64_t c0 = 0; c0 < K; c0 += chunk)
                 k->wino_input_block(m, s, x, g * K + c0, FC_MIN(chunk, K - c0), row0, rows, th, tw, L, scratch,
                                     v + c0 * L, K * L);
-            for (int64_t p = 0; p < points; p++) {
+            for (int64_t p = 0; p < points && !fused; p++) {
                 const FC_FN(fc_strided) vm = {v + p * K * L, 1, L};
                 const FC_FN(fc_operand) a = {NULL, NULL, upack + ((g * points + p) * parts + m0 / MP) * a_size, NULL};
                 const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &vm, NULL, NULL};
-                FC_FN(gemm_serial)(mp, q, K, &a, &bo, mb + p * mp * L, L, NULL, m == 4 ? FC_GEMM_SHORT_RUNS : 0u,
-                                   work);
+                FC_FN(gemm_serial)(mp, rows * tw, K, &a, &bo, mb + p * mp * L, L, NULL, runs, work);
+            }
+            /* fused: per k-block, V packed for every point, then a few
+             * output channels' kernels transformed and multiplied by it:
+             * each sum runs in the same order as unfused */
+            for (int64_t k0 = 0; k0 < K && fused; k0 += FC_KC) {
+                const int64_t kc = FC_MIN((int64_t)FC_KC, K - k0);
+                FC_T *ub = vpack + points * kc_max * n_pad, *wq = ub + points * kc_max * WINO_FUSED_ROWS;
+                for (int64_t p = 0; p < points; p++) {
+                    const FC_FN(fc_strided) vm = {v + p * K * L, 1, L};
+                    FC_FN(pack_strided)(&vm, 0, rows * tw, k0, kc, (int)nr, vpack + p * kc * n_pad);
+                }
+                for (int64_t i0 = 0; i0 < mp; i0 += WINO_FUSED_ROWS) {
+                    const int64_t rc = FC_MIN((int64_t)WINO_FUSED_ROWS, mp - i0);
+                    for (int64_t i1 = 0; i1 < rc; i1 += FC_MR)
+                        k->wino_kernels(m, w->base + g * w->gs + (m0 + i0 + i1) * w->rs + k0 * w->cs, w->rs, w->cs,
+                                        w->qs, FC_MIN((int64_t)FC_MR, rc - i1), kc, ub + i1 * kc,
+                                        WINO_FUSED_ROWS * kc, wq, wq + 9 * WINO_KERNEL_CHANNELS * FC_MR);
+                    for (int64_t p = 0; p < points; p++) {
+                        const FC_FN(fc_operand) a = {NULL, NULL, ub + p * WINO_FUSED_ROWS * kc, NULL};
+                        const FC_FN(fc_operand) bo = {NULL, NULL, vpack + p * kc * n_pad, NULL};
+                        FC_FN(gemm_serial)(rc, rows * tw, kc, &a, &bo, mb + (p * mp + i0) * L, L, NULL,
+                                           runs | (k0 > 0 ? FC_GEMM_ACCUMULATE : 0u), work);
+                    }
+                }
             }
             for (int64_t c0 = 0; c0 < mp; c0 += chunk) {
                 const int64_t c = g * M + m0 + c0;
@@ -456,28 +525,29 @@ static int FC_FN(winograd_forward)(int m, const fc_conv2d_shape *s, const FC_T *
         free(v);
         free(work);
         free(scratch);
+        free(vpack);
     }
     free(upack);
     return status;
 }
 
-/* Grad-input as the forward of gy by the kernel rotated 180 degrees with
- * its channel axes swapped per group: wt[g][ci][co] = w[g][co][ci] turned. */
+/* The forward, of w (c_out, c_in/groups, 3, 3). */
+static int FC_FN(winograd_forward)(int m, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
+                                   unsigned flags, FC_T *y) {
+    const FC_FN(wino_weights) kernels = {w, GROUP_OUT(s) * GROUP_IN(s) * 9, GROUP_IN(s) * 9, 9, 1};
+    return FC_FN(winograd_conv)(m, s, x, &kernels, b, flags, y);
+}
+
+/* Grad-input as the convolution of gy by the kernel rotated 180 degrees with
+ * its channel axes swapped per group: kernel (ci, co) of group g is
+ * w[g][co][ci] turned, read in place. */
 static int FC_FN(winograd_grad_input)(int m, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx) {
     const int64_t M = GROUP_OUT(s), K = GROUP_IN(s);
-    FC_T *wt = malloc((size_t)(s->c_out * K * 9) * sizeof(FC_T));
-    if (!wt) return FC_ERR_NOMEM;
-    for (int64_t g = 0; g < s->groups; g++) /* in wt's order: its writes stream, w's reads are 9-long runs */
-        for (int64_t ci = 0; ci < K; ci++)
-            for (int64_t co = 0; co < M; co++)
-                for (int64_t q = 0; q < 9; q++)
-                    wt[((g * K + ci) * M + co) * 9 + q] = w[((g * M + co) * K + ci) * 9 + 8 - q];
+    const FC_FN(wino_weights) turned = {w + 8, M * K * 9, 9, K * 9, -1};
     fc_conv2d_shape t = *s;
     t.c_in = s->c_out, t.c_out = s->c_in, t.h = s->out_h, t.w = s->out_w, t.out_h = s->h, t.out_w = s->w;
     t.pad_top = 2 - s->pad_top, t.pad_left = 2 - s->pad_left;
-    const int status = FC_FN(winograd_forward)(m, &t, gy, wt, NULL, 0, gx);
-    free(wt);
-    return status;
+    return FC_FN(winograd_conv)(m, &t, gy, &turned, NULL, 0, gx);
 }
 
 /* ------------------------------------------------------ grad-weight */
@@ -485,20 +555,20 @@ static int FC_FN(winograd_grad_input)(int m, const fc_conv2d_shape *s, const FC_
 /* The weight gradient by the same transforms: per point p,
  *   dU[p] (c_out x c_in) = sum over tiles of dM[p] V[p]^T,  dM = A dY A^T
  * (dY a tile of gy, V = B^T d B as in the forward), then gw = G^T dU G.
- * The sum over tiles is the GEMMs' reduction, so the block's slots are
+ * The sum over tiles is the GEMMs' reduction, so the block's tiles are
  * their k: dM is written straight in the packed layout of the GEMM's A,
- * and a block's slots and sentinel fit one k-block (FC_KC). */
+ * and a block's tiles fit one k-block (FC_KC). */
 
 /* Tile rows per block of grad-weight: as many as fill one k-block of the
- * GEMM with their slots and sentinel, for the GEMMs load and store dU's
+ * GEMM with their tiles, for the GEMMs load and store dU's
  * tiles once per block (V and dM then outgrow L2, but each point's GEMM
  * reads only its own 1/points of them), the batch's tile rows shared
  * evenly between the blocks; and at least 4 blocks for the threads to
  * share where that leaves a block a third of a k-block or more (a
  * 256-channel 14x14 layer at batch 8 had 2 full blocks). */
 static int64_t winograd_gw_rows(int m, const fc_conv2d_shape *s) {
-    const int64_t sw = (s->out_w + m - 1) / m + 1, tile_rows = s->n * ((s->out_h + m - 1) / m);
-    const int64_t full = FC_MAX((int64_t)1, (int64_t)(FC_KC - 1) / sw);
+    const int64_t tw = (s->out_w + m - 1) / m, tile_rows = s->n * ((s->out_h + m - 1) / m);
+    const int64_t full = FC_MAX((int64_t)1, (int64_t)FC_KC / tw);
     const int64_t blocks = FC_MAX((int64_t)4, (tile_rows + full - 1) / full), even = (tile_rows + blocks - 1) / blocks;
     return 3 * even >= full ? even : FC_MIN(full, tile_rows);
 }
@@ -506,13 +576,13 @@ static int64_t winograd_gw_rows(int m, const fc_conv2d_shape *s) {
 /* dM for output channels co0 .. co0 + nc - 1 of a block (co0 a multiple of
  * FC_MR), as panels of FC_MR channels over the block's lanes: element
  * (co, lane) of point p at dm[p * pstride + (co - co0) / FC_MR * lanes *
- * FC_MR + lane * FC_MR + (co - co0) % FC_MR]; lanes past the block's slots
+ * FC_MR + lane * FC_MR + (co - co0) % FC_MR]; lanes past the block's tiles
  * and channels past the last are zero, so the GEMMs may sum them. */
 static inline __attribute__((always_inline)) void FC_FN(wino_grad_output_m)(
     int m, const fc_conv2d_shape *s, const FC_T *gy, int64_t co0, int64_t nc, int64_t row0, int64_t rows,
     int64_t th, int64_t tw, int64_t lanes, FC_T *scratch, FC_T *dm, int64_t pstride) {
     const int a = m + 2;
-    const int64_t sw = tw + 1, n = (nc + FC_MR - 1) / FC_MR * FC_MR * lanes, width = m * sw;
+    const int64_t n = (nc + FC_MR - 1) / FC_MR * FC_MR * lanes, width = m * tw;
     FC_T *phase = scratch, *cols = phase + m * m * n, *row = cols + m * a * n;
     memset(phase, 0, (size_t)(m * m * n) * sizeof(FC_T));
     for (int i = 0; i < m; i++) memset(row + i * width + s->out_w, 0, (size_t)(width - s->out_w) * sizeof(FC_T));
@@ -526,8 +596,8 @@ static inline __attribute__((always_inline)) void FC_FN(wino_grad_output_m)(
                 memcpy(row + i * width, plane + (m * ti + i) * s->out_w, (size_t)s->out_w * sizeof(FC_T));
             for (int i = 0; i < here; i++) {
                 const FC_T *ri = row + i * width;
-                FC_T *ph = phase + i * m * n + (c / FC_MR * lanes + r * sw) * FC_MR + c % FC_MR;
-                for (int64_t t = 0; t < sw; t++)
+                FC_T *ph = phase + i * m * n + (c / FC_MR * lanes + r * tw) * FC_MR + c % FC_MR;
+                for (int64_t t = 0; t < tw; t++)
                     for (int k = 0; k < m; k++) ph[k * n + t * FC_MR] = ri[m * t + k];
             }
         }
@@ -596,13 +666,13 @@ FC_VECTOR_LOOP(wino_kernel_grads, (int m, const FC_T *du, int64_t ps, int64_t e0
 static int FC_FN(winograd_grad_weight)(int m, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x, FC_T *gw) {
     const int64_t points = (m + 2) * (m + 2);
     const int64_t M = GROUP_OUT(s), K = GROUP_IN(s), G = s->groups, m_pad = (M + FC_MR - 1) / FC_MR * FC_MR;
-    const int64_t th = (s->out_h + m - 1) / m, tw = (s->out_w + m - 1) / m, sw = tw + 1, tile_rows = s->n * th;
+    const int64_t th = (s->out_h + m - 1) / m, tw = (s->out_w + m - 1) / m, tile_rows = s->n * th;
     const FC_FN(fc_kernels) *k = FC_FN(kernels)();
-    const int64_t RB = winograd_gw_rows(m, s), blocks = (tile_rows + RB - 1) / RB, L = RB * sw + 1;
+    const int64_t RB = winograd_gw_rows(m, s), blocks = (tile_rows + RB - 1) / RB, L = RB * tw;
     const int64_t slots = FC_MIN((int64_t)SLOTS, blocks), tasks = G * slots, size = points * M * K;
     const int64_t chunk_in = FC_MAX((int64_t)1, WINO_CHUNK_LANES / L);
     const int64_t chunk_out = FC_MAX((int64_t)1, WINO_CHUNK_LANES / L / FC_MR) * FC_MR;
-    const size_t grad_scratch = (size_t)((m * m + m * (m + 2)) * chunk_out * L + m * m * sw);
+    const size_t grad_scratch = (size_t)((m * m + m * (m + 2)) * chunk_out * L + m * m * tw);
     const size_t scratch_size = FC_MAX(wino_scratch_size(m, chunk_in, L), grad_scratch);
     FC_T *du = malloc((size_t)(tasks * size) * sizeof(FC_T)); /* du[g][slot][p][co][ci] */
     if (!du) return FC_ERR_NOMEM;

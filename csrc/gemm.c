@@ -252,7 +252,7 @@ static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_o
                                const FC_T *bias, unsigned flags, FC_T *work) {
     const FC_FN(fc_ukernel) ukernel = FC_FN(kernels)()->gemm;
     const int nr = ukernel.nr;
-    const int64_t m_pad = (m + FC_MR - 1) / FC_MR * FC_MR;
+    const int64_t m_pad = (m + FC_MR - 1) / FC_MR * FC_MR, n_pad = (n + nr - 1) / nr * nr;
     const int64_t kc_max = FC_MIN(k, (int64_t)FC_KC);
     /* 64-byte alignment for the packed panels. */
     FC_T *apack = (FC_T *)(((uintptr_t)work + 63) & ~(uintptr_t)63);
@@ -271,7 +271,11 @@ static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_o
             const int64_t kc = FC_MIN((int64_t)FC_KC, k - k0);
             unsigned f = (k0 > 0 || (flags & FC_GEMM_ACCUMULATE)) ? FC_GEMM_ACCUMULATE : 0;
             if (k0 + kc == k) f |= flags & FC_GEMM_RELU;
-            b->pack(b->ctx, j0, nc, k0, kc, nr, bpack);
+            const FC_T *bblock = bpack;
+            if (b->packed)
+                bblock = b->packed + k0 * n_pad + j0 * kc;
+            else
+                b->pack(b->ctx, j0, nc, k0, kc, nr, bpack);
             for (int64_t i0 = 0; i0 < m; i0 += FC_MC) {
                 const int64_t mc = FC_MIN((int64_t)FC_MC, m - i0);
                 const FC_T *ablock = apack;
@@ -281,7 +285,7 @@ static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_o
                     a->pack(a->ctx, i0, mc, k0, kc, FC_MR, apack);
                 for (int64_t jr = 0; jr < nc; jr += nr) {
                     const int cols = (int)FC_MIN((int64_t)nr, nc - jr);
-                    const FC_T *bp = bpack + jr * kc;
+                    const FC_T *bp = bblock + jr * kc;
                     /* While the last A block meets this panel, the next
                      * k-block of its B starts loading, a slice per tile:
                      * packing a B read once (a linear layer's weights)

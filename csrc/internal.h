@@ -28,7 +28,10 @@ typedef void (*FC_FN(fc_pack_fn))(const void *ctx, int64_t r0, int64_t rows,
 typedef struct {
     FC_FN(fc_pack_fn) pack;
     const void *ctx;
-    const FC_T *packed; /* A only: all of A, prepacked by gemm_pack_a, or NULL */
+    /* all of the operand prepacked, or NULL: A by gemm_pack_a, block (k0,
+     * i0) at k0 * m_pad + i0 * kc; B likewise, block (k0, j0) at k0 *
+     * n_pad + j0 * kc (rows and columns rounded up to whole panels) */
+    const FC_T *packed;
     /* B only, or NULL: starts loading what pack will read for the same
      * arguments, so that memory streams in while the kernels compute */
     void (*prefetch)(const void *ctx, int64_t r0, int64_t rows, int64_t k0, int64_t kc);

@@ -55,8 +55,8 @@
     X(indices_out_of_range, (const int64_t *restrict idx, int64_t n, int64_t hw, int *out_of_range))                \
     X(avg_row, (const FC_T *restrict row, FC_T *restrict out, int64_t n, int64_t kw, int64_t sw))                   \
     X(avg_row_adjoint, (const FC_T *restrict share, FC_T *restrict row, int64_t n, int64_t kw, int64_t sw))        \
-    X(wino_kernels, (int m, const FC_T *w, int64_t K, int64_t rows, FC_T *u, int64_t ps, int64_t m_pad,            \
-                     int64_t i0, FC_T *wq, FC_T *t))                                                               \
+    X(wino_kernels, (int m, const FC_T *w, int64_t rs, int64_t cs, int64_t qs, int64_t rows, int64_t kc, FC_T *u,  \
+                     int64_t ps, FC_T *wq, FC_T *t))                                                               \
     X(wino_input_block, (int m, const fc_conv2d_shape *s, const FC_T *x, int64_t ci0, int64_t nc, int64_t row0,    \
                          int64_t rows, int64_t th, int64_t tw, int64_t lanes, FC_T *scratch, FC_T *v,              \
                          int64_t pstride))                                                                         \
