@@ -1,16 +1,14 @@
 /* conv2d's entry points (fastconv.h) and every rule that picks a path:
- * "auto" among Winograd F(2x2, 3x3), the direct loops and the GEMMs, and
- * within the GEMMs, packed or indirect forward, phases or col2im
- * grad-input, dot products or an indirect grad-weight shared by slots or
- * by taps. Each rule is a line or two here; the measurements behind them
+ * "auto" among Winograd F(4x4, 3x3) and F(2x2, 3x3), the direct loops
+ * and the GEMMs, and within the GEMMs, packed or indirect forward, phases
+ * or col2im grad-input, dot products or an indirect grad-weight shared by
+ * slots or by taps. Each rule is a line or two here; the measurements behind them
  * are in benchmarks/RULES.md. Every path also has a name
  * (FC_ALGO_GEMM_PACKED ... _TAPS, FC_ALGO_WINOGRAD_F2), so that a test can
  * run it on any shape it can take.
  * The paths live one family to a file: conv2d_ref.c, conv2d_direct.c,
  * conv2d_forward.c, conv2d_grad_input.c, conv2d_grad_weight.c, and
- * conv2d_winograd.c, whose F(4x4, 3x3) runs only when asked for: its
- * float32 error is well above the GEMM's (docs/API.md), so no rule picks
- * it.
+ * conv2d_winograd.c.
  * Family file: instantiated by f32.c and f64.c (see common.h).
  *
  * Threads own outputs: forward splits y by (image, group, pixel tile),
@@ -78,11 +76,13 @@ static fc_algorithm grad_weight_path(const fc_conv2d_shape *s) {
     return 2 * s->n * s->c_out * PIXELS(s) < slots * size ? FC_ALGO_GEMM_TAPS : FC_ALGO_GEMM_SLOTS;
 }
 
-/* A Winograd tile's GEMM multiplications for one image and channel pair:
- * (m+2)^2 per tile, counting each map's overhang past its tiles and the
- * extra slot a tile row carries. */
-static int64_t winograd_mults(int m, const fc_conv2d_shape *s) {
-    return (int64_t)(m + 2) * (m + 2) * ((s->out_h + m - 1) / m) * ((s->out_w + m - 1) / m + 1);
+/* A Winograd tile's GEMM multiplications for a batch and one channel
+ * pair: (m+2)^2 per tile, counting each map's overhang past its tiles and
+ * the GEMM's panels of nr tiles (a 7x7 map at batch 1 has 4 tiles of
+ * F(4x4), which a panel of 32 computes 8 times over). */
+static int64_t winograd_mults(int m, const fc_conv2d_shape *s, int64_t nr) {
+    const int64_t tiles = s->n * ((s->out_h + m - 1) / m) * ((s->out_w + m - 1) / m);
+    return (int64_t)(m + 2) * (m + 2) * ((tiles + nr - 1) / nr * nr);
 }
 
 /* Grad-weight's blocks of tile rows for a tile (conv2d_winograd.c). */
@@ -92,21 +92,24 @@ static int64_t winograd_gw_blocks(int m, const fc_conv2d_shape *s) {
 }
 
 /* "auto"'s Winograd tile for a layer, 0 for none. A 3x3 stride-1 layer
- * runs by Winograd where a group has at least 64 channels on each side
- * (narrower GEMMs are too short to pay for the transforms) and F(2x2,
- * 3x3)'s GEMMs do at most 0.6 of the direct convolution's
- * multiplications (maps from about 10 pixels on); by F(4x4, 3x3) where
- * its own do at most 2/3 of F(2x2)'s (maps from about 20 pixels on: on
- * smaller ones its 36 transformed kernels and its overhang cost what it
- * saves). Both keep the float32 error within 10x the GEMM's (F(2x2)
- * about 2x, F(4x4) 4-7x: docs/API.md). Grad-weight also needs at least 4
- * blocks of tile rows: its threads share the blocks, whose count fixes
- * the order of its sums (benchmarks/RULES.md). */
-static int winograd_pays(const fc_conv2d_shape *s, conv_pass pass) {
+ * runs by Winograd where a group has at least 64 channels on each side,
+ * there is enough work to pay for transforming the kernels (96 tiles of
+ * F(4x4), or 2^21 of them times the channel pairs: a 64-channel 14x14
+ * layer at batch 4 ran 1.2x slower than the GEMM), and F(2x2, 3x3)'s
+ * GEMMs do at most 0.6 of the direct convolution's multiplications (maps
+ * from about 7 pixels on); by F(4x4, 3x3) where its own do at most 3/4 of
+ * F(2x2)'s (maps from about 12 pixels on, and 7x7 at batch 8). Both keep
+ * the float32 error within 10x the GEMM's (F(2x2) about 2x, F(4x4) 4-7x:
+ * docs/API.md). Grad-weight also needs at least 4 blocks of tile rows:
+ * its threads share the blocks, whose count fixes the order of its sums
+ * (benchmarks/RULES.md). */
+static int winograd_pays(const fc_conv2d_shape *s, conv_pass pass, int64_t nr) {
+    const int64_t tiles = s->n * ((s->out_h + 3) / 4) * ((s->out_w + 3) / 4);
     if (!winograd_applies(s) || GROUP_IN(s) < 64 || GROUP_OUT(s) < 64 ||
-        10 * winograd_mults(2, s) > 6 * 9 * PIXELS(s))
+        (tiles < 96 && GROUP_IN(s) * GROUP_OUT(s) * tiles < ((int64_t)1 << 21)) ||
+        10 * winograd_mults(2, s, nr) > 6 * 9 * s->n * PIXELS(s))
         return 0;
-    for (int m = 3 * winograd_mults(4, s) <= 2 * winograd_mults(2, s) ? 4 : 2; m >= 2; m -= 2)
+    for (int m = 4 * winograd_mults(4, s, nr) <= 3 * winograd_mults(2, s, nr) ? 4 : 2; m >= 2; m -= 2)
         if (pass != PASS_GRAD_WEIGHT || winograd_gw_blocks(m, s) >= 4) return m;
     return 0;
 }
@@ -117,7 +120,7 @@ static int winograd_tile(fc_algorithm algo) { return algo == FC_ALGO_WINOGRAD_F2
 /* The path a call runs: "auto" by winograd_pays, then direct_or_gemm;
  * "gemm" by the pass's rule; a named path or plain loops as given. */
 static fc_algorithm FC_FN(choose)(const fc_conv2d_shape *s, fc_algorithm algo, conv_pass pass) {
-    const int tile = algo == FC_ALGO_AUTO ? winograd_pays(s, pass) : 0;
+    const int tile = algo == FC_ALGO_AUTO ? winograd_pays(s, pass, FC_FN(gemm_nr)()) : 0;
     if (tile) return tile == 2 ? FC_ALGO_WINOGRAD_F2 : FC_ALGO_WINOGRAD;
     if (algo == FC_ALGO_AUTO) algo = FC_FN(direct_or_gemm)(s, pass);
     if (algo != FC_ALGO_GEMM) return algo;
