@@ -19,7 +19,9 @@
  * runs of 32 channels or tiles (FC_GEMM_SHORT_RUNS, 2-3x less, for 3-4%
  * of the time). Before both, it was 14-54x the GEMM's.
  *
- * The weights are transformed and packed once per call. Threads own
+ * The weights are transformed and packed once per call, or, where they
+ * would outgrow the caches, by each task a k-block of a few output
+ * channels at a time, just before its GEMMs use them. Threads own
  * blocks of tile rows (from any images) of one group, and for small maps
  * a part of its output channels: a block's input is transformed into
  * tile-major scratch (V), its GEMMs run, and its output is transformed
