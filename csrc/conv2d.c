@@ -94,8 +94,10 @@ static int64_t winograd_gw_blocks(int m, const fc_conv2d_shape *s) {
 /* "auto"'s Winograd tile for a layer, 0 for none. A 3x3 stride-1 layer
  * runs by Winograd where a group has at least 64 channels on each side,
  * there is enough work to pay for transforming the kernels (96 tiles of
- * F(4x4), or 2^21 of them times the channel pairs: a 64-channel 14x14
- * layer at batch 4 ran 1.2x slower than the GEMM), and F(2x2, 3x3)'s
+ * F(4x4), 48 on maps 28 pixels or more across, whose long tile rows
+ * transform faster, or 2^21 of them times the channel pairs: a
+ * 64-channel 14x14 layer at batch 4 ran 1.2x slower than the GEMM), and
+ * F(2x2, 3x3)'s
  * GEMMs do at most 0.6 of the direct convolution's multiplications (maps
  * from about 7 pixels on); by F(4x4, 3x3) where its own do at most 3/4 of
  * F(2x2)'s (maps from about 12 pixels on, and 7x7 at batch 8). Both keep
@@ -105,8 +107,9 @@ static int64_t winograd_gw_blocks(int m, const fc_conv2d_shape *s) {
  * (benchmarks/RULES.md). */
 static int winograd_pays(const fc_conv2d_shape *s, conv_pass pass, int64_t nr) {
     const int64_t tiles = s->n * ((s->out_h + 3) / 4) * ((s->out_w + 3) / 4);
-    if (!winograd_applies(s) || GROUP_IN(s) < 64 || GROUP_OUT(s) < 64 ||
-        (tiles < 96 && GROUP_IN(s) * GROUP_OUT(s) * tiles < ((int64_t)1 << 21)) ||
+    const int enough = tiles >= 96 || (tiles >= 48 && s->out_w >= 28) ||
+                       GROUP_IN(s) * GROUP_OUT(s) * tiles >= ((int64_t)1 << 21);
+    if (!winograd_applies(s) || GROUP_IN(s) < 64 || GROUP_OUT(s) < 64 || !enough ||
         10 * winograd_mults(2, s, nr) > 6 * 9 * s->n * PIXELS(s))
         return 0;
     for (int m = 4 * winograd_mults(4, s, nr) <= 3 * winograd_mults(2, s, nr) ? 4 : 2; m >= 2; m -= 2)
