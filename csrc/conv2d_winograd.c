@@ -235,16 +235,67 @@ FC_VECTOR_LOOP(wino_kernels, (int m, const FC_T *w, int64_t rs, int64_t cs, int6
  * chunk of channels at once, long vectors however narrow the map, and V
  * and M are the GEMMs' operands as they stand, a column a tile.
  *
- * Per-thread scratch for a chunk of c channels, L = lanes
+ * Per-thread scratch for a chunk of c channels, L = lanes, n = c * L
  * (wino_scratch_size):
- *   input:  phase[i][k][c][L]  input row i of each tile's block, column k (m*t + k of the row)
- *           cols[i][j][c][L]   row i of the block times B: point j
- *           row[a][m*L + 2]    a tile row's input rows, zero-padded to the tiles' columns
- *   output: tmp[i][j][c][L]    A^T M, row i, point j
- *           out[i][jj][c][L]   A^T M A */
+ *   input:  phase[i][k][n + 16]  input row i of each tile's block, column k (m*t + k of the row)
+ *           cols[i][j][n]        row i of the block times B: point j
+ *           row[a][m*(L + 17)]   a tile row's input rows, zero-padded past the tiles' columns
+ *   output: tmp[i][j][n]         A^T M, row i, point j
+ *           out[i][jj][n]        A^T M A */
+#define SPREAD_TILES 16
+
 static size_t wino_scratch_size(int m, int64_t chunk, int64_t lanes) {
-    const int64_t a = m + 2, in = 2 * a * a * chunk * lanes + a * (m * lanes + 2), out = (m * a + m * m) * chunk * lanes;
-    return (size_t)FC_MAX(in, out);
+    const int64_t a = m + 2, n = chunk * lanes;
+    const int64_t in = a * a * (n + SPREAD_TILES) + a * a * n + a * m * (lanes + SPREAD_TILES + 1);
+    return (size_t)FC_MAX(in, (m * a + m * m) * n);
+}
+
+/* Row i of a tile row, ri (its columns from -pad_left on, zero past the
+ * tiles' own, m * (tw rounded up to SPREAD_TILES, + 1) of them), into the
+ * a phase planes pn apart: ph[k * pn + t] = ri[m*t + k] for t < tw.
+ * SPREAD_TILES tiles at a time by shuffles where the compiler has them
+ * (one element at a time, the spread took half the input transform on a
+ * 14x14 map); a whole vector's lanes past tw land on lanes that later
+ * rows and channels write, or on the planes' slack, SPREAD_TILES past n. */
+#ifdef FC_HAVE_SHUFFLE
+typedef FC_T FC_FN(tiles16) __attribute__((vector_size(16 * sizeof(FC_T)), aligned(sizeof(FC_T)), may_alias));
+typedef FC_T FC_FN(tiles8) __attribute__((vector_size(8 * sizeof(FC_T)), aligned(sizeof(FC_T)), may_alias));
+#define EVERY4(a, b, k) __builtin_shufflevector(a, b, k, k + 4, k + 8, k + 12, k + 16, k + 20, k + 24, k + 28)
+#define EVERY2(a, b, k) \
+    __builtin_shufflevector(a, b, k, k + 2, k + 4, k + 6, k + 8, k + 10, k + 12, k + 14, k + 16, k + 18, k + 20, \
+                            k + 22, k + 24, k + 26, k + 28, k + 30)
+#define JOIN(lo, hi) __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+
+/* out[k][t] = src[m*t + k], k < m, t < 16 */
+static inline __attribute__((always_inline)) void FC_FN(deal)(int m, const FC_T *src, FC_FN(tiles16) *out) {
+    typedef FC_FN(tiles16) v;
+    const v a0 = *(const v *)src, a1 = *(const v *)(src + 16);
+    if (m == 2) {
+        out[0] = EVERY2(a0, a1, 0), out[1] = EVERY2(a0, a1, 1);
+        return;
+    }
+    const v a2 = *(const v *)(src + 32), a3 = *(const v *)(src + 48);
+    out[0] = JOIN(EVERY4(a0, a1, 0), EVERY4(a2, a3, 0)), out[1] = JOIN(EVERY4(a0, a1, 1), EVERY4(a2, a3, 1));
+    out[2] = JOIN(EVERY4(a0, a1, 2), EVERY4(a2, a3, 2)), out[3] = JOIN(EVERY4(a0, a1, 3), EVERY4(a2, a3, 3));
+}
+#undef EVERY4
+#undef EVERY2
+#undef JOIN
+#endif
+
+static inline __attribute__((always_inline)) void FC_FN(spread_row)(int m, const FC_T *ri, int64_t tw, FC_T *ph,
+                                                                    int64_t pn) {
+#ifdef FC_HAVE_SHUFFLE
+    for (int64_t t0 = 0; t0 < tw; t0 += SPREAD_TILES) {
+        FC_FN(tiles16) p[8]; /* phases 0 .. m-1 from column m*t0, then m and m+1 from m*t0 + m */
+        FC_FN(deal)(m, ri + m * t0, p);
+        FC_FN(deal)(m, ri + m * t0 + m, p + m);
+        for (int k = 0; k < m + 2; k++) *(FC_FN(tiles16) *)(ph + k * pn + t0) = p[k];
+    }
+#else
+    for (int64_t t = 0; t < tw; t++)
+        for (int k = 0; k < m + 2; k++) ph[k * pn + t] = ri[m * t + k];
+#endif
 }
 
 /* V of input channels ci0 .. ci0 + nc - 1 for the block's tiles,
@@ -255,12 +306,14 @@ static inline __attribute__((always_inline)) void FC_FN(wino_input_m)(
     int m, const fc_conv2d_shape *s, const FC_T *x, int64_t ci0, int64_t nc, int64_t row0, int64_t rows,
     int64_t th, int64_t tw, int64_t lanes, FC_T *scratch, FC_T *v, int64_t pstride) {
     const int a = m + 2;
-    const int64_t q = rows * tw, n = nc * lanes; /* n: the lanes of the chunk */
-    FC_T *phase = scratch, *cols = phase + a * a * n, *row = cols + a * a * n;
+    const int64_t q = rows * tw, n = nc * lanes, pn = n + SPREAD_TILES; /* n: the lanes of the chunk */
+    FC_T *phase = scratch, *cols = phase + a * a * pn, *row = cols + a * a * n;
     /* the columns of the row that tiles read, m*tw + 2 of them from
-     * -pad_left on: [lo, hi) lie in the image */
-    const int64_t width = m * tw + 2, lo = FC_MIN(FC_MAX(s->pad_left, (int64_t)0), width);
-    const int64_t hi = FC_MAX(FC_MIN(s->pad_left + s->w, width), lo);
+     * -pad_left on, and zeros to the last whole vector the spread reads:
+     * [lo, hi) lie in the image */
+    const int64_t width = m * ((tw + SPREAD_TILES - 1) / SPREAD_TILES * SPREAD_TILES + 1);
+    const int64_t lo = FC_MIN(FC_MAX(s->pad_left, (int64_t)0), m * tw + 2);
+    const int64_t hi = FC_MAX(FC_MIN(s->pad_left + s->w, m * tw + 2), lo);
     for (int64_t c = 0; c < nc; c++)
         for (int64_t r = 0; r < rows; r++) {
             const int64_t img = (row0 + r) / th, ti = (row0 + r) % th;
@@ -278,22 +331,17 @@ static inline __attribute__((always_inline)) void FC_FN(wino_input_m)(
                 memcpy(ri + lo, plane + ih * s->w + lo - s->pad_left, (size_t)(hi - lo) * sizeof(FC_T));
                 memset(ri + hi, 0, (size_t)(width - hi) * sizeof(FC_T));
             }
-            for (int i = 0; i < a; i++) {
-                const FC_T *ri = row + i * width;
-                FC_T *ph = phase + i * a * n + c * lanes + r * tw;
-                FC_IVDEP
-                for (int64_t t = 0; t < tw; t++)
-                    for (int k = 0; k < a; k++) ph[k * n + t] = ri[m * t + k];
-            }
+            for (int i = 0; i < a; i++)
+                FC_FN(spread_row)(m, row + i * width, tw, phase + i * a * pn + c * lanes + r * tw, pn);
         }
     /* lanes past the block's tiles (a short last block) hold zeros */
     for (int plane = 0; plane < a * a; plane++)
         for (int64_t c = 0; c < nc; c++)
-            for (int64_t t = q; t < lanes; t++) phase[plane * n + c * lanes + t] = 0;
+            for (int64_t t = q; t < lanes; t++) phase[plane * pn + c * lanes + t] = 0;
     for (int i = 0; i < a; i++) {
         const FC_T *d[6];
         FC_T *o[6];
-        for (int k = 0; k < a; k++) d[k] = phase + (i * a + k) * n;
+        for (int k = 0; k < a; k++) d[k] = phase + (i * a + k) * pn;
         for (int j = 0; j < a; j++) o[j] = cols + (i * a + j) * n;
         FC_FN(bt_lanes)(m, d, o, n);
     }
