@@ -9,32 +9,18 @@
 #include "kernels.h"
 
 /* Adds the slots' partial sums of gw in slot order, into slot 0's run,
- * and writes them to gw. Slot runs hold gw's layout, (g*M + m)*K + k, or,
- * `transposed`, (g*K + k)*M + m. The runs are walked in their own layout,
- * in blocks of 16 rows: reading a transposed run along gw's rows would
- * stride through every slot at once, and transposing a row at a time
- * writes M elements K apart, which for thousands of taps fall into a few
- * L1 sets (benchmarks/RULES.md has the measurements). */
+ * and writes them to gw, in blocks of 16 rows. */
 #define REDUCE_ROWS 16
 
-static void FC_FN(reduce_slots)(const fc_conv2d_shape *s, FC_T *partial, int64_t slots,
-                                int transposed, FC_T *gw) {
-    const int64_t M = GROUP_OUT(s), K = GROUP_IN(s) * s->kh * s->kw, size = s->c_out * K;
-    const int64_t rows = transposed ? s->groups * K : s->c_out, cols = size / rows;
+static void FC_FN(reduce_slots)(const fc_conv2d_shape *s, FC_T *partial, int64_t slots, FC_T *gw) {
+    const int64_t cols = GROUP_IN(s) * s->kh * s->kw, rows = s->c_out, size = rows * cols;
     const int64_t blocks = (rows + REDUCE_ROWS - 1) / REDUCE_ROWS;
     FC_OMP(parallel for num_threads(fc_threads_for(blocks, (double)(slots * cols * REDUCE_ROWS))) schedule(static))
     for (int64_t rb = 0; rb < blocks; rb++) {
         const int64_t r0 = rb * REDUCE_ROWS, r1 = FC_MIN(rows, r0 + REDUCE_ROWS);
         for (int64_t slot = 1; slot < slots; slot++)
             for (int64_t e = r0 * cols; e < r1 * cols; e++) partial[e] += partial[slot * size + e];
-        if (!transposed) {
-            if (partial != gw) memcpy(gw + r0 * cols, partial + r0 * cols, (size_t)((r1 - r0) * cols) * sizeof(FC_T));
-            continue;
-        }
-        int64_t to[REDUCE_ROWS]; /* row r = g*K + k goes to gw[(g*M + m)*K + k] */
-        for (int64_t r = r0; r < r1; r++) to[r - r0] = r / K * M * K + r % K;
-        for (int64_t c = 0; c < cols; c++)
-            for (int64_t r = r0; r < r1; r++) gw[to[r - r0] + c * K] = partial[r * cols + c];
+        if (partial != gw) memcpy(gw + r0 * cols, partial + r0 * cols, (size_t)((r1 - r0) * cols) * sizeof(FC_T));
     }
 }
 
@@ -67,7 +53,7 @@ static int FC_FN(fc_conv2d_grad_weight_dots)(const fc_conv2d_shape *s, const FC_
         free(col);
     }
     if (partial != gw) {
-        if (status == FC_OK) FC_FN(reduce_slots)(s, partial, slots, 0, gw);
+        if (status == FC_OK) FC_FN(reduce_slots)(s, partial, slots, gw);
         free(partial);
     }
     return status;
@@ -81,15 +67,18 @@ static int FC_FN(fc_conv2d_grad_weight_dots)(const fc_conv2d_shape *s, const FC_
  * pixels and reused by every tap. So the image is never unfolded: the
  * im2col + packed GEMM this replaced spent as long writing and re-reading
  * columns as multiplying. A block's panel (128 KiB at 32 f32 or 16 f64
- * columns) is streamed from L2 by every tap tile.
+ * columns) is streamed from L2 by every tap tile. A tile of 6 taps by 32
+ * channels is stored into gw's own layout, 6 taps a row, so no transpose
+ * of all of gw follows (on 512 x 512 x 3x3 kernels it took a tenth of the
+ * time).
  *
  * Two ways to share the work among threads, both summing every element of
  * gw in an order fixed by the shape:
  *  - by slots: a slot owns a run of whole images, packs their gy^T itself
- *    and sums into its own copy of gw^T; the copies are added in slot
+ *    and sums into its own copy of gw; the copies are added in slot
  *    order (reduce_slots). Costs up to SLOTS copies of gw.
  *  - by taps: gy^T is packed for the whole batch first, then a task owns a
- *    range of gw^T's rows (taps) and sums every image into them in order,
+ *    range of gw's taps and sums every image into them in order,
  *    framing only the channels its taps read (gw_by_taps). Costs a packed
  *    copy of gy, which every task reads, and no copies of gw.
  * conv2d.c's grad_weight_by_taps chooses between them. */
@@ -118,9 +107,9 @@ static void FC_FN(pack_gy_block)(FC_FN(fc_iukernel) u, const gw_indirect *d, con
     }
 }
 
-/* Sums one block of pc pixels into gw^T's rows [k0, k1) (out[k*M + m]),
- * storing instead of adding when `first`: tap k of the block's pixel q is
- * base[tap[k] + pix[q]]. */
+/* Sums one block of pc pixels into taps [k0, k1) of a group's gw
+ * (out[m*K + k]), storing instead of adding when `first`: tap k of the
+ * block's pixel q is base[tap[k] + pix[q]]. */
 static void FC_FN(gw_block)(FC_FN(fc_iukernel) u, const gw_indirect *d, const FC_T *base, const ptrdiff_t *tap,
                             const ptrdiff_t *pix, int64_t pc, const FC_T *packed, int64_t k0, int64_t k1,
                             int first, FC_T *out) {
@@ -133,15 +122,15 @@ static void FC_FN(gw_block)(FC_FN(fc_iukernel) u, const gw_indirect *d, const FC
             for (int i = 0; i < FC_MR; i++) a[i] = base + tap[FC_MIN(kt + i, k1 - 1)];
             FC_T tile[FC_MR * FC_NR_MAX];
             pk.fn((size_t)pc, a, pix, packed + pn * d->PB * u.nr, tile, NULL, 0);
-            FC_T *o = out + kt * d->M + pn * u.nr;
-            for (int64_t i = 0; i < rows; i++)
-                for (int64_t j = 0; j < cols; j++) o[i * d->M + j] = (first ? 0 : o[i * d->M + j]) + tile[i * width + j];
+            FC_T *o = out + pn * u.nr * d->K + kt;
+            for (int64_t j = 0; j < cols; j++)
+                for (int64_t i = 0; i < rows; i++) o[j * d->K + i] = (first ? 0 : o[j * d->K + i]) + tile[i * width + j];
         }
     }
 }
 
 /* By slots: a slot owns a run of whole images, packs their gy^T block by
- * block and sums into its own copy of gw^T (partial, SLOTS copies apart). */
+ * block and sums into its own copy of gw (partial, SLOTS copies apart). */
 static int FC_FN(gw_by_slots)(FC_FN(fc_iukernel) u, const gw_indirect *d, const fc_conv2d_shape *s, const FC_T *gy,
                               const FC_T *x, int64_t slots, FC_T *partial) {
     const int64_t cin_g = GROUP_IN(s), P = PIXELS(s), hw = s->h * s->w, size = s->c_out * d->K;
@@ -171,7 +160,7 @@ static int FC_FN(gw_by_slots)(FC_FN(fc_iukernel) u, const gw_indirect *d, const 
                     const int64_t pc = FC_MIN(d->PB, P - p0);
                     FC_FN(pack_gy_block)(u, d, s, gy + g * d->M * P, n * P + p0, pc, bpack);
                     FC_FN(gw_block)(u, d, image, tap, pix + p0, pc, bpack, 0, d->K, n == n0 && p0 == 0,
-                                    partial + slot * size + g * d->K * d->M);
+                                    partial + slot * size + g * d->M * d->K);
                 }
             }
         }
@@ -185,10 +174,10 @@ static int FC_FN(gw_by_slots)(FC_FN(fc_iukernel) u, const gw_indirect *d, const 
 /* By taps: gy^T is packed for the whole batch first, its pixels counted
  * across images, so one kernel call sums a block of up to PB pixels of
  * several images (a 7x7 layer's 49 would make short calls). A task owns a
- * range of gw^T's rows (taps) and reads its channels of every image from
+ * range of gw's taps and reads its channels of every image from
  * one frame, plane-major (channel, image), or from x in place. */
 static int FC_FN(gw_by_taps)(FC_FN(fc_iukernel) u, const gw_indirect *d, const fc_conv2d_shape *s, const FC_T *gy,
-                             const FC_T *x, FC_T *gwt) {
+                             const FC_T *x, FC_T *gw) {
     const int64_t cin_g = GROUP_IN(s), taps = s->kh * s->kw, hw = s->h * s->w, NP = s->n * PIXELS(s);
     const int64_t blocks = (NP + d->PB - 1) / d->PB, block_size = d->panels * u.nr * d->PB;
     int64_t fh, fw;
@@ -234,7 +223,7 @@ static int FC_FN(gw_by_taps)(FC_FN(fc_iukernel) u, const gw_indirect *d, const f
             for (int64_t b = 0; b < blocks; b++) {
                 const int64_t q0 = b * d->PB;
                 FC_FN(gw_block)(u, d, base, tap, pix + q0, FC_MIN(d->PB, NP - q0), packed + (g * blocks + b) * block_size,
-                                k0, k1, b == 0, gwt + g * d->K * d->M);
+                                k0, k1, b == 0, gw + g * d->M * d->K);
             }
         }
         free(frame);
@@ -249,11 +238,11 @@ static int FC_FN(fc_conv2d_grad_weight_indirect)(const fc_conv2d_shape *s, const
     const int64_t M = GROUP_OUT(s), K = GROUP_IN(s) * s->kh * s->kw, size = s->c_out * K;
     const gw_indirect d = {M, K, (M + u.nr - 1) / u.nr, FC_MIN(s->n * PIXELS(s), (int64_t)FC_GW_PIXEL_BLOCK)};
     const int64_t slots = FC_MIN((int64_t)SLOTS, s->n);
-    FC_T *partial = malloc((size_t)((by_taps ? 1 : slots) * size) * sizeof(FC_T));
+    if (by_taps) return FC_FN(gw_by_taps)(u, &d, s, gy, x, gw);
+    FC_T *partial = malloc((size_t)(slots * size) * sizeof(FC_T));
     if (!partial) return FC_ERR_NOMEM;
-    const int status = by_taps ? FC_FN(gw_by_taps)(u, &d, s, gy, x, partial)
-                               : FC_FN(gw_by_slots)(u, &d, s, gy, x, slots, partial);
-    if (status == FC_OK) FC_FN(reduce_slots)(s, partial, by_taps ? 1 : slots, 1, gw);
+    const int status = FC_FN(gw_by_slots)(u, &d, s, gy, x, slots, partial);
+    if (status == FC_OK) FC_FN(reduce_slots)(s, partial, slots, gw);
     free(partial);
     return status;
 }
