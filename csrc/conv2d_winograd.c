@@ -442,15 +442,16 @@ typedef struct {
 /* Whether the tasks transform the kernels themselves, a k-block and a few
  * output channels at a time into L2, instead of all of them once into
  * memory: where the transformed kernels outgrow the caches (F(4x4) turns
- * 512 x 512 kernels into 38 MB) and few blocks share them, or where they
- * are that large whatever the blocks. Writing them out and reading them
- * back took longer than the GEMMs: on a 7x7 map at batch 8 (one block)
- * 20 ms, where the fused transforms take 5.5 in all. Each block
- * transforms the kernels again, so not for many blocks of smaller ones
- * (benchmarks/RULES.md). */
+ * 512 x 512 kernels into 38 MB) and up to 8 blocks read them, or where
+ * they are that large whatever the blocks. Writing them out and reading
+ * them back took longer than the GEMMs: on a 7x7 map at batch 8 (one
+ * block) 20 ms, where the fused transforms take 5.5 in all; and reading
+ * them from memory slows down most while the machine's other tenants
+ * load it. Each block transforms the kernels again, so not for many
+ * blocks of smaller ones (benchmarks/RULES.md). */
 static int wino_fused(int64_t points, int64_t M, int64_t K, int64_t G, int64_t blocks) {
     const double bytes = (double)G * points * M * K * sizeof(FC_T), mib = 1024.0 * 1024.0;
-    return bytes > 16 * mib || (blocks <= 2 && bytes > 4 * mib);
+    return bytes > 16 * mib || (blocks <= 8 && bytes > 4 * mib);
 }
 
 /* The convolution by Winograd F(m x m, 3x3), m = 2 or 4, for a shape
