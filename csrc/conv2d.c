@@ -85,10 +85,12 @@ static int64_t winograd_mults(int m, const fc_conv2d_shape *s, int64_t nr) {
     return (int64_t)(m + 2) * (m + 2) * ((tiles + nr - 1) / nr * nr);
 }
 
-/* Grad-weight's blocks of tile rows for a tile (conv2d_winograd.c). */
-static int64_t winograd_gw_blocks(int m, const fc_conv2d_shape *s) {
+/* Grad-weight's copies of dU for a tile, one per run of blocks of tile
+ * rows (conv2d_winograd.c), in bytes of elements of `elem`. */
+static double winograd_gw_bytes(int m, const fc_conv2d_shape *s, size_t elem) {
     const int64_t rows = winograd_gw_rows(m, s), tile_rows = s->n * ((s->out_h + m - 1) / m);
-    return (tile_rows + rows - 1) / rows;
+    const int64_t runs = FC_MIN((int64_t)SLOTS, (tile_rows + rows - 1) / rows);
+    return (double)runs * s->groups * (m + 2) * (m + 2) * GROUP_OUT(s) * GROUP_IN(s) * elem;
 }
 
 /* "auto"'s Winograd tile for a layer, 0 for none. A 3x3 stride-1 layer
@@ -97,15 +99,16 @@ static int64_t winograd_gw_blocks(int m, const fc_conv2d_shape *s) {
  * F(4x4), 48 on maps 28 pixels or more across, whose long tile rows
  * transform faster, or 2^21 of them times the channel pairs: a
  * 64-channel 14x14 layer at batch 4 ran 1.2x slower than the GEMM), and
- * F(2x2, 3x3)'s
- * GEMMs do at most 0.6 of the direct convolution's multiplications (maps
- * from about 7 pixels on); by F(4x4, 3x3) where its own do at most 3/4 of
- * F(2x2)'s (maps from about 12 pixels on, and 7x7 at batch 8). Both keep
+ * F(2x2, 3x3)'s GEMMs do at most 0.6 of the direct convolution's
+ * multiplications (maps from about 7 pixels on); by F(4x4, 3x3) where its
+ * own do at most 3/4 of F(2x2)'s (maps from about 12 pixels on, and 7x7
+ * at batch 8). Both keep
  * the float32 error within 10x the GEMM's (F(2x2) about 2x, F(4x4) 4-7x:
- * docs/API.md). Grad-weight also needs at least 4 blocks of tile rows:
- * its threads share the blocks, whose count fixes the order of its sums
- * (benchmarks/RULES.md). */
-static int winograd_pays(const fc_conv2d_shape *s, conv_pass pass, int64_t nr) {
+ * docs/API.md). Grad-weight by a tile also needs its copies of dU within
+ * 32 MiB, else it tries F(2x2), then the GEMM: above glibc's mmap
+ * threshold they were faulted in afresh on every call, and F(4x4)'s on
+ * 512 x 512 kernels ran 1.3x slower than the GEMM (benchmarks/RULES.md). */
+static int winograd_pays(const fc_conv2d_shape *s, conv_pass pass, int64_t nr, size_t elem) {
     const int64_t tiles = s->n * ((s->out_h + 3) / 4) * ((s->out_w + 3) / 4);
     const int enough = tiles >= 96 || (tiles >= 48 && s->out_w >= 28) ||
                        GROUP_IN(s) * GROUP_OUT(s) * tiles >= ((int64_t)1 << 21);
@@ -113,7 +116,7 @@ static int winograd_pays(const fc_conv2d_shape *s, conv_pass pass, int64_t nr) {
         10 * winograd_mults(2, s, nr) > 6 * 9 * s->n * PIXELS(s))
         return 0;
     for (int m = 4 * winograd_mults(4, s, nr) <= 3 * winograd_mults(2, s, nr) ? 4 : 2; m >= 2; m -= 2)
-        if (pass != PASS_GRAD_WEIGHT || winograd_gw_blocks(m, s) >= 4) return m;
+        if (pass != PASS_GRAD_WEIGHT || winograd_gw_bytes(m, s, elem) <= 32.0 * 1024 * 1024) return m;
     return 0;
 }
 
@@ -123,7 +126,7 @@ static int winograd_tile(fc_algorithm algo) { return algo == FC_ALGO_WINOGRAD_F2
 /* The path a call runs: "auto" by winograd_pays, then direct_or_gemm;
  * "gemm" by the pass's rule; a named path or plain loops as given. */
 static fc_algorithm FC_FN(choose)(const fc_conv2d_shape *s, fc_algorithm algo, conv_pass pass) {
-    const int tile = algo == FC_ALGO_AUTO ? winograd_pays(s, pass, FC_FN(gemm_nr)()) : 0;
+    const int tile = algo == FC_ALGO_AUTO ? winograd_pays(s, pass, FC_FN(gemm_nr)(), sizeof(FC_T)) : 0;
     if (tile) return tile == 2 ? FC_ALGO_WINOGRAD_F2 : FC_ALGO_WINOGRAD;
     if (algo == FC_ALGO_AUTO) algo = FC_FN(direct_or_gemm)(s, pass);
     if (algo != FC_ALGO_GEMM) return algo;

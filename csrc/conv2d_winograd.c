@@ -713,44 +713,53 @@ FC_VECTOR_LOOP(wino_kernel_grads, (int m, const FC_T *du, int64_t ps, int64_t e0
 /* Grad-weight by Winograd F(m x m, 3x3) for a shape that applies. The
  * batch's blocks of tile rows are cut into at most SLOTS runs, each
  * summed in order into its own copy of dU and the copies added in run
- * order, so 1 thread and N threads agree bit for bit. */
+ * order, so 1 thread and N threads agree bit for bit; with fewer runs
+ * than threads, each run's output channels are split between tasks too. */
 static int FC_FN(winograd_grad_weight)(int m, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x, FC_T *gw) {
     const int64_t points = (m + 2) * (m + 2);
     const int64_t M = GROUP_OUT(s), K = GROUP_IN(s), G = s->groups, m_pad = (M + FC_MR - 1) / FC_MR * FC_MR;
     const int64_t th = (s->out_h + m - 1) / m, tw = (s->out_w + m - 1) / m, tile_rows = s->n * th;
     const FC_FN(fc_kernels) *k = FC_FN(kernels)();
     const int64_t RB = winograd_gw_rows(m, s), blocks = (tile_rows + RB - 1) / RB, L = RB * tw;
-    const int64_t slots = FC_MIN((int64_t)SLOTS, blocks), tasks = G * slots, size = points * M * K;
+    const int64_t slots = FC_MIN((int64_t)SLOTS, blocks), size = points * M * K;
+    /* fewer runs than threads (a small map's few blocks): the output
+     * channels split too, each part transforming its run's input again;
+     * the parts write apart, so every sum keeps its order */
+    const int64_t threads = fc_get_num_threads();
+    const int64_t parts = FC_MIN(m_pad / FC_MR, FC_MAX((int64_t)1, (threads + G * slots - 1) / (G * slots)));
+    const int64_t MP = (m_pad / FC_MR + parts - 1) / parts * FC_MR, tasks = G * slots * parts;
     const int64_t chunk_in = FC_MAX((int64_t)1, WINO_CHUNK_LANES / L);
     const int64_t chunk_out = FC_MAX((int64_t)1, WINO_CHUNK_LANES / L / FC_MR) * FC_MR;
     const size_t grad_scratch = (size_t)((m * m + m * (m + 2)) * chunk_out * L + m * m * tw);
     const size_t scratch_size = FC_MAX(wino_scratch_size(m, chunk_in, L), grad_scratch);
-    FC_T *du = malloc((size_t)(tasks * size) * sizeof(FC_T)); /* du[g][slot][p][co][ci] */
+    FC_T *du = malloc((size_t)(G * slots * size) * sizeof(FC_T)); /* du[g][slot][p][co][ci] */
     if (!du) return FC_ERR_NOMEM;
     int status = FC_OK;
-    FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * points * M * K * L * blocks / slots)))
+    FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * points * MP * K * L * blocks / slots)))
     {
-        FC_T *v = fc_scratch((size_t)(points * (K + m_pad) * L) * sizeof(FC_T), 0, &status);
-        FC_T *work = fc_scratch(FC_FN(gemm_workspace)(M, K, L) * sizeof(FC_T), 0, &status);
+        FC_T *v = fc_scratch((size_t)(points * (K + MP) * L) * sizeof(FC_T), 0, &status);
+        FC_T *work = fc_scratch(FC_FN(gemm_workspace)(MP, K, L) * sizeof(FC_T), 0, &status);
         FC_T *scratch = fc_scratch(scratch_size * sizeof(FC_T), 0, &status);
         FC_OMP(for schedule(static))
         for (int64_t task = 0; task < tasks; task++) {
             if (!v || !work || !scratch) continue;
-            const int64_t g = task / slots, slot = task % slots;
-            FC_T *dm = v + points * K * L, *dus = du + task * size;
+            const int64_t g = task / (slots * parts), slot = task / parts % slots, m0 = task % parts * MP;
+            const int64_t mp = FC_MIN(MP, M - m0);
+            if (mp <= 0) continue;
+            FC_T *dm = v + points * K * L, *dus = du + (g * slots + slot) * size;
             for (int64_t b = blocks * slot / slots; b < blocks * (slot + 1) / slots; b++) {
                 const int64_t row0 = b * RB, rows = FC_MIN(RB, tile_rows - row0);
                 for (int64_t c0 = 0; c0 < K; c0 += chunk_in)
                     k->wino_input_block(m, s, x, g * K + c0, FC_MIN(chunk_in, K - c0), row0, rows, th, tw, L,
                                         scratch, v + c0 * L, K * L);
-                for (int64_t c0 = 0; c0 < M; c0 += chunk_out)
-                    k->wino_grad_output_block(m, s, gy, g * M + c0, FC_MIN(chunk_out, M - c0), row0, rows, th, tw,
-                                              L, scratch, dm + c0 * L, m_pad * L);
+                for (int64_t c0 = 0; c0 < mp; c0 += chunk_out)
+                    k->wino_grad_output_block(m, s, gy, g * M + m0 + c0, FC_MIN(chunk_out, mp - c0), row0, rows, th,
+                                              tw, L, scratch, dm + c0 * L, MP * L);
                 for (int64_t p = 0; p < points; p++) {
-                    const FC_FN(fc_operand) a = {NULL, NULL, dm + p * m_pad * L, NULL};
+                    const FC_FN(fc_operand) a = {NULL, NULL, dm + p * MP * L, NULL};
                     const FC_FN(fc_strided) vm = {v + p * K * L, L, 1};
                     const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &vm, NULL, NULL};
-                    FC_FN(gemm_serial)(M, K, L, &a, &bo, dus + p * M * K, K, NULL,
+                    FC_FN(gemm_serial)(mp, K, L, &a, &bo, dus + p * M * K + m0 * K, K, NULL,
                                        (b > blocks * slot / slots ? FC_GEMM_ACCUMULATE : 0u) |
                                            (m == 4 ? FC_GEMM_SHORT_RUNS : 0u),
                                        work);
