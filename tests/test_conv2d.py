@@ -120,9 +120,10 @@ LARGE_CASES = {
 # window's reach (grad-input then crops gy), asymmetric padding, groups
 # (whose 16 channels a group take several transform calls of a few
 # channels each), tile rows of several images in one block, more
-# channels than the GEMM's k-block (256) and row block (192 / 96), and
-# enough images for grad-weight's blocks of tile rows to be many, the last
-# one short.
+# channels than the GEMM's k-block (256) and row block (192 / 96), wide
+# enough that the tasks transform the kernels themselves (over 4 MiB of
+# them, with and without groups), and enough images for grad-weight's
+# blocks of tile rows to be many, the last one short.
 WINOGRAD_EXTRA = {
     "wino_5x7": (2, 4, 5, 7, 3, (3, 3), 1, 1, 1, 1),
     "wino_2x2_map": (1, 3, 2, 2, 4, (3, 3), 1, 1, 1, 1),
@@ -134,6 +135,7 @@ WINOGRAD_EXTRA = {
     "wino_many_images": (7, 16, 9, 6, 24, (3, 3), 1, 1, 1, 1),
     "wino_3x3_map": (3, 5, 3, 3, 7, (3, 3), 1, 1, 1, 1),
     "wino_wide": (1, 300, 5, 6, 200, (3, 3), 1, 1, 1, 1),
+    "wino_wide_groups": (1, 320, 5, 6, 320, (3, 3), 1, 1, 1, 2),
     "wino_gw_blocks": (40, 4, 10, 30, 5, (3, 3), 1, 1, 1, 1),
 }
 WINOGRADS = ["winograd", "winograd:2x2"]
