@@ -434,6 +434,15 @@ typedef struct {
     int64_t gs, rs, cs, qs;
 } FC_FN(wino_weights);
 
+/* One panel of U for every point (wino_kernels): `rows` output channels
+ * of group g from `row` on, input channels k0 .. k0 + kc - 1, into u,
+ * points ps apart; wq holds wq_size elements of scratch. */
+static void FC_FN(wino_panel)(const FC_FN(fc_kernels) *k, int m, const FC_FN(wino_weights) *w, int64_t g,
+                              int64_t row, int64_t rows, int64_t k0, int64_t kc, FC_T *u, int64_t ps, FC_T *wq) {
+    k->wino_kernels(m, w->base + g * w->gs + row * w->rs + k0 * w->cs, w->rs, w->cs, w->qs, rows, kc, u, ps, wq,
+                    wq + 9 * WINO_KERNEL_CHANNELS * FC_MR);
+}
+
 /* Output channels a task transforms the kernels of at a time when it
  * transforms its own (wino_fused): their 36 points for one k-block stay
  * in L2 beside the block's packed V. */
@@ -502,12 +511,12 @@ static int FC_FN(winograd_conv)(int m, const fc_conv2d_shape *s, const FC_T *x, 
                 const int64_t g = job / (parts * panels), part = job / panels % parts, i0 = job % panels * FC_MR;
                 const int64_t m0 = part * MP, mp = FC_MIN(MP, M - m0), m_pad = (mp + FC_MR - 1) / FC_MR * FC_MR;
                 if (!wq || i0 >= mp) continue;
-                for (int64_t k0 = 0; k0 < K; k0 += FC_KC) /* block (k0, i0) at k0 * m_pad + i0 * kc */
-                    k->wino_kernels(m, w->base + g * w->gs + (m0 + i0) * w->rs + k0 * w->cs, w->rs, w->cs, w->qs,
-                                    FC_MIN((int64_t)FC_MR, mp - i0), FC_MIN((int64_t)FC_KC, K - k0),
-                                    upack + (g * points * parts + part) * a_size + k0 * m_pad +
-                                        i0 * FC_MIN((int64_t)FC_KC, K - k0),
-                                    (int64_t)(parts * a_size), wq, wq + 9 * WINO_KERNEL_CHANNELS * FC_MR);
+                for (int64_t k0 = 0; k0 < K; k0 += FC_KC) { /* block (k0, i0) at k0 * m_pad + i0 * kc */
+                    const int64_t kc = FC_MIN((int64_t)FC_KC, K - k0);
+                    FC_FN(wino_panel)(k, m, w, g, m0 + i0, FC_MIN((int64_t)FC_MR, mp - i0), k0, kc,
+                                      upack + (g * points * parts + part) * a_size + k0 * m_pad + i0 * kc,
+                                      (int64_t)(parts * a_size), wq);
+                }
             }
             free(wq);
         }
@@ -556,9 +565,8 @@ static int FC_FN(winograd_conv)(int m, const fc_conv2d_shape *s, const FC_T *x, 
                 for (int64_t i0 = 0; i0 < mp; i0 += WINO_FUSED_ROWS) {
                     const int64_t rc = FC_MIN((int64_t)WINO_FUSED_ROWS, mp - i0);
                     for (int64_t i1 = 0; i1 < rc; i1 += FC_MR)
-                        k->wino_kernels(m, w->base + g * w->gs + (m0 + i0 + i1) * w->rs + k0 * w->cs, w->rs, w->cs,
-                                        w->qs, FC_MIN((int64_t)FC_MR, rc - i1), kc, ub + i1 * kc,
-                                        WINO_FUSED_ROWS * kc, wq, wq + 9 * WINO_KERNEL_CHANNELS * FC_MR);
+                        FC_FN(wino_panel)(k, m, w, g, m0 + i0 + i1, FC_MIN((int64_t)FC_MR, rc - i1), k0, kc,
+                                          ub + i1 * kc, WINO_FUSED_ROWS * kc, wq);
                     for (int64_t p = 0; p < points; p++) {
                         const FC_FN(fc_operand) a = {NULL, NULL, ub + p * WINO_FUSED_ROWS * kc, NULL};
                         const FC_FN(fc_operand) bo = {NULL, NULL, vpack + p * kc * n_pad, NULL};
