@@ -474,7 +474,12 @@ static int FC_FN(winograd_conv)(int m, const fc_conv2d_shape *s, const FC_T *x, 
     const FC_FN(fc_kernels) *k = FC_FN(kernels)();
     /* Tile rows per block: V and M within about 1 MiB (an L2), or one
      * panel of nr tiles where that is more, and among those the count
-     * whose tiles best fill the GEMM's panels (the larger on a tie). Small
+     * that leaves the busiest thread the fewest panels of the GEMM to
+     * compute, blocks shared evenly (the larger count on a tie). With many
+     * blocks that is the count whose tiles best fill the panels; with
+     * few, one whose blocks share evenly (blocks of 18, 18, 18 and 2 rows
+     * of 7 tiles left one of two threads idle for 3 of its 8 panels,
+     * where 14 blocks of 4 rows give each 7). Small
      * maps give few blocks: then the output channels are split too (each
      * part transforms the block's input again, cheap beside its GEMMs),
      * for two tasks per thread, or one where the tasks transform the
@@ -483,9 +488,11 @@ static int FC_FN(winograd_conv)(int m, const fc_conv2d_shape *s, const FC_T *x, 
     const int64_t nr = k->gemm.nr, threads = fc_get_num_threads();
     int64_t most = FC_MAX((int64_t)1, FC_MAX(nr, (int64_t)262144 / (points * (K + M))) / tw);
     most = FC_MIN(most, tile_rows);
-    int64_t RB = 1;
-    for (int64_t r = 1; r <= most; r++) /* fill(r) = r*tw / (r*tw rounded up to panels), compared exactly */
-        if (r * tw * ((RB * tw + nr - 1) / nr) >= RB * tw * ((r * tw + nr - 1) / nr)) RB = r;
+    int64_t RB = 1, least = INT64_MAX;
+    for (int64_t r = 1; r <= most; r++) {
+        const int64_t busiest = (G * ((tile_rows + r - 1) / r) + threads - 1) / threads * ((r * tw + nr - 1) / nr);
+        if (busiest <= least) RB = r, least = busiest;
+    }
     const int64_t blocks = (tile_rows + RB - 1) / RB;
     const int fused = wino_fused(points, M, K, G, blocks);
     const int64_t want = fused ? threads : 2 * threads;
