@@ -314,22 +314,20 @@ static inline __attribute__((always_inline)) void FC_FN(wino_input_m)(
     const int64_t width = m * ((tw + SPREAD_TILES - 1) / SPREAD_TILES * SPREAD_TILES + 1);
     const int64_t lo = FC_MIN(FC_MAX(s->pad_left, (int64_t)0), m * tw + 2);
     const int64_t hi = FC_MAX(FC_MIN(s->pad_left + s->w, m * tw + 2), lo);
+    memset(row, 0, (size_t)(a * width) * sizeof(FC_T)); /* the padding, which the rows never overwrite */
     for (int64_t c = 0; c < nc; c++)
         for (int64_t r = 0; r < rows; r++) {
             const int64_t img = (row0 + r) / th, ti = (row0 + r) % th;
             const FC_T *plane = x + (img * s->c_in + ci0 + c) * s->h * s->w;
-            /* all a rows padded first, then spread into phases: a row read
+            /* all a rows copied first, then spread into phases: a row read
              * back at once would wait for its copy's stores to retire */
             for (int i = 0; i < a; i++) {
                 const int64_t ih = m * ti - s->pad_top + i;
-                FC_T *ri = row + i * width;
-                if (ih < 0 || ih >= s->h) {
-                    memset(ri, 0, (size_t)width * sizeof(FC_T));
-                    continue;
-                }
-                memset(ri, 0, (size_t)lo * sizeof(FC_T));
-                memcpy(ri + lo, plane + ih * s->w + lo - s->pad_left, (size_t)(hi - lo) * sizeof(FC_T));
-                memset(ri + hi, 0, (size_t)(width - hi) * sizeof(FC_T));
+                FC_T *ri = row + i * width + lo;
+                if (ih < 0 || ih >= s->h)
+                    memset(ri, 0, (size_t)(hi - lo) * sizeof(FC_T));
+                else
+                    memcpy(ri, plane + ih * s->w + lo - s->pad_left, (size_t)(hi - lo) * sizeof(FC_T));
             }
             for (int i = 0; i < a; i++)
                 FC_FN(spread_row)(m, row + i * width, tw, phase + i * a * pn + c * lanes + r * tw, pn);
