@@ -327,6 +327,8 @@ def test_winograd_float32_error_within_10x_the_gemms(channels, size):
     ((12, 32, 12, 12, 64), {}),    # 32 input channels
     ((8, 256, 7, 7, 256), {"forward": "winograd", "input": "winograd", "weight": "winograd"}),  # 32 tiles, but 256 x 256 kernels
     ((1, 64, 28, 28, 64), {"forward": "winograd", "input": "winograd", "weight": "winograd"}),  # 49 tiles in rows of 7
+    # F(4x4)'s copies of dU for 512 x 512 kernels outgrow 32 MiB: grad-weight falls back to F(2x2)
+    ((8, 512, 7, 7, 512), {"forward": "winograd", "input": "winograd", "weight": "winograd:2x2"}),
 ])
 def test_auto_runs_winograd_on_wide_3x3_layers(shape, paths, dtype):
     """conv2d.c's winograd_pays: "auto" gives the bits of the Winograd tile
