@@ -475,9 +475,9 @@ static int FC_FN(winograd_conv)(int m, const fc_conv2d_shape *s, const FC_T *x, 
      * that leaves the busiest thread the fewest panels of the GEMM to
      * compute, blocks shared evenly (the larger count on a tie). With many
      * blocks that is the count whose tiles best fill the panels; with
-     * few, one whose blocks share evenly (blocks of 18, 18, 18 and 2 rows
-     * of 7 tiles left one of two threads idle for 3 of its 8 panels,
-     * where 14 blocks of 4 rows give each 7). Small
+     * few, one whose blocks share evenly (F(2x2) on a 10x10 map at batch
+     * 8 made blocks of 19, 19 and 2 rows of 5 tiles: 6 panels for one
+     * thread, 4 for the other; blocks of 25 and 15 give 4 and 3). Small
      * maps give few blocks: then the output channels are split too (each
      * part transforms the block's input again, cheap beside its GEMMs),
      * for two tasks per thread, or one where the tasks transform the
