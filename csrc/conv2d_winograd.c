@@ -311,9 +311,9 @@ static inline __attribute__((always_inline)) void FC_FN(wino_input_m)(
     /* the columns of the row that tiles read, m*tw + 2 of them from
      * -pad_left on, and zeros to the last whole vector the spread reads:
      * [lo, hi) lie in the image */
-    const int64_t width = m * ((tw + SPREAD_TILES - 1) / SPREAD_TILES * SPREAD_TILES + 1);
-    const int64_t lo = FC_MIN(FC_MAX(s->pad_left, (int64_t)0), m * tw + 2);
-    const int64_t hi = FC_MAX(FC_MIN(s->pad_left + s->w, m * tw + 2), lo);
+    const int64_t width = m * ((tw + SPREAD_TILES - 1) / SPREAD_TILES * SPREAD_TILES + 1), used = m * tw + 2;
+    const int64_t lo = FC_MIN(FC_MAX(s->pad_left, (int64_t)0), used);
+    const int64_t hi = FC_MAX(FC_MIN(s->pad_left + s->w, used), lo);
     memset(row, 0, (size_t)(a * width) * sizeof(FC_T)); /* the padding, which the rows never overwrite */
     for (int64_t c = 0; c < nc; c++)
         for (int64_t r = 0; r < rows; r++) {
@@ -421,9 +421,13 @@ FC_VECTOR_LOOP(wino_output_block, (int m, const fc_conv2d_shape *s, const FC_T *
         FC_FN(wino_output_m)(4, s, mb, pstride, co0, nc, row0, rows, th, tw, lanes, b, flags, scratch, y);
 }
 
-/* Lanes a transform call runs along: enough channels of a block's slots
+/* Lanes a transform call runs along: enough channels of a block's tiles
  * for long vectors, few enough that its scratch stays in L2. */
 #define WINO_CHUNK_LANES 512
+
+/* The GEMMs' flags for tile m: F(4x4)'s sums in runs of 32 (see the top
+ * of the file). */
+static unsigned wino_runs(int m) { return m == 4 ? FC_GEMM_SHORT_RUNS : 0u; }
 
 /* The kernels a Winograd forward runs: tap q of output channel r and
  * input channel c of group g at base[g*gs + r*rs + c*cs + q*qs]. */
@@ -540,29 +544,32 @@ static int FC_FN(winograd_conv)(int m, const fc_conv2d_shape *s, const FC_T *x, 
         FC_T *work = fc_scratch(FC_FN(gemm_workspace)(MP, L, K) * sizeof(FC_T), 0, &status);
         FC_T *scratch = fc_scratch(wino_scratch_size(m, chunk, L) * sizeof(FC_T), 0, &status);
         FC_T *vpack = fc_scratch(fused_size * sizeof(FC_T), 0, &status);
+        /* fused: after the packed V, a few rows' U, then wino_panel's scratch */
+        FC_T *ub = fused && vpack ? vpack + points * kc_max * n_pad : NULL;
+        FC_T *wq = ub ? ub + points * kc_max * WINO_FUSED_ROWS : NULL;
         FC_OMP(for schedule(static))
         for (int64_t task = 0; task < tasks; task++) {
             if (!v || !work || !scratch || !vpack) continue;
             const int64_t g = task / (blocks * parts), row0 = task / parts % blocks * RB;
             const int64_t m0 = task % parts * MP, mp = FC_MIN(MP, M - m0), rows = FC_MIN(RB, tile_rows - row0);
-            const unsigned runs = m == 4 ? FC_GEMM_SHORT_RUNS : 0u;
             if (mp <= 0) continue;
             FC_T *mb = v + points * K * L;
             for (int64_t c0 = 0; c0 < K; c0 += chunk)
                 k->wino_input_block(m, s, x, g * K + c0, FC_MIN(chunk, K - c0), row0, rows, th, tw, L, scratch,
                                     v + c0 * L, K * L);
-            for (int64_t p = 0; p < points && !fused; p++) {
-                const FC_FN(fc_strided) vm = {v + p * K * L, 1, L};
-                const FC_FN(fc_operand) a = {NULL, NULL, upack + ((g * points + p) * parts + m0 / MP) * a_size, NULL};
-                const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &vm, NULL, NULL};
-                FC_FN(gemm_serial)(mp, rows * tw, K, &a, &bo, mb + p * mp * L, L, NULL, runs, work);
-            }
+            if (!fused)
+                for (int64_t p = 0; p < points; p++) {
+                    const FC_FN(fc_strided) vm = {v + p * K * L, 1, L};
+                    const FC_FN(fc_operand) a = {NULL, NULL, upack + ((g * points + p) * parts + m0 / MP) * a_size,
+                                                 NULL};
+                    const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &vm, NULL, NULL};
+                    FC_FN(gemm_serial)(mp, rows * tw, K, &a, &bo, mb + p * mp * L, L, NULL, wino_runs(m), work);
+                }
             /* fused: per k-block, V packed for every point, then a few
              * output channels' kernels transformed and multiplied by it:
              * each sum runs in the same order as unfused */
-            for (int64_t k0 = 0; k0 < K && fused; k0 += FC_KC) {
+            for (int64_t k0 = 0; fused && k0 < K; k0 += FC_KC) {
                 const int64_t kc = FC_MIN((int64_t)FC_KC, K - k0);
-                FC_T *ub = vpack + points * kc_max * n_pad, *wq = ub + points * kc_max * WINO_FUSED_ROWS;
                 for (int64_t p = 0; p < points; p++) {
                     const FC_FN(fc_strided) vm = {v + p * K * L, 1, L};
                     FC_FN(pack_strided)(&vm, 0, rows * tw, k0, kc, (int)nr, vpack + p * kc * n_pad);
@@ -576,7 +583,7 @@ static int FC_FN(winograd_conv)(int m, const fc_conv2d_shape *s, const FC_T *x, 
                         const FC_FN(fc_operand) a = {NULL, NULL, ub + p * WINO_FUSED_ROWS * kc, NULL};
                         const FC_FN(fc_operand) bo = {NULL, NULL, vpack + p * kc * n_pad, NULL};
                         FC_FN(gemm_serial)(rc, rows * tw, kc, &a, &bo, mb + (p * mp + i0) * L, L, NULL,
-                                           runs | (k0 > 0 ? FC_GEMM_ACCUMULATE : 0u), work);
+                                           wino_runs(m) | (k0 > 0 ? FC_GEMM_ACCUMULATE : 0u), work);
                     }
                 }
             }
@@ -774,7 +781,7 @@ static int FC_FN(winograd_grad_weight)(int m, const fc_conv2d_shape *s, const FC
                     const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &vm, NULL, NULL};
                     FC_FN(gemm_serial)(mp, K, L, &a, &bo, dus + p * M * K + m0 * K, K, NULL,
                                        (b > blocks * slot / slots ? FC_GEMM_ACCUMULATE : 0u) |
-                                           (m == 4 ? FC_GEMM_SHORT_RUNS : 0u),
+                                           wino_runs(m),
                                        work);
                 }
             }
