@@ -22,7 +22,7 @@ from Cython.Build import cythonize
 # pool.c, elementwise.c, optim.c, kernels.c) are #included by f32.c and f64.c, one
 # instantiation per dtype.
 SOURCES = ["fastconv/_C.pyx"] + [
-    f"csrc/{name}.c" for name in ("f32", "f64", "gemm_avx2", "gemm_avx512", "cpu", "threads")
+    f"csrc/{name}.c" for name in ("f32", "f64", "gemm_avx2", "gemm_avx512", "cpu", "threads", "memory")
 ]
 
 

@@ -133,7 +133,7 @@ static int FC_FN(fc_conv2d_forward_direct)(const fc_conv2d_shape *s, const FC_T 
                 k->direct_forward_planes(s, &f, x, w, b, n, co, FC_MIN(cb, cout_g - c0), y + (n * s->c_out + co) * P,
                                          framed, framed + f.frame_size);
         }
-        free(framed);
+        fc_free(framed);
     }
     return status;
 }
@@ -174,7 +174,7 @@ FC_VECTOR_LOOP(direct_grad_input_plane, (const fc_conv2d_shape *s, const FC_T *g
  * ran 1.6x PyTorch's time). */
 static int FC_FN(grad_input_as_forward)(const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx) {
     const int64_t M = GROUP_OUT(s), cin_g = GROUP_IN(s), taps = s->kh * s->kw;
-    FC_T *wt = malloc((size_t)(s->c_out * cin_g * taps) * sizeof(FC_T));
+    FC_T *wt = fc_alloc((size_t)(s->c_out * cin_g * taps) * sizeof(FC_T));
     if (!wt) return FC_ERR_NOMEM;
     for (int64_t g = 0; g < s->groups; g++)
         for (int64_t m = 0; m < M; m++)
@@ -185,7 +185,7 @@ static int FC_FN(grad_input_as_forward)(const fc_conv2d_shape *s, const FC_T *gy
                                (s->kh - 1) * s->dil_h - s->pad_top, (s->kw - 1) * s->dil_w - s->pad_left,
                                s->dil_h, s->dil_w, s->h, s->w};
     const int status = FC_FN(fc_conv2d_forward_direct)(&t, gy, wt, NULL, gx);
-    free(wt);
+    fc_free(wt);
     return status;
 }
 
@@ -258,8 +258,9 @@ static int FC_FN(fc_conv2d_grad_weight_direct)(const fc_conv2d_shape *s, const F
     const int64_t cin_g = GROUP_IN(s), pairs = s->c_out * cin_g;
     const gw_frame f = FC_FN(grad_weight_frame)(s);
     const FC_FN(fc_kernels) *k = FC_FN(kernels)();
-    ptrdiff_t *off = calloc((size_t)f.taps, sizeof(ptrdiff_t)); /* padding taps: offset 0 */
+    ptrdiff_t *off = fc_alloc((size_t)f.taps * sizeof(ptrdiff_t));
     if (!off) return FC_ERR_NOMEM;
+    memset(off, 0, (size_t)f.taps * sizeof(ptrdiff_t)); /* padding taps: offset 0 */
     indirect_offsets(s, 1, f.ph * f.pw, f.pw, off);
     /* The frame is read up to length + the largest offset: zeros past it. */
     const size_t frame_size = (size_t)FC_MAX(f.ph * f.pw, f.length + (s->kh - 1) * s->dil_h * f.pw + (s->kw - 1) * s->dil_w);
@@ -273,9 +274,9 @@ static int FC_FN(fc_conv2d_grad_weight_direct)(const fc_conv2d_shape *s, const F
             if (spread && acc)
                 k->direct_grad_weight_pair(s, &f, gy, x, pair / cin_g, pair % cin_g, off, spread, spread + f.length,
                                            acc, gw + pair * s->kh * s->kw);
-        free(spread);
-        free(acc);
+        fc_free(spread);
+        fc_free(acc);
     }
-    free(off);
+    fc_free(off);
     return status;
 }

@@ -21,7 +21,7 @@ static int FC_FN(fc_conv2d_forward_packed)(const fc_conv2d_shape *s, const FC_T 
     const int64_t tiles = (P + NB - 1) / NB, tasks = images * tiles;
     /* Every task of a group multiplies by the same weights: pack them once. */
     const size_t a_size = FC_FN(gemm_packed_a_size)(M, K);
-    FC_T *wpack = malloc(a_size * (size_t)s->groups * sizeof(FC_T));
+    FC_T *wpack = fc_alloc(a_size * (size_t)s->groups * sizeof(FC_T));
     if (!wpack) return FC_ERR_NOMEM;
     for (int64_t g = 0; g < s->groups; g++) {
         const FC_FN(fc_strided) wm = {w + g * M * K, K, 1};
@@ -46,9 +46,9 @@ static int FC_FN(fc_conv2d_forward_packed)(const fc_conv2d_shape *s, const FC_T 
             FC_FN(gemm_serial)(M, nb, K, &a, &bo, y + (n * s->c_out + g * M) * P + p0, P,
                                b ? b + g * M : NULL, flags, work);
         }
-        free(work);
+        fc_free(work);
     }
-    free(wpack);
+    fc_free(wpack);
     return status;
 }
 
@@ -101,10 +101,10 @@ static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_
     /* a block's images are framed in a ring of as many frames as a block
      * can touch, frame n % nf holding image n (of the task's group) */
     const int64_t nf = (FC_PIXEL_BLOCK + P - 1) / P + 1, frame_size = cin_g * fh * fw;
-    FC_T *bpack = malloc((size_t)(s->groups * panels * nr * (K + 1)) * sizeof(FC_T));
-    ptrdiff_t *off = malloc((size_t)FC_MAX(K, (int64_t)1) * sizeof(ptrdiff_t));
+    FC_T *bpack = fc_alloc((size_t)(s->groups * panels * nr * (K + 1)) * sizeof(FC_T));
+    ptrdiff_t *off = fc_alloc((size_t)FC_MAX(K, (int64_t)1) * sizeof(ptrdiff_t));
     if (!bpack || !off) {
-        free(bpack), free(off);
+        fc_free(bpack), fc_free(off);
         return FC_ERR_NOMEM;
     }
     const int64_t panel_size = nr * (K + 1);
@@ -180,10 +180,10 @@ static int FC_FN(fc_conv2d_forward_indirect)(const fc_conv2d_shape *s, const FC_
                 }
             }
         }
-        free(frames);
-        free(framed_image);
+        fc_free(frames);
+        fc_free(framed_image);
     }
-    free(bpack);
-    free(off);
+    fc_free(bpack);
+    fc_free(off);
     return status;
 }

@@ -54,10 +54,10 @@ static int phases_fit(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_
 static int FC_FN(fc_conv2d_grad_input_phases)(const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx) {
     const int64_t M = GROUP_OUT(s), cin_g = GROUP_IN(s), taps = s->kh * s->kw;
     const fc_out_view view = {s->h * s->w, s->stride_h * s->w, s->stride_w};
-    FC_T *wt = malloc((size_t)(s->c_out * cin_g * taps) * sizeof(FC_T));
-    int64_t *tap = malloc((size_t)taps * sizeof(int64_t));
+    FC_T *wt = fc_alloc((size_t)(s->c_out * cin_g * taps) * sizeof(FC_T));
+    int64_t *tap = fc_alloc((size_t)taps * sizeof(int64_t));
     if (!wt || !tap) {
-        free(wt), free(tap);
+        fc_free(wt), fc_free(tap);
         return FC_ERR_NOMEM;
     }
     int status = FC_OK;
@@ -89,8 +89,8 @@ static int FC_FN(fc_conv2d_grad_input_phases)(const fc_conv2d_shape *s, const FC
                          ? FC_FN(fc_conv2d_forward_gemm)(&t, gy, wt, NULL, 0, gx)
                          : FC_FN(fc_conv2d_forward_indirect)(&t, gy, wt, NULL, 0, gx + rh * s->w + rw, view);
         }
-    free(wt);
-    free(tap);
+    fc_free(wt);
+    fc_free(tap);
     return status;
 }
 
@@ -160,7 +160,7 @@ static int FC_FN(fc_conv2d_grad_input_col2im)(const fc_conv2d_shape *s, const FC
     const size_t a_size = blocks == 1 ? FC_FN(gemm_packed_a_size)(K, M) : 0;
     FC_T *wpack = NULL;
     if (blocks == 1) {
-        wpack = malloc(a_size * (size_t)s->groups * sizeof(FC_T));
+        wpack = fc_alloc(a_size * (size_t)s->groups * sizeof(FC_T));
         if (!wpack) return FC_ERR_NOMEM;
         for (int64_t g = 0; g < s->groups; g++) {
             const FC_FN(fc_strided) wt = {w + g * M * K, 1, K};
@@ -202,8 +202,8 @@ static int FC_FN(fc_conv2d_grad_input_col2im)(const fc_conv2d_shape *s, const FC
                 FC_FN(col2im)(s, col, c0, c1, p0, p0 + pc, gxn);
             }
         }
-        free(col);
+        fc_free(col);
     }
-    free(wpack);
+    fc_free(wpack);
     return status;
 }

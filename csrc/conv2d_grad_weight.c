@@ -32,7 +32,7 @@ static int FC_FN(fc_conv2d_grad_weight_dots)(const fc_conv2d_shape *s, const FC_
     const int64_t units = s->n * chunks, slots = FC_MIN((int64_t)SLOTS, units);
     const int64_t size = s->c_out * K, tasks = slots * s->groups;
     const FC_FN(fc_kernels) *k = FC_FN(kernels)();
-    FC_T *partial = slots == 1 ? gw : malloc((size_t)(slots * size) * sizeof(FC_T));
+    FC_T *partial = slots == 1 ? gw : fc_alloc((size_t)(slots * size) * sizeof(FC_T));
     if (!partial) return FC_ERR_NOMEM;
     int status = FC_OK;
     FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * M * K * P * s->n / slots)))
@@ -50,11 +50,11 @@ static int FC_FN(fc_conv2d_grad_weight_dots)(const fc_conv2d_shape *s, const FC_
                                partial + slot * size + g * M * K, K, u > u0);
             }
         }
-        free(col);
+        fc_free(col);
     }
     if (partial != gw) {
         if (status == FC_OK) FC_FN(reduce_slots)(s, partial, slots, gw);
-        free(partial);
+        fc_free(partial);
     }
     return status;
 }
@@ -136,9 +136,9 @@ static int FC_FN(gw_by_slots)(FC_FN(fc_iukernel) u, const gw_indirect *d, const 
     const int64_t cin_g = GROUP_IN(s), P = PIXELS(s), hw = s->h * s->w, size = s->c_out * d->K;
     int64_t fh, fw;
     const int framed = conv_frame(s, &fh, &fw);
-    ptrdiff_t *tap = malloc((size_t)d->K * sizeof(ptrdiff_t)), *pix = malloc((size_t)P * sizeof(ptrdiff_t));
+    ptrdiff_t *tap = fc_alloc((size_t)d->K * sizeof(ptrdiff_t)), *pix = fc_alloc((size_t)P * sizeof(ptrdiff_t));
     if (!tap || !pix) {
-        free(tap), free(pix);
+        fc_free(tap), fc_free(pix);
         return FC_ERR_NOMEM;
     }
     indirect_offsets(s, cin_g, fh * fw, fw, tap);
@@ -164,10 +164,10 @@ static int FC_FN(gw_by_slots)(FC_FN(fc_iukernel) u, const gw_indirect *d, const 
                 }
             }
         }
-        free(frame);
-        free(bpack);
+        fc_free(frame);
+        fc_free(bpack);
     }
-    free(tap), free(pix);
+    fc_free(tap), fc_free(pix);
     return status;
 }
 
@@ -184,10 +184,10 @@ static int FC_FN(gw_by_taps)(FC_FN(fc_iukernel) u, const gw_indirect *d, const f
     const int framed = conv_frame(s, &fh, &fw);
     /* planes cs apart, images is apart: the frame's (channel, image) planes, or x's */
     const int64_t cs = framed ? s->n * fh * fw : hw, is = framed ? fh * fw : s->c_in * hw;
-    FC_T *packed = malloc((size_t)(s->groups * blocks * block_size) * sizeof(FC_T));
-    ptrdiff_t *tap = malloc((size_t)d->K * sizeof(ptrdiff_t)), *pix = malloc((size_t)NP * sizeof(ptrdiff_t));
+    FC_T *packed = fc_alloc((size_t)(s->groups * blocks * block_size) * sizeof(FC_T));
+    ptrdiff_t *tap = fc_alloc((size_t)d->K * sizeof(ptrdiff_t)), *pix = fc_alloc((size_t)NP * sizeof(ptrdiff_t));
     if (!packed || !tap || !pix) {
-        free(packed), free(tap), free(pix);
+        fc_free(packed), fc_free(tap), fc_free(pix);
         return FC_ERR_NOMEM;
     }
     indirect_offsets(s, cin_g, cs, fw, tap);
@@ -226,9 +226,9 @@ static int FC_FN(gw_by_taps)(FC_FN(fc_iukernel) u, const gw_indirect *d, const f
                                 k0, k1, b == 0, gw + g * d->M * d->K);
             }
         }
-        free(frame);
+        fc_free(frame);
     }
-    free(packed), free(tap), free(pix);
+    fc_free(packed), fc_free(tap), fc_free(pix);
     return status;
 }
 
@@ -239,10 +239,10 @@ static int FC_FN(fc_conv2d_grad_weight_indirect)(const fc_conv2d_shape *s, const
     const gw_indirect d = {M, K, (M + u.nr - 1) / u.nr, FC_MIN(s->n * PIXELS(s), (int64_t)FC_GW_PIXEL_BLOCK)};
     const int64_t slots = FC_MIN((int64_t)SLOTS, s->n);
     if (by_taps) return FC_FN(gw_by_taps)(u, &d, s, gy, x, gw);
-    FC_T *partial = malloc((size_t)(slots * size) * sizeof(FC_T));
+    FC_T *partial = fc_alloc((size_t)(slots * size) * sizeof(FC_T));
     if (!partial) return FC_ERR_NOMEM;
     const int status = FC_FN(gw_by_slots)(u, &d, s, gy, x, slots, partial);
     if (status == FC_OK) FC_FN(reduce_slots)(s, partial, slots, gw);
-    free(partial);
+    fc_free(partial);
     return status;
 }

@@ -508,7 +508,7 @@ static int FC_FN(winograd_conv)(int m, const fc_conv2d_shape *s, const FC_T *x, 
      * and a k-block at a time. */
     const size_t a_size = FC_FN(gemm_packed_a_size)(MP, K);
     const int64_t panels = (MP + FC_MR - 1) / FC_MR, jobs = G * parts * panels;
-    FC_T *upack = fused ? NULL : malloc(a_size * (size_t)(G * points * parts) * sizeof(FC_T));
+    FC_T *upack = fused ? NULL : fc_alloc(a_size * (size_t)(G * points * parts) * sizeof(FC_T));
     if (!fused && !upack) return FC_ERR_NOMEM;
     int status = FC_OK;
     if (!fused) {
@@ -527,20 +527,19 @@ static int FC_FN(winograd_conv)(int m, const fc_conv2d_shape *s, const FC_T *x, 
                                       (int64_t)(parts * a_size), wq);
                 }
             }
-            free(wq);
+            fc_free(wq);
         }
     }
     if (status != FC_OK) {
-        free(upack);
+        fc_free(upack);
         return status;
     }
     /* fused: each k-block's packed V for all points, and a few rows' U */
     const size_t fused_size = fused ? (size_t)(points * kc_max * (n_pad + WINO_FUSED_ROWS) + wq_size) : 0;
     FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * points * MP * K * L)))
     {
-        /* V[p][ci][lane] then M[p][co][lane]; zeroed, so the lanes no GEMM
-         * writes (the end of a short last block) hold numbers */
-        FC_T *v = fc_scratch((size_t)(points * (K + MP) * L) * sizeof(FC_T), 1, &status);
+        /* V[p][ci][lane] then M[p][co][lane] */
+        FC_T *v = fc_scratch((size_t)(points * (K + MP) * L) * sizeof(FC_T), 0, &status);
         FC_T *work = fc_scratch(FC_FN(gemm_workspace)(MP, L, K) * sizeof(FC_T), 0, &status);
         FC_T *scratch = fc_scratch(wino_scratch_size(m, chunk, L) * sizeof(FC_T), 0, &status);
         FC_T *vpack = fc_scratch(fused_size * sizeof(FC_T), 0, &status);
@@ -587,18 +586,21 @@ static int FC_FN(winograd_conv)(int m, const fc_conv2d_shape *s, const FC_T *x, 
                     }
                 }
             }
+            if (rows * tw < L) /* a short last block: M's lanes past its tiles, which no GEMM wrote, hold zeros */
+                for (int64_t e = 0; e < points * mp; e++)
+                    memset(mb + e * L + rows * tw, 0, (size_t)(L - rows * tw) * sizeof(FC_T));
             for (int64_t c0 = 0; c0 < mp; c0 += chunk) {
                 const int64_t c = g * M + m0 + c0;
                 k->wino_output_block(m, s, mb + c0 * L, mp * L, c, FC_MIN(chunk, mp - c0), row0, rows, th, tw, L,
                                      b ? b + c : NULL, flags, scratch, y);
             }
         }
-        free(v);
-        free(work);
-        free(scratch);
-        free(vpack);
+        fc_free(v);
+        fc_free(work);
+        fc_free(scratch);
+        fc_free(vpack);
     }
-    free(upack);
+    fc_free(upack);
     return status;
 }
 
@@ -752,7 +754,7 @@ static int FC_FN(winograd_grad_weight)(int m, const fc_conv2d_shape *s, const FC
     const int64_t chunk_out = FC_MAX((int64_t)1, WINO_CHUNK_LANES / L / FC_MR) * FC_MR;
     const size_t grad_scratch = (size_t)((m * m + m * (m + 2)) * chunk_out * L + m * m * tw);
     const size_t scratch_size = FC_MAX(wino_scratch_size(m, chunk_in, L), grad_scratch);
-    FC_T *du = malloc((size_t)(G * slots * size) * sizeof(FC_T)); /* du[g][slot][p][co][ci] */
+    FC_T *du = fc_alloc((size_t)(G * slots * size) * sizeof(FC_T)); /* du[g][slot][p][co][ci] */
     if (!du) return FC_ERR_NOMEM;
     int status = FC_OK;
     FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * points * MP * K * L * blocks / slots)))
@@ -786,12 +788,12 @@ static int FC_FN(winograd_grad_weight)(int m, const fc_conv2d_shape *s, const FC
                 }
             }
         }
-        free(v);
-        free(work);
-        free(scratch);
+        fc_free(v);
+        fc_free(work);
+        fc_free(scratch);
     }
     if (status != FC_OK) {
-        free(du);
+        fc_free(du);
         return status;
     }
     /* the runs' copies added in run order, then gw = G^T dU G, along
@@ -810,8 +812,8 @@ static int FC_FN(winograd_grad_weight)(int m, const fc_conv2d_shape *s, const FC
                     for (int64_t e = e0; e < e1; e++) sum[p * M * K + e] += sum[slot * size + p * M * K + e];
             k->wino_kernel_grads(m, sum, M * K, e0, e1, t, t + 3 * (m + 2) * lanes, gw + g * M * K * 9);
         }
-        free(t);
+        fc_free(t);
     }
-    free(du);
+    fc_free(du);
     return status;
 }

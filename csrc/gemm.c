@@ -424,7 +424,7 @@ int FC_FN(fc_gemm)(int64_t m, int64_t n, int64_t k, const FC_T *a, int64_t lda, 
                 const FC_FN(fc_operand) ao = {FC_FN(pack_strided), &am, NULL, NULL};
                 const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &bm, NULL, FC_FN(prefetch_strided)};
                 FC_FN(gemm_serial)(mm, nn, k, &ao, &bo, cs, ldc, NULL, flags, work);
-                free(work);
+                fc_free(work);
             }
         }
     }

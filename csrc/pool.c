@@ -74,7 +74,7 @@ typedef struct {
 } pool_columns;
 
 static int pool_columns_make(const fc_pool2d_shape *s, pool_columns *cols) {
-    cols->lo = malloc(2 * (size_t)s->out_w * sizeof(int64_t) + (size_t)s->out_w * sizeof(FC_T));
+    cols->lo = fc_alloc(2 * (size_t)s->out_w * sizeof(int64_t) + (size_t)s->out_w * sizeof(FC_T));
     if (!cols->lo) return FC_ERR_NOMEM;
     cols->hi = cols->lo + s->out_w;
     cols->inv = (FC_T *)(cols->hi + s->out_w);
@@ -251,9 +251,9 @@ static int FC_FN(fc_max_pool2d_forward_direct)(const fc_pool2d_shape *s, const F
             else
                 FC_FN(max_pool_plane)(s, &cols, xp, y + plane * P, ip ? ip : scratch, ip ? s->out_w : 0);
         }
-        free(scratch);
+        fc_free(scratch);
     }
-    free(cols.lo);
+    fc_free(cols.lo);
     return status;
 }
 
@@ -438,9 +438,9 @@ static int FC_FN(fc_avg_pool2d_forward_direct)(const fc_pool2d_shape *s, const F
             if (row)
                 FC_FN(avg_pool_plane)(s, cols.inv, r, x + plane * s->h * s->w, y + plane * s->out_h * s->out_w,
                                       row, row + r.len);
-        free(row);
+        fc_free(row);
     }
-    free(cols.lo);
+    fc_free(cols.lo);
     return status;
 }
 
@@ -468,9 +468,9 @@ int FC_FN(fc_avg_pool2d_backward)(const fc_pool2d_shape *s, const FC_T *gy, FC_T
             if (rows)
                 FC_FN(avg_pool_backward_plane)(s, cols.inv, r, gy + plane * s->out_h * s->out_w,
                                                gx + plane * s->h * s->w, rows, rows + s->out_h * r.len);
-        free(rows);
+        fc_free(rows);
     }
-    free(cols.lo);
+    fc_free(cols.lo);
     return status;
 }
 

@@ -66,6 +66,40 @@ def test_python_threads_run_concurrently_and_correctly():
     assert all(np.array_equal(r, expected) for r in results)
 
 
+def test_scratch_kept_between_calls_changes_no_result():
+    """memory.c keeps a call's large temporaries for the thread's next call:
+    calls of other shapes and sizes in between, in four Python threads at
+    once, leave every result's bits as they were."""
+    rng = np.random.default_rng(0)
+    cases = [(rng.standard_normal((8, 64, 14, 14)).astype(np.float32),
+              rng.standard_normal((64, 64, 3, 3)).astype(np.float32), dict(padding=1)),
+             (rng.standard_normal((8, 64, 28, 28)).astype(np.float32),
+              rng.standard_normal((128, 64, 5, 5)).astype(np.float32), dict(stride=2, padding=2)),
+             (rng.standard_normal((2, 32, 30, 30)), rng.standard_normal((48, 32, 5, 5)), {})]
+
+    def run(x, w, kw):
+        y = fastconv.conv2d(x, w, **kw, algorithm="winograd" if w.shape[2] == 3 else "gemm")
+        return (y,) + fastconv.conv2d_backward(np.cos(y), x, w, **kw, needs=("input", "weight"))[:2]
+
+    expected = [run(*case) for case in cases]
+    errors = []
+
+    def work(order):
+        try:
+            for _ in range(3):
+                for i in order:
+                    assert all(np.array_equal(a, b) for a, b in zip(run(*cases[i]), expected[i]))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    pool = [threading.Thread(target=work, args=(order,)) for order in ([0, 1, 2], [2, 1, 0], [1, 0, 2], [2, 0, 1])]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert not errors, errors
+
+
 def test_openmp_present_when_the_build_claims_it(threads):
     """CI sets FASTCONV_EXPECT_OPENMP=1: a build that lost OpenMP fails here."""
     info = fastconv.build_info()
@@ -100,6 +134,28 @@ def test_no_memory_growth_over_thousands_of_calls():
             y = fastconv.conv2d(x, w, padding=1, algorithm=algorithm)
             fastconv.conv2d_backward(y, x, w, padding=1, algorithm=algorithm)
     assert _rss_bytes() - before < 8 << 20
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc")
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="AddressSanitizer's quarantine holds freed memory, so RSS grows by design")
+def test_threads_that_exit_give_back_their_kept_scratch():
+    """Each thread's kept blocks (memory.c) are freed when it exits: 40
+    short-lived threads, each keeping megabytes, leave the process's
+    memory where one left it."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((8, 64, 14, 14)).astype(np.float32), rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+
+    def one_thread():
+        t = threading.Thread(target=lambda: fastconv.conv2d(x, w, padding=1, algorithm="winograd"))
+        t.start()
+        t.join()
+
+    one_thread()
+    before = _rss_bytes()
+    for _ in range(40):
+        one_thread()
+    assert _rss_bytes() - before < 32 << 20
 
 
 def test_version_comes_from_one_place():
