@@ -77,12 +77,12 @@ static fc_algorithm grad_weight_path(const fc_conv2d_shape *s) {
 }
 
 /* A Winograd tile's GEMM multiplications for a batch and one channel
- * pair: (m+2)^2 per tile, counting each map's overhang past its tiles and
+ * pair: (m+r-1)^2 per tile, counting each map's overhang past its tiles and
  * the GEMM's panels of nr tiles (a 7x7 map at batch 1 has 4 tiles of
  * F(4x4), which a panel of 32 computes 8 times over). */
 static int64_t winograd_mults(int m, const fc_conv2d_shape *s, int64_t nr) {
     const int64_t tiles = s->n * ((s->out_h + m - 1) / m) * ((s->out_w + m - 1) / m);
-    return (int64_t)(m + 2) * (m + 2) * ((tiles + nr - 1) / nr * nr);
+    return (m + s->kh - 1) * (m + s->kh - 1) * ((tiles + nr - 1) / nr * nr);
 }
 
 /* Grad-weight's copies of dU for a tile, one per run of blocks of tile
@@ -90,43 +90,53 @@ static int64_t winograd_mults(int m, const fc_conv2d_shape *s, int64_t nr) {
 static double winograd_gw_bytes(int m, const fc_conv2d_shape *s, size_t elem) {
     const int64_t rows = winograd_gw_rows(m, s), tile_rows = s->n * ((s->out_h + m - 1) / m);
     const int64_t runs = FC_MIN((int64_t)SLOTS, (tile_rows + rows - 1) / rows);
-    return (double)runs * s->groups * (m + 2) * (m + 2) * GROUP_OUT(s) * GROUP_IN(s) * elem;
+    return (double)runs * s->groups * (m + s->kh - 1) * (m + s->kh - 1) * GROUP_OUT(s) * GROUP_IN(s) * elem;
 }
 
-/* "auto"'s Winograd tile for a layer, 0 for none. A 3x3 stride-1 layer
- * runs by Winograd where a group has at least 64 channels on each side,
+/* "auto"'s Winograd tile for a stride-1 layer: 2, 4 for the larger (3x3
+ * for 2x2 kernels), 0 for none. A 3x3 or 2x2
+ * layer runs by Winograd where a group has at least 64 channels on each side,
  * there is enough work to pay for transforming the kernels (96 tiles of
  * F(4x4), 48 on maps 28 pixels or more across, whose long tile rows
- * transform faster, or 2^21 of them times the channel pairs: a
- * 64-channel 14x14 layer at batch 4 ran 1.2x slower than the GEMM), and
- * F(2x2, 3x3)'s GEMMs do at most 0.6 of the direct convolution's
- * multiplications (maps from about 7 pixels on); by F(4x4, 3x3) where its
- * own do at most 3/4 of F(2x2)'s (maps from about 12 pixels on, and 7x7
- * at batch 8). Both keep
- * the float32 error within 10x the GEMM's (F(2x2) about 2x, F(4x4) 4-7x:
- * docs/API.md). Grad-weight by a tile also needs its copies of dU within
- * 32 MiB, else it tries F(2x2), then the GEMM: above glibc's mmap
- * threshold they were faulted in afresh on every call, and F(4x4)'s on
- * 512 x 512 kernels ran 1.3x slower than the GEMM (benchmarks/RULES.md). */
-static int winograd_pays(const fc_conv2d_shape *s, conv_pass pass, int64_t nr, size_t elem) {
+ * transform faster, or, for 3x3 kernels, 2^21 of them times the channel
+ * pairs: a 64-channel 14x14 layer at batch 4 ran 1.2x slower than the
+ * GEMM, and a k4 s2 layer's 2x2 phases from 512 channels on 4x4 maps at
+ * batch 8 1.3-1.8x), and the tile's GEMMs do at most 0.6 of the direct
+ * convolution's multiplications (3x3: F(2x2)'s, maps from about 7 pixels
+ * on). The larger tile where its GEMMs do at most 3/4 of F(2x2)'s for
+ * 3x3 kernels (F(4x4): maps from about 12 pixels on, and 7x7 at batch 8),
+ * 4/5 for 2x2 (F(3x3): maps of 3k pixels, a k4 s2 layer's transpose
+ * from 14x14 and 16x16 maps). All keep the float32 error within 10x the
+ * GEMM's (F(2x2, 3x3) about 2x, F(4x4, 3x3) 4-7x: docs/API.md).
+ * Grad-weight by a tile also needs its copies of dU within 32 MiB, else
+ * it tries F(2x2), then the GEMM: above glibc's mmap threshold they were
+ * faulted in afresh on every call, and F(4x4)'s on 512 x 512 kernels ran
+ * 1.3x slower than the GEMM (benchmarks/RULES.md). */
+static int winograd_pays(const fc_conv2d_shape *layer, conv_pass pass, int64_t nr, size_t elem) {
+    fc_conv2d_shape grid = *layer; /* the map the pass's tiles cover: grad-input's is the layer's input */
+    if (pass == PASS_GRAD_INPUT) grid.out_h = layer->h, grid.out_w = layer->w;
+    const fc_conv2d_shape *s = &grid;
     const int64_t tiles = s->n * ((s->out_h + 3) / 4) * ((s->out_w + 3) / 4);
     const int enough = tiles >= 96 || (tiles >= 48 && s->out_w >= 28) ||
-                       GROUP_IN(s) * GROUP_OUT(s) * tiles >= ((int64_t)1 << 21);
-    if (!winograd_applies(s) || GROUP_IN(s) < 64 || GROUP_OUT(s) < 64 || !enough ||
-        10 * winograd_mults(2, s, nr) > 6 * 9 * s->n * PIXELS(s))
-        return 0;
-    for (int m = 4 * winograd_mults(4, s, nr) <= 3 * winograd_mults(2, s, nr) ? 4 : 2; m >= 2; m -= 2)
-        if (pass != PASS_GRAD_WEIGHT || winograd_gw_bytes(m, s, elem) <= 32.0 * 1024 * 1024) return m;
-    return 0;
+                       (s->kh == 3 && GROUP_IN(s) * GROUP_OUT(s) * tiles >= ((int64_t)1 << 21));
+    if (!winograd_applies(s) || GROUP_IN(s) < 64 || GROUP_OUT(s) < 64 || !enough) return 0;
+    const int big = s->kh == 3 ? 4 : 3, num = s->kh == 3 ? 4 : 5, den = s->kh == 3 ? 3 : 4;
+    const int first = num * winograd_mults(big, s, nr) <= den * winograd_mults(2, s, nr) ? big : 2;
+    if (10 * winograd_mults(s->kh == 3 ? 2 : first, s, nr) > 6 * s->kh * s->kw * s->n * PIXELS(s)) return 0;
+    const double most = 32.0 * 1024 * 1024;
+    if (pass != PASS_GRAD_WEIGHT || winograd_gw_bytes(first, s, elem) <= most) return first == 2 ? 2 : 4;
+    return winograd_gw_bytes(2, s, elem) <= most ? 2 : 0;
 }
 
-/* A Winograd path's output tile: F(2x2, 3x3) or F(4x4, 3x3). */
+/* A Winograd path's tile: 2, or 4 for the larger (3x3 for 2x2 kernels: wino_variant). */
 static int winograd_tile(fc_algorithm algo) { return algo == FC_ALGO_WINOGRAD_F2 ? 2 : 4; }
 
-/* The path a call runs: "auto" by winograd_pays, then direct_or_gemm;
- * "gemm" by the pass's rule; a named path or plain loops as given. */
+/* The path a call runs: "auto" by winograd_pays (for a strided layer, on
+ * its phases' conv), then direct_or_gemm; "gemm" by the pass's rule; a
+ * named path or plain loops as given. */
 static fc_algorithm FC_FN(choose)(const fc_conv2d_shape *s, fc_algorithm algo, conv_pass pass) {
-    const int tile = algo == FC_ALGO_AUTO ? winograd_pays(s, pass, FC_FN(gemm_nr)(), sizeof(FC_T)) : 0;
+    const fc_conv2d_shape t = polyphase_applies(s) ? polyphase_shape(s) : *s;
+    const int tile = algo == FC_ALGO_AUTO ? winograd_pays(&t, pass, FC_FN(gemm_nr)(), sizeof(FC_T)) : 0;
     if (tile) return tile == 2 ? FC_ALGO_WINOGRAD_F2 : FC_ALGO_WINOGRAD;
     if (algo == FC_ALGO_AUTO) algo = FC_FN(direct_or_gemm)(s, pass);
     if (algo != FC_ALGO_GEMM) return algo;
@@ -162,9 +172,12 @@ int FC_FN(fc_conv2d_forward)(const fc_conv2d_shape *s, fc_algorithm algo, const 
     case FC_ALGO_GEMM_INDIRECT:
         return FC_FN(forward_on_path)(path, s, x, w, b, act == FC_ACT_RELU ? FC_GEMM_RELU : 0, y);
     case FC_ALGO_WINOGRAD:
-    case FC_ALGO_WINOGRAD_F2:
-        if (!winograd_applies(s)) return FC_ERR_PATH;
-        return FC_FN(winograd_forward)(winograd_tile(path), s, x, w, b, act == FC_ACT_RELU ? FC_GEMM_RELU : 0, y);
+    case FC_ALGO_WINOGRAD_F2: {
+        const unsigned flags = act == FC_ACT_RELU ? FC_GEMM_RELU : 0;
+        if (winograd_applies(s)) return FC_FN(winograd_forward)(winograd_tile(path), s, x, w, b, flags, y);
+        return polyphase_applies(s) ? FC_FN(polyphase_forward)(winograd_tile(path), s, x, w, b, flags, y)
+                                    : FC_ERR_PATH;
+    }
     default: return FC_ERR_PATH;
     }
     if (status == FC_OK && act == FC_ACT_RELU) FC_FN(fc_relu)(s->n * s->c_out * PIXELS(s), y, y);
@@ -182,7 +195,8 @@ int FC_FN(fc_conv2d_grad_input)(const fc_conv2d_shape *s, fc_algorithm algo, con
     case FC_ALGO_GEMM_COL2IM: return FC_FN(fc_conv2d_grad_input_col2im)(s, gy, w, gx);
     case FC_ALGO_WINOGRAD:
     case FC_ALGO_WINOGRAD_F2:
-        return winograd_applies(s) ? FC_FN(winograd_grad_input)(winograd_tile(path), s, gy, w, gx) : FC_ERR_PATH;
+        if (winograd_applies(s)) return FC_FN(winograd_grad_input)(winograd_tile(path), s, gy, w, gx);
+        return polyphase_applies(s) ? FC_FN(polyphase_grad_input)(winograd_tile(path), s, gy, w, gx) : FC_ERR_PATH;
     default: return FC_ERR_PATH;
     }
 }
@@ -199,7 +213,8 @@ int FC_FN(fc_conv2d_grad_weight)(const fc_conv2d_shape *s, fc_algorithm algo, co
     case FC_ALGO_GEMM_TAPS: return FC_FN(fc_conv2d_grad_weight_indirect)(s, gy, x, 1, gw);
     case FC_ALGO_WINOGRAD:
     case FC_ALGO_WINOGRAD_F2:
-        return winograd_applies(s) ? FC_FN(winograd_grad_weight)(winograd_tile(path), s, gy, x, gw) : FC_ERR_PATH;
+        if (winograd_applies(s)) return FC_FN(winograd_grad_weight)(winograd_tile(path), s, gy, x, gw);
+        return polyphase_applies(s) ? FC_FN(polyphase_grad_weight)(winograd_tile(path), s, gy, x, gw) : FC_ERR_PATH;
     default: return FC_ERR_PATH;
     }
 }

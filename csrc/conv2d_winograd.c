@@ -1,15 +1,18 @@
-/* conv2d's 3x3, stride-1, undilated convolutions by Winograd's minimal
- * filtering, F(m x m, 3x3) (Lavin and Gray, 2016): each m x m block of
- * output comes from an a x a block of input, a = m + 2, with a^2
- * multiplications per pair of channels instead of 9 m^2:
+/* conv2d's 3x3 and 2x2, stride-1, undilated convolutions by Winograd's
+ * minimal filtering, F(m x m, r x r) (Lavin and Gray, 2016): each m x m
+ * block of output comes from an a x a block of input, a = m + r - 1, with
+ * a^2 multiplications per pair of channels instead of r^2 m^2:
  *   y = A^T [ (G w G^T) . (B^T d B) ] A        (. elementwise)
  * Summed over the input channels, the elementwise product becomes a^2
  * independent GEMMs, one per point p of the a x a domain:
  *   M[p] (c_out x tiles) = U[p] (c_out x c_in) V[p] (c_in x tiles)
- * run on fastconv's packed GEMM. Two tile sizes, which "auto" chooses
- * between by the map (conv2d.c): F(4x4, 3x3) (36 points, 4x fewer
- * multiplications, float32 error 1.3-6.4x the GEMM's) and F(2x2, 3x3)
- * (16 points, 2.25x fewer, error 0.4-2.7x the GEMM's).
+ * run on fastconv's packed GEMM. Two tile sizes for each kernel, which
+ * "auto" chooses between by the map (conv2d.c): F(4x4, 3x3) (36 points,
+ * 4x fewer multiplications, float32 error 1.3-6.4x the GEMM's) and
+ * F(2x2, 3x3) (16 points, 2.25x fewer, error 0.4-2.7x the GEMM's);
+ * F(3x3, 2x2) (16 points, 2.25x fewer) and F(2x2, 2x2) (9 points, 1.8x
+ * fewer), both within 4x the GEMM's error, which strided layers' stride
+ * phases run on (conv2d_polyphase.c).
  *
  * F(4x4)'s error is mostly its GEMMs' rounding, which the output
  * transform magnifies. Two choices keep it down (Barabasz et al., "Error
@@ -30,7 +33,7 @@
  * the shape: 1 thread and N threads agree bit for bit.
  *
  * Grad-input is the same forward applied to gy, with the kernel rotated
- * 180 degrees and its channel axes swapped, and padding 2 - pad (negative
+ * 180 degrees and its channel axes swapped, and padding r - 1 - pad (negative
  * padding crops). Grad-weight runs the adjoint transforms (at the end of
  * the file). Family file (see common.h). */
 #include <stdlib.h>
@@ -38,7 +41,7 @@
 
 #include "kernels.h"
 
-/* The transforms, on the points 0, 1, -1, (1/2, -2,) and infinity,
+/* The transforms, on the points 0, (1,) -1, (1/2, -2,) and infinity,
  * written out below as formulas (g_lanes, bt_lanes, at_lanes). F(2x2, 3x3):
  *   B^T = [1  0 -1  0]   G = [ 1    0    0 ]   A^T = [1 1  1  0]
  *         [0  1  1  0]       [1/2  1/2  1/2]         [0 1 -1 -1]
@@ -54,24 +57,60 @@
  *   A^T = [1 1  1   1   1 0]
  *         [0 1 -1 1/2  -2 0]
  *         [0 1  1 1/4   4 0]
- *         [0 1 -1 1/8  -8 1]                                             */
+ *         [0 1 -1 1/8  -8 1]
+ * F(3x3, 2x2), whose B^T is F(2x2, 3x3)'s with its last row negated:
+ *   G = [ 1    0  ]   A^T = [1 1  1 0]
+ *       [1/2  1/2 ]         [0 1 -1 0]
+ *       [1/2 -1/2 ]         [0 1  1 1]
+ *       [ 0    1  ]
+ * F(2x2, 2x2), on 0, 1 and infinity:
+ *   B^T = [1 -1 0]   G = [1 0]   A^T = [1 1 0]
+ *         [0  1 0]       [1 1]         [0 1 1]
+ *         [0 -1 1]       [0 1]                                           */
 
-/* Whether a shape can run by Winograd: a 3x3 kernel, stride 1, dilation 1. */
+/* Whether a shape can run by Winograd: a 3x3 or 2x2 kernel, stride 1,
+ * dilation 1. */
 static int winograd_applies(const fc_conv2d_shape *s) {
-    return s->kh == 3 && s->kw == 3 && s->stride_h == 1 && s->stride_w == 1 && s->dil_h == 1 && s->dil_w == 1;
+    return (s->kh == 3 || s->kh == 2) && s->kw == s->kh && s->stride_h == 1 && s->stride_w == 1 && s->dil_h == 1 &&
+           s->dil_w == 1;
 }
 
+/* The variant for tile m (2, or 4 for the larger) and s's kernel: 2x2
+ * kernels' larger tile is 3x3. */
+static inline wino_f wino_variant(int m, const fc_conv2d_shape *s) {
+    const wino_f f = {s->kh == 2 && m == 4 ? 3 : m, (int)s->kh};
+    return f;
+}
+
+/* The points of F(m x m, r x r)'s a x a domain, a = m + r - 1. */
+static inline int64_t wino_points(wino_f f) { return (int64_t)(f.m + f.r - 1) * (f.m + f.r - 1); }
+
 /* The three transforms as formulas on vectors of lanes, lane by lane over
- * arrays n long so that they vectorize: G (3 kernel values to a points),
+ * arrays n long so that they vectorize: G (r kernel values to a points),
  * B^T (a input values to a) and A^T (a products to m outputs), for
- * F(m x m, 3x3) on an a x a domain, a = m + 2. Each is called with m a
- * constant, so the choice folds away. */
-static inline __attribute__((always_inline)) void FC_FN(g_lanes)(int m, const FC_T *const d[3], FC_T *const o[6],
+ * F(m x m, r x r) on an a x a domain. Each is called with f a constant,
+ * so the choice folds away. */
+static inline __attribute__((always_inline)) void FC_FN(g_lanes)(wino_f f, const FC_T *const d[3], FC_T *const o[6],
                                                                  int64_t n) {
     FC_IVDEP
     for (int64_t q = 0; q < n; q++) {
+        if (f.r == 2 && f.m == 2) {
+            const FC_T d0 = d[0][q], d1 = d[1][q];
+            o[0][q] = d0;
+            o[1][q] = d0 + d1;
+            o[2][q] = d1;
+            continue;
+        }
+        if (f.r == 2) {
+            const FC_T d0 = d[0][q], d1 = d[1][q];
+            o[0][q] = d0;
+            o[1][q] = (d0 + d1) * (FC_T)0.5;
+            o[2][q] = (d0 - d1) * (FC_T)0.5;
+            o[3][q] = d1;
+            continue;
+        }
         const FC_T d0 = d[0][q], d1 = d[1][q], d2 = d[2][q], even = d0 + d2;
-        if (m == 2) {
+        if (f.m == 2) {
             o[0][q] = d0;
             o[1][q] = (even + d1) * (FC_T)0.5;
             o[2][q] = (even - d1) * (FC_T)0.5;
@@ -88,16 +127,21 @@ static inline __attribute__((always_inline)) void FC_FN(g_lanes)(int m, const FC
     }
 }
 
-static inline __attribute__((always_inline)) void FC_FN(bt_lanes)(int m, const FC_T *const d[6], FC_T *const o[6],
+static inline __attribute__((always_inline)) void FC_FN(bt_lanes)(wino_f f, const FC_T *const d[6], FC_T *const o[6],
                                                                   int64_t n) {
     FC_IVDEP
     for (int64_t q = 0; q < n; q++) {
-        if (m == 2) {
+        if (f.r == 2 && f.m == 2) {
+            const FC_T d0 = d[0][q], d1 = d[1][q], d2 = d[2][q];
+            o[0][q] = d0 - d1;
+            o[1][q] = d1;
+            o[2][q] = d2 - d1;
+        } else if (f.m + f.r == 5) { /* F(2x2, 3x3) and F(3x3, 2x2) share B^T up to the last row's sign */
             const FC_T d0 = d[0][q], d1 = d[1][q], d2 = d[2][q], d3 = d[3][q];
             o[0][q] = d0 - d2;
             o[1][q] = d1 + d2;
             o[2][q] = d2 - d1;
-            o[3][q] = d1 - d3;
+            o[3][q] = f.r == 3 ? d1 - d3 : d3 - d1;
         } else {
             const FC_T d0 = d[0][q], d1 = d[1][q], d2 = d[2][q], d3 = d[3][q], d4 = d[4][q], d5 = d[5][q];
             const FC_T half = (FC_T)0.5, odd = d3 - d1;
@@ -111,11 +155,20 @@ static inline __attribute__((always_inline)) void FC_FN(bt_lanes)(int m, const F
     }
 }
 
-static inline __attribute__((always_inline)) void FC_FN(at_lanes)(int m, const FC_T *const d[6], FC_T *const o[4],
+static inline __attribute__((always_inline)) void FC_FN(at_lanes)(wino_f f, const FC_T *const d[6], FC_T *const o[4],
                                                                   int64_t n) {
     FC_IVDEP
     for (int64_t q = 0; q < n; q++) {
-        if (m == 2) {
+        if (f.r == 2 && f.m == 2) {
+            const FC_T m0 = d[0][q], m1 = d[1][q], m2 = d[2][q];
+            o[0][q] = m0 + m1;
+            o[1][q] = m1 + m2;
+        } else if (f.r == 2) {
+            const FC_T m0 = d[0][q], m1 = d[1][q], m2 = d[2][q], m3 = d[3][q];
+            o[0][q] = m0 + m1 + m2;
+            o[1][q] = m1 - m2;
+            o[2][q] = m1 + m2 + m3;
+        } else if (f.m == 2) {
             const FC_T m0 = d[0][q], m1 = d[1][q], m2 = d[2][q], m3 = d[3][q];
             o[0][q] = m0 + m1 + m2;
             o[1][q] = m1 - m2 - m3;
@@ -131,12 +184,23 @@ static inline __attribute__((always_inline)) void FC_FN(at_lanes)(int m, const F
 }
 
 /* The adjoints that grad-weight needs: A (m gradient values to a points)
- * and G^T (a points to 3 kernel values). */
-static inline __attribute__((always_inline)) void FC_FN(a_lanes)(int m, const FC_T *const d[4], FC_T *const o[6],
+ * and G^T (a points to r kernel values). */
+static inline __attribute__((always_inline)) void FC_FN(a_lanes)(wino_f f, const FC_T *const d[4], FC_T *const o[6],
                                                                  int64_t n) {
     FC_IVDEP
     for (int64_t q = 0; q < n; q++) {
-        if (m == 2) {
+        if (f.r == 2 && f.m == 2) {
+            const FC_T d0 = d[0][q], d1 = d[1][q];
+            o[0][q] = d0;
+            o[1][q] = d0 + d1;
+            o[2][q] = d1;
+        } else if (f.r == 2) {
+            const FC_T d0 = d[0][q], d1 = d[1][q], d2 = d[2][q];
+            o[0][q] = d0;
+            o[1][q] = d0 + d1 + d2;
+            o[2][q] = d0 - d1 + d2;
+            o[3][q] = d2;
+        } else if (f.m == 2) {
             const FC_T d0 = d[0][q], d1 = d[1][q];
             o[0][q] = d0;
             o[1][q] = d0 + d1;
@@ -155,11 +219,19 @@ static inline __attribute__((always_inline)) void FC_FN(a_lanes)(int m, const FC
     }
 }
 
-static inline __attribute__((always_inline)) void FC_FN(gt_lanes)(int m, const FC_T *const d[6], FC_T *const o[3],
+static inline __attribute__((always_inline)) void FC_FN(gt_lanes)(wino_f f, const FC_T *const d[6], FC_T *const o[3],
                                                                   int64_t n) {
     FC_IVDEP
     for (int64_t q = 0; q < n; q++) {
-        if (m == 2) {
+        if (f.r == 2 && f.m == 2) {
+            const FC_T d0 = d[0][q], d1 = d[1][q], d2 = d[2][q];
+            o[0][q] = d0 + d1;
+            o[1][q] = d1 + d2;
+        } else if (f.r == 2) {
+            const FC_T d0 = d[0][q], d1 = d[1][q], d2 = d[2][q], d3 = d[3][q], half = (FC_T)0.5;
+            o[0][q] = d0 + (d1 + d2) * half;
+            o[1][q] = (d1 - d2) * half + d3;
+        } else if (f.m == 2) {
             const FC_T d0 = d[0][q], d1 = d[1][q], d2 = d[2][q], d3 = d[3][q], half = (FC_T)0.5;
             o[0][q] = d0 + (d1 + d2) * half;
             o[1][q] = (d1 - d2) * half;
@@ -174,10 +246,16 @@ static inline __attribute__((always_inline)) void FC_FN(gt_lanes)(int m, const F
     }
 }
 
-/* Input channels wino_kernels transforms at a time: its scratch, 9 + 18
- * vectors of them for FC_MR output channels, stays in L1. */
+/* Input channels wino_kernels transforms at a time: its scratch, at most
+ * 9 + 18 vectors of them for FC_MR output channels, stays in L1. */
 #define WINO_KERNEL_CHANNELS 64
 #define WINO_KERNEL_AHEAD 8
+
+/* The lane functions' dispatch on the variant: f's fields become
+ * constants in each call, which the compiler folds. */
+#define WINO_SPECIALIZED(fn, f, ...)                                                                      \
+    ((f).r == 2 ? ((f).m == 2 ? fn((wino_f){2, 2}, __VA_ARGS__) : fn((wino_f){3, 2}, __VA_ARGS__))       \
+                : (f).m == 2 ? fn((wino_f){2, 3}, __VA_ARGS__) : fn((wino_f){4, 3}, __VA_ARGS__))
 
 /* One panel of the GEMM's A for every point, one k-block of it: (G w
  * G^T)[p] for the kernels of `rows` output channels (rows <= FC_MR; the
@@ -187,12 +265,12 @@ static inline __attribute__((always_inline)) void FC_FN(gt_lanes)(int m, const F
  * written as the GEMM's packing lays out a panel: element (j, ci) of
  * point p at u[p * ps + ci * FC_MR + j]. The lanes run along (ci, j), the
  * packed order itself, so the transforms write the operand directly. wq
- * (9 x n) and t (3a x n), n = WINO_KERNEL_CHANNELS * FC_MR, are scratch. */
-static inline __attribute__((always_inline)) void FC_FN(wino_kernels_m)(int m, const FC_T *w, int64_t rs,
+ * (r^2 x n) and t (ra x n), n = WINO_KERNEL_CHANNELS * FC_MR, are scratch. */
+static inline __attribute__((always_inline)) void FC_FN(wino_kernels_f)(wino_f f, const FC_T *w, int64_t rs,
                                                                         int64_t cs, int64_t qs, int64_t rows,
                                                                         int64_t kc, FC_T *u, int64_t ps, FC_T *wq,
                                                                         FC_T *t) {
-    const int a = m + 2;
+    const int r = f.r, a = f.m + f.r - 1;
     for (int64_t c0 = 0; c0 < kc; c0 += WINO_KERNEL_CHANNELS) { /* wq and t in L1 */
         const int64_t n = FC_MIN((int64_t)WINO_KERNEL_CHANNELS, kc - c0) * FC_MR;
         for (int64_t ci = 0; ci < n / FC_MR; ci++) {
@@ -201,32 +279,31 @@ static inline __attribute__((always_inline)) void FC_FN(wino_kernels_m)(int m, c
              * hardware's prefetchers to follow */
             for (int j = 0; j < rows; j++) __builtin_prefetch(wc + WINO_KERNEL_AHEAD * cs + j * rs, 0, 3);
             for (int j = 0; j < rows; j++)
-                for (int q = 0; q < 9; q++) wq[q * n + ci * FC_MR + j] = wc[j * rs + q * qs];
+                for (int q = 0; q < r * r; q++) wq[q * n + ci * FC_MR + j] = wc[j * rs + q * qs];
             for (int j = (int)rows; j < FC_MR; j++)
-                for (int q = 0; q < 9; q++) wq[q * n + ci * FC_MR + j] = 0;
+                for (int q = 0; q < r * r; q++) wq[q * n + ci * FC_MR + j] = 0;
         }
-        for (int j = 0; j < 3; j++) { /* t[i][j] = (G w)[i][j]: down each column j */
-            const FC_T *const d[3] = {wq + j * n, wq + (3 + j) * n, wq + (6 + j) * n};
+        for (int j = 0; j < r; j++) { /* t[i][j] = (G w)[i][j]: down each column j */
+            const FC_T *d[3];
             FC_T *o[6];
-            for (int i = 0; i < a; i++) o[i] = t + (i * 3 + j) * n;
-            FC_FN(g_lanes)(m, d, o, n);
+            for (int i = 0; i < r; i++) d[i] = wq + (i * r + j) * n;
+            for (int i = 0; i < a; i++) o[i] = t + (i * r + j) * n;
+            FC_FN(g_lanes)(f, d, o, n);
         }
         for (int i = 0; i < a; i++) { /* point (i, jj) = (t G^T)[i][jj]: along each row i */
-            const FC_T *const d[3] = {t + (i * 3 + 0) * n, t + (i * 3 + 1) * n, t + (i * 3 + 2) * n};
+            const FC_T *d[3];
             FC_T *o[6];
+            for (int j = 0; j < r; j++) d[j] = t + (i * r + j) * n;
             for (int jj = 0; jj < a; jj++) o[jj] = u + (i * a + jj) * ps + c0 * FC_MR;
-            FC_FN(g_lanes)(m, d, o, n);
+            FC_FN(g_lanes)(f, d, o, n);
         }
     }
 }
 
-FC_VECTOR_LOOP(wino_kernels, (int m, const FC_T *w, int64_t rs, int64_t cs, int64_t qs, int64_t rows, int64_t kc,
-                              FC_T *u, int64_t ps, FC_T *wq, FC_T *t),
-               (m, w, rs, cs, qs, rows, kc, u, ps, wq, t)) {
-    if (m == 2)
-        FC_FN(wino_kernels_m)(2, w, rs, cs, qs, rows, kc, u, ps, wq, t);
-    else
-        FC_FN(wino_kernels_m)(4, w, rs, cs, qs, rows, kc, u, ps, wq, t);
+FC_VECTOR_LOOP(wino_kernels, (wino_f f, const FC_T *w, int64_t rs, int64_t cs, int64_t qs, int64_t rows,
+                              int64_t kc, FC_T *u, int64_t ps, FC_T *wq, FC_T *t),
+               (f, w, rs, cs, qs, rows, kc, u, ps, wq, t)) {
+    WINO_SPECIALIZED(FC_FN(wino_kernels_f), f, w, rs, cs, qs, rows, kc, u, ps, wq, t);
 }
 
 /* A block is `rows` consecutive rows of tiles (of any images): tile t of
@@ -244,15 +321,15 @@ FC_VECTOR_LOOP(wino_kernels, (int m, const FC_T *w, int64_t rs, int64_t cs, int6
  *           out[i][jj][n]        A^T M A */
 #define SPREAD_TILES 16
 
-static size_t wino_scratch_size(int m, int64_t chunk, int64_t lanes) {
-    const int64_t a = m + 2, n = chunk * lanes;
+static size_t wino_scratch_size(wino_f f, int64_t chunk, int64_t lanes) {
+    const int64_t m = f.m, a = f.m + f.r - 1, n = chunk * lanes;
     const int64_t in = a * a * (n + SPREAD_TILES) + a * a * n + a * m * (lanes + SPREAD_TILES + 1);
     return (size_t)FC_MAX(in, (m * a + m * m) * n);
 }
 
 /* Row i of a tile row, ri (its columns from -pad_left on, zero past the
  * tiles' own, m * (tw rounded up to SPREAD_TILES, + 1) of them), into the
- * a phase planes pn apart: ph[k * pn + t] = ri[m*t + k] for t < tw.
+ * a = m + r - 1 phase planes pn apart: ph[k * pn + t] = ri[m*t + k] for t < tw.
  * SPREAD_TILES tiles at a time by shuffles where the compiler has them
  * (one element at a time, the spread took half the input transform on a
  * 14x14 map); a whole vector's lanes past tw land on lanes that later
@@ -261,6 +338,7 @@ static size_t wino_scratch_size(int m, int64_t chunk, int64_t lanes) {
 typedef FC_T FC_FN(tiles16) __attribute__((vector_size(16 * sizeof(FC_T)), aligned(sizeof(FC_T)), may_alias));
 typedef FC_T FC_FN(tiles8) __attribute__((vector_size(8 * sizeof(FC_T)), aligned(sizeof(FC_T)), may_alias));
 #define EVERY4(a, b, k) __builtin_shufflevector(a, b, k, k + 4, k + 8, k + 12, k + 16, k + 20, k + 24, k + 28)
+#define EVERY3(a, b, k) __builtin_shufflevector(a, b, k, k + 3, k + 6, k + 9, k + 12, k + 15, k + 18, k + 21)
 #define EVERY2(a, b, k) \
     __builtin_shufflevector(a, b, k, k + 2, k + 4, k + 6, k + 8, k + 10, k + 12, k + 14, k + 16, k + 18, k + 20, \
                             k + 22, k + 24, k + 26, k + 28, k + 30)
@@ -274,27 +352,36 @@ static inline __attribute__((always_inline)) void FC_FN(deal)(int m, const FC_T 
         out[0] = EVERY2(a0, a1, 0), out[1] = EVERY2(a0, a1, 1);
         return;
     }
-    const v a2 = *(const v *)(src + 32), a3 = *(const v *)(src + 48);
+    const v a2 = *(const v *)(src + 32);
+    if (m == 3) { /* tiles 0-7 from a0 and a1, 8-15 from a1 and a2 */
+        out[0] = JOIN(EVERY3(a0, a1, 0), EVERY3(a1, a2, 8)), out[1] = JOIN(EVERY3(a0, a1, 1), EVERY3(a1, a2, 9));
+        out[2] = JOIN(EVERY3(a0, a1, 2), EVERY3(a1, a2, 10));
+        return;
+    }
+    const v a3 = *(const v *)(src + 48);
     out[0] = JOIN(EVERY4(a0, a1, 0), EVERY4(a2, a3, 0)), out[1] = JOIN(EVERY4(a0, a1, 1), EVERY4(a2, a3, 1));
     out[2] = JOIN(EVERY4(a0, a1, 2), EVERY4(a2, a3, 2)), out[3] = JOIN(EVERY4(a0, a1, 3), EVERY4(a2, a3, 3));
 }
+
 #undef EVERY4
+#undef EVERY3
 #undef EVERY2
 #undef JOIN
 #endif
 
-static inline __attribute__((always_inline)) void FC_FN(spread_row)(int m, const FC_T *ri, int64_t tw, FC_T *ph,
+static inline __attribute__((always_inline)) void FC_FN(spread_row)(wino_f f, const FC_T *ri, int64_t tw, FC_T *ph,
                                                                     int64_t pn) {
+    const int m = f.m, a = f.m + f.r - 1;
 #ifdef FC_HAVE_SHUFFLE
     for (int64_t t0 = 0; t0 < tw; t0 += SPREAD_TILES) {
-        FC_FN(tiles16) p[8]; /* phases 0 .. m-1 from column m*t0, then m and m+1 from m*t0 + m */
+        FC_FN(tiles16) p[8]; /* phases 0 .. m-1 from column m*t0, then m .. a-1 from m*t0 + m */
         FC_FN(deal)(m, ri + m * t0, p);
         FC_FN(deal)(m, ri + m * t0 + m, p + m);
-        for (int k = 0; k < m + 2; k++) *(FC_FN(tiles16) *)(ph + k * pn + t0) = p[k];
+        for (int k = 0; k < a; k++) *(FC_FN(tiles16) *)(ph + k * pn + t0) = p[k];
     }
 #else
     for (int64_t t = 0; t < tw; t++)
-        for (int k = 0; k < m + 2; k++) ph[k * pn + t] = ri[m * t + k];
+        for (int k = 0; k < a; k++) ph[k * pn + t] = ri[m * t + k];
 #endif
 }
 
@@ -302,35 +389,44 @@ static inline __attribute__((always_inline)) void FC_FN(spread_row)(int m, const
  * v[p * pstride + (ci - ci0) * lanes + tile]: the block is tile rows row0
  * .. row0 + rows - 1, counted over the batch (th per image), so it may
  * span images. */
-static inline __attribute__((always_inline)) void FC_FN(wino_input_m)(
-    int m, const fc_conv2d_shape *s, const FC_T *x, int64_t ci0, int64_t nc, int64_t row0, int64_t rows,
+static inline __attribute__((always_inline)) void FC_FN(wino_input_f)(
+    wino_f f, const fc_conv2d_shape *s, const FC_T *x, int64_t ci0, int64_t nc, int64_t row0, int64_t rows,
     int64_t th, int64_t tw, int64_t lanes, FC_T *scratch, FC_T *v, int64_t pstride) {
-    const int a = m + 2;
+    const int m = f.m, a = f.m + f.r - 1;
     const int64_t q = rows * tw, n = nc * lanes, pn = n + SPREAD_TILES; /* n: the lanes of the chunk */
     FC_T *phase = scratch, *cols = phase + a * a * pn, *row = cols + a * a * n;
-    /* the columns of the row that tiles read, m*tw + 2 of them from
+    /* the columns of the row that tiles read, m*tw + r - 1 of them from
      * -pad_left on, and zeros to the last whole vector the spread reads:
      * [lo, hi) lie in the image */
-    const int64_t width = m * ((tw + SPREAD_TILES - 1) / SPREAD_TILES * SPREAD_TILES + 1), used = m * tw + 2;
+    const int64_t width = m * ((tw + SPREAD_TILES - 1) / SPREAD_TILES * SPREAD_TILES + 1), used = m * tw + a - m;
     const int64_t lo = FC_MIN(FC_MAX(s->pad_left, (int64_t)0), used);
     const int64_t hi = FC_MAX(FC_MIN(s->pad_left + s->w, used), lo);
+    /* rows whose tiles' columns all lie in the image are spread straight
+     * from it where the spread's whole width stays inside x (what it reads
+     * past the tiles' columns lands on lanes past tw, as above) */
+    const int unpadded = lo == 0 && hi == used;
+    const FC_T *x_end = x + s->n * s->c_in * s->h * s->w;
     memset(row, 0, (size_t)(a * width) * sizeof(FC_T)); /* the padding, which the rows never overwrite */
     for (int64_t c = 0; c < nc; c++)
         for (int64_t r = 0; r < rows; r++) {
             const int64_t img = (row0 + r) / th, ti = (row0 + r) % th;
-            const FC_T *plane = x + (img * s->c_in + ci0 + c) * s->h * s->w;
+            const FC_T *plane = x + (img * s->c_in + ci0 + c) * s->h * s->w, *from[6];
             /* all a rows copied first, then spread into phases: a row read
              * back at once would wait for its copy's stores to retire */
             for (int i = 0; i < a; i++) {
                 const int64_t ih = m * ti - s->pad_top + i;
-                FC_T *ri = row + i * width + lo;
+                const FC_T *src = plane + ih * s->w + lo - s->pad_left;
+                FC_T *ri = row + i * width;
+                from[i] = ri;
                 if (ih < 0 || ih >= s->h)
-                    memset(ri, 0, (size_t)(hi - lo) * sizeof(FC_T));
+                    memset(ri + lo, 0, (size_t)(hi - lo) * sizeof(FC_T));
+                else if (unpadded && src + width <= x_end)
+                    from[i] = src;
                 else
-                    memcpy(ri, plane + ih * s->w + lo - s->pad_left, (size_t)(hi - lo) * sizeof(FC_T));
+                    memcpy(ri + lo, src, (size_t)(hi - lo) * sizeof(FC_T));
             }
             for (int i = 0; i < a; i++)
-                FC_FN(spread_row)(m, row + i * width, tw, phase + i * a * pn + c * lanes + r * tw, pn);
+                FC_FN(spread_row)(f, from[i], tw, phase + i * a * pn + c * lanes + r * tw, pn);
         }
     /* lanes past the block's tiles (a short last block) hold zeros */
     for (int plane = 0; plane < a * a; plane++)
@@ -341,24 +437,21 @@ static inline __attribute__((always_inline)) void FC_FN(wino_input_m)(
         FC_T *o[6];
         for (int k = 0; k < a; k++) d[k] = phase + (i * a + k) * pn;
         for (int j = 0; j < a; j++) o[j] = cols + (i * a + j) * n;
-        FC_FN(bt_lanes)(m, d, o, n);
+        FC_FN(bt_lanes)(f, d, o, n);
     }
     for (int j = 0; j < a; j++) {
         const FC_T *d[6];
         FC_T *o[6];
         for (int i = 0; i < a; i++) d[i] = cols + (i * a + j) * n, o[i] = v + (i * a + j) * pstride;
-        FC_FN(bt_lanes)(m, d, o, n);
+        FC_FN(bt_lanes)(f, d, o, n);
     }
 }
 
-FC_VECTOR_LOOP(wino_input_block, (int m, const fc_conv2d_shape *s, const FC_T *x, int64_t ci0, int64_t nc,
+FC_VECTOR_LOOP(wino_input_block, (wino_f f, const fc_conv2d_shape *s, const FC_T *x, int64_t ci0, int64_t nc,
                                   int64_t row0, int64_t rows, int64_t th, int64_t tw, int64_t lanes, FC_T *scratch,
                                   FC_T *v, int64_t pstride),
-               (m, s, x, ci0, nc, row0, rows, th, tw, lanes, scratch, v, pstride)) {
-    if (m == 2)
-        FC_FN(wino_input_m)(2, s, x, ci0, nc, row0, rows, th, tw, lanes, scratch, v, pstride);
-    else
-        FC_FN(wino_input_m)(4, s, x, ci0, nc, row0, rows, th, tw, lanes, scratch, v, pstride);
+               (f, s, x, ci0, nc, row0, rows, th, tw, lanes, scratch, v, pstride)) {
+    WINO_SPECIALIZED(FC_FN(wino_input_f), f, s, x, ci0, nc, row0, rows, th, tw, lanes, scratch, v, pstride);
 }
 
 /* The epilogue's ReLU, a NaN kept. */
@@ -371,10 +464,10 @@ static inline FC_T FC_FN(wino_finish)(FC_T v, int relu) {
  * of the block's row r: A^T M A + bias (b may be
  * NULL), ReLU with FC_GEMM_RELU, into y's m x m blocks clipped to the
  * plane. */
-static inline __attribute__((always_inline)) void FC_FN(wino_output_m)(
-    int m, const fc_conv2d_shape *s, const FC_T *mb, int64_t pstride, int64_t co0, int64_t nc, int64_t row0,
+static inline __attribute__((always_inline)) void FC_FN(wino_output_f)(
+    wino_f f, const fc_conv2d_shape *s, const FC_T *mb, int64_t pstride, int64_t co0, int64_t nc, int64_t row0,
     int64_t rows, int64_t th, int64_t tw, int64_t lanes, const FC_T *b, unsigned flags, FC_T *scratch, FC_T *y) {
-    const int a = m + 2;
+    const int m = f.m, a = f.m + f.r - 1;
     const int64_t n = nc * lanes;
     FC_T *tmp = scratch, *out = tmp + m * a * n;
     for (int j = 0; j < a; j++) {
@@ -382,14 +475,14 @@ static inline __attribute__((always_inline)) void FC_FN(wino_output_m)(
         FC_T *o[4];
         for (int k = 0; k < a; k++) d[k] = mb + (k * a + j) * pstride;
         for (int i = 0; i < m; i++) o[i] = tmp + (i * a + j) * n;
-        FC_FN(at_lanes)(m, d, o, n);
+        FC_FN(at_lanes)(f, d, o, n);
     }
     for (int i = 0; i < m; i++) {
         const FC_T *d[6];
         FC_T *o[4];
         for (int k = 0; k < a; k++) d[k] = tmp + (i * a + k) * n;
         for (int jj = 0; jj < m; jj++) o[jj] = out + (i * m + jj) * n;
-        FC_FN(at_lanes)(m, d, o, n);
+        FC_FN(at_lanes)(f, d, o, n);
     }
     const int relu = (flags & FC_GEMM_RELU) != 0;
     const int64_t whole = s->out_w / m; /* tiles all of whose columns are in a row */
@@ -411,14 +504,12 @@ static inline __attribute__((always_inline)) void FC_FN(wino_output_m)(
     }
 }
 
-FC_VECTOR_LOOP(wino_output_block, (int m, const fc_conv2d_shape *s, const FC_T *mb, int64_t pstride, int64_t co0,
-                                   int64_t nc, int64_t row0, int64_t rows, int64_t th, int64_t tw, int64_t lanes,
-                                   const FC_T *b, unsigned flags, FC_T *scratch, FC_T *y),
-               (m, s, mb, pstride, co0, nc, row0, rows, th, tw, lanes, b, flags, scratch, y)) {
-    if (m == 2)
-        FC_FN(wino_output_m)(2, s, mb, pstride, co0, nc, row0, rows, th, tw, lanes, b, flags, scratch, y);
-    else
-        FC_FN(wino_output_m)(4, s, mb, pstride, co0, nc, row0, rows, th, tw, lanes, b, flags, scratch, y);
+FC_VECTOR_LOOP(wino_output_block, (wino_f f, const fc_conv2d_shape *s, const FC_T *mb, int64_t pstride,
+                                   int64_t co0, int64_t nc, int64_t row0, int64_t rows, int64_t th, int64_t tw,
+                                   int64_t lanes, const FC_T *b, unsigned flags, FC_T *scratch, FC_T *y),
+               (f, s, mb, pstride, co0, nc, row0, rows, th, tw, lanes, b, flags, scratch, y)) {
+    WINO_SPECIALIZED(FC_FN(wino_output_f), f, s, mb, pstride, co0, nc, row0, rows, th, tw, lanes, b, flags, scratch,
+                     y);
 }
 
 /* Lanes a transform call runs along: enough channels of a block's tiles
@@ -439,14 +530,14 @@ typedef struct {
 /* One panel of U for every point (wino_kernels): `rows` output channels
  * of group g from `row` on, input channels k0 .. k0 + kc - 1, into u,
  * points ps apart; wq holds wq_size elements of scratch. */
-static void FC_FN(wino_panel)(const FC_FN(fc_kernels) *k, int m, const FC_FN(wino_weights) *w, int64_t g,
+static void FC_FN(wino_panel)(const FC_FN(fc_kernels) *k, wino_f f, const FC_FN(wino_weights) *w, int64_t g,
                               int64_t row, int64_t rows, int64_t k0, int64_t kc, FC_T *u, int64_t ps, FC_T *wq) {
-    k->wino_kernels(m, w->base + g * w->gs + row * w->rs + k0 * w->cs, w->rs, w->cs, w->qs, rows, kc, u, ps, wq,
-                    wq + 9 * WINO_KERNEL_CHANNELS * FC_MR);
+    k->wino_kernels(f, w->base + g * w->gs + row * w->rs + k0 * w->cs, w->rs, w->cs, w->qs, rows, kc, u, ps, wq,
+                    wq + f.r * f.r * WINO_KERNEL_CHANNELS * FC_MR);
 }
 
 /* Output channels a task transforms the kernels of at a time when it
- * transforms its own (wino_fused): their 36 points for one k-block stay
+ * transforms its own (wino_fused): their points for one k-block stay
  * in L2 beside the block's packed V. */
 #define WINO_FUSED_ROWS (4 * FC_MR)
 
@@ -465,12 +556,13 @@ static int wino_fused(int64_t points, int64_t M, int64_t K, int64_t G, int64_t b
     return bytes > 16 * mib || (blocks <= 8 && bytes > 4 * mib);
 }
 
-/* The convolution by Winograd F(m x m, 3x3), m = 2 or 4, for a shape
+/* The convolution by Winograd F(m x m, r x r) for a shape
  * that applies, of kernels w; pad_top and pad_left may be negative
  * (grad-input's crop). */
-static int FC_FN(winograd_conv)(int m, const fc_conv2d_shape *s, const FC_T *x, const FC_FN(wino_weights) *w,
+static int FC_FN(winograd_conv)(wino_f f, const fc_conv2d_shape *s, const FC_T *x, const FC_FN(wino_weights) *w,
                                 const FC_T *b, unsigned flags, FC_T *y) {
-    const int64_t points = (m + 2) * (m + 2);
+    const int m = f.m;
+    const int64_t points = wino_points(f);
     const int64_t M = GROUP_OUT(s), K = GROUP_IN(s), G = s->groups;
     const int64_t th = (s->out_h + m - 1) / m, tw = (s->out_w + m - 1) / m, tile_rows = s->n * th;
     const FC_FN(fc_kernels) *k = FC_FN(kernels)();
@@ -502,7 +594,7 @@ static int FC_FN(winograd_conv)(int m, const fc_conv2d_shape *s, const FC_T *x, 
     const int64_t MP = ((M + parts - 1) / parts + FC_MR - 1) / FC_MR * FC_MR; /* output channels per part */
     const int64_t L = RB * tw, tasks = G * blocks * parts, n_pad = (L + nr - 1) / nr * nr;
     const int64_t chunk = FC_MAX((int64_t)1, WINO_CHUNK_LANES / L); /* channels a transform call */
-    const int64_t kc_max = FC_MIN(K, (int64_t)FC_KC), wq_size = (9 + 3 * (m + 2)) * WINO_KERNEL_CHANNELS * FC_MR;
+    const int64_t kc_max = FC_MIN(K, (int64_t)FC_KC), wq_size = f.r * (f.r + f.m + f.r - 1) * WINO_KERNEL_CHANNELS * FC_MR;
     /* U[g][p][part] = point p of the part's kernels of group g, packed as
      * GEMM A (unless fused), transformed a panel of FC_MR output channels
      * and a k-block at a time. */
@@ -522,7 +614,7 @@ static int FC_FN(winograd_conv)(int m, const fc_conv2d_shape *s, const FC_T *x, 
                 if (!wq || i0 >= mp) continue;
                 for (int64_t k0 = 0; k0 < K; k0 += FC_KC) { /* block (k0, i0) at k0 * m_pad + i0 * kc */
                     const int64_t kc = FC_MIN((int64_t)FC_KC, K - k0);
-                    FC_FN(wino_panel)(k, m, w, g, m0 + i0, FC_MIN((int64_t)FC_MR, mp - i0), k0, kc,
+                    FC_FN(wino_panel)(k, f, w, g, m0 + i0, FC_MIN((int64_t)FC_MR, mp - i0), k0, kc,
                                       upack + (g * points * parts + part) * a_size + k0 * m_pad + i0 * kc,
                                       (int64_t)(parts * a_size), wq);
                 }
@@ -541,7 +633,7 @@ static int FC_FN(winograd_conv)(int m, const fc_conv2d_shape *s, const FC_T *x, 
         /* V[p][ci][lane] then M[p][co][lane] */
         FC_T *v = fc_scratch((size_t)(points * (K + MP) * L) * sizeof(FC_T), 0, &status);
         FC_T *work = fc_scratch(FC_FN(gemm_workspace)(MP, L, K) * sizeof(FC_T), 0, &status);
-        FC_T *scratch = fc_scratch(wino_scratch_size(m, chunk, L) * sizeof(FC_T), 0, &status);
+        FC_T *scratch = fc_scratch(wino_scratch_size(f, chunk, L) * sizeof(FC_T), 0, &status);
         FC_T *vpack = fc_scratch(fused_size * sizeof(FC_T), 0, &status);
         /* fused: after the packed V, a few rows' U, then wino_panel's scratch */
         FC_T *ub = fused && vpack ? vpack + points * kc_max * n_pad : NULL;
@@ -554,7 +646,7 @@ static int FC_FN(winograd_conv)(int m, const fc_conv2d_shape *s, const FC_T *x, 
             if (mp <= 0) continue;
             FC_T *mb = v + points * K * L;
             for (int64_t c0 = 0; c0 < K; c0 += chunk)
-                k->wino_input_block(m, s, x, g * K + c0, FC_MIN(chunk, K - c0), row0, rows, th, tw, L, scratch,
+                k->wino_input_block(f, s, x, g * K + c0, FC_MIN(chunk, K - c0), row0, rows, th, tw, L, scratch,
                                     v + c0 * L, K * L);
             if (!fused)
                 for (int64_t p = 0; p < points; p++) {
@@ -576,7 +668,7 @@ static int FC_FN(winograd_conv)(int m, const fc_conv2d_shape *s, const FC_T *x, 
                 for (int64_t i0 = 0; i0 < mp; i0 += WINO_FUSED_ROWS) {
                     const int64_t rc = FC_MIN((int64_t)WINO_FUSED_ROWS, mp - i0);
                     for (int64_t i1 = 0; i1 < rc; i1 += FC_MR)
-                        FC_FN(wino_panel)(k, m, w, g, m0 + i0 + i1, FC_MIN((int64_t)FC_MR, rc - i1), k0, kc,
+                        FC_FN(wino_panel)(k, f, w, g, m0 + i0 + i1, FC_MIN((int64_t)FC_MR, rc - i1), k0, kc,
                                           ub + i1 * kc, WINO_FUSED_ROWS * kc, wq);
                     for (int64_t p = 0; p < points; p++) {
                         const FC_FN(fc_operand) a = {NULL, NULL, ub + p * WINO_FUSED_ROWS * kc, NULL};
@@ -591,7 +683,7 @@ static int FC_FN(winograd_conv)(int m, const fc_conv2d_shape *s, const FC_T *x, 
                     memset(mb + e * L + rows * tw, 0, (size_t)(L - rows * tw) * sizeof(FC_T));
             for (int64_t c0 = 0; c0 < mp; c0 += chunk) {
                 const int64_t c = g * M + m0 + c0;
-                k->wino_output_block(m, s, mb + c0 * L, mp * L, c, FC_MIN(chunk, mp - c0), row0, rows, th, tw, L,
+                k->wino_output_block(f, s, mb + c0 * L, mp * L, c, FC_MIN(chunk, mp - c0), row0, rows, th, tw, L,
                                      b ? b + c : NULL, flags, scratch, y);
             }
         }
@@ -604,23 +696,24 @@ static int FC_FN(winograd_conv)(int m, const fc_conv2d_shape *s, const FC_T *x, 
     return status;
 }
 
-/* The forward, of w (c_out, c_in/groups, 3, 3). */
+/* The forward, of w (c_out, c_in/groups, r, r). */
 static int FC_FN(winograd_forward)(int m, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
                                    unsigned flags, FC_T *y) {
-    const FC_FN(wino_weights) kernels = {w, GROUP_OUT(s) * GROUP_IN(s) * 9, GROUP_IN(s) * 9, 9, 1};
-    return FC_FN(winograd_conv)(m, s, x, &kernels, b, flags, y);
+    const int64_t taps = s->kh * s->kw;
+    const FC_FN(wino_weights) kernels = {w, GROUP_OUT(s) * GROUP_IN(s) * taps, GROUP_IN(s) * taps, taps, 1};
+    return FC_FN(winograd_conv)(wino_variant(m, s), s, x, &kernels, b, flags, y);
 }
 
 /* Grad-input as the convolution of gy by the kernel rotated 180 degrees with
  * its channel axes swapped per group: kernel (ci, co) of group g is
  * w[g][co][ci] turned, read in place. */
 static int FC_FN(winograd_grad_input)(int m, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx) {
-    const int64_t M = GROUP_OUT(s), K = GROUP_IN(s);
-    const FC_FN(wino_weights) turned = {w + 8, M * K * 9, 9, K * 9, -1};
+    const int64_t M = GROUP_OUT(s), K = GROUP_IN(s), r = s->kh, taps = r * r;
+    const FC_FN(wino_weights) turned = {w + taps - 1, M * K * taps, taps, K * taps, -1};
     fc_conv2d_shape t = *s;
     t.c_in = s->c_out, t.c_out = s->c_in, t.h = s->out_h, t.w = s->out_w, t.out_h = s->h, t.out_w = s->w;
-    t.pad_top = 2 - s->pad_top, t.pad_left = 2 - s->pad_left;
-    return FC_FN(winograd_conv)(m, &t, gy, &turned, NULL, 0, gx);
+    t.pad_top = r - 1 - s->pad_top, t.pad_left = r - 1 - s->pad_left;
+    return FC_FN(winograd_conv)(wino_variant(m, s), &t, gy, &turned, NULL, 0, gx);
 }
 
 /* ------------------------------------------------------ grad-weight */
@@ -651,10 +744,10 @@ static int64_t winograd_gw_rows(int m, const fc_conv2d_shape *s) {
  * (co, lane) of point p at dm[p * pstride + (co - co0) / FC_MR * lanes *
  * FC_MR + lane * FC_MR + (co - co0) % FC_MR]; lanes past the block's tiles
  * and channels past the last are zero, so the GEMMs may sum them. */
-static inline __attribute__((always_inline)) void FC_FN(wino_grad_output_m)(
-    int m, const fc_conv2d_shape *s, const FC_T *gy, int64_t co0, int64_t nc, int64_t row0, int64_t rows,
+static inline __attribute__((always_inline)) void FC_FN(wino_grad_output_f)(
+    wino_f f, const fc_conv2d_shape *s, const FC_T *gy, int64_t co0, int64_t nc, int64_t row0, int64_t rows,
     int64_t th, int64_t tw, int64_t lanes, FC_T *scratch, FC_T *dm, int64_t pstride) {
-    const int a = m + 2;
+    const int m = f.m, a = f.m + f.r - 1;
     const int64_t n = (nc + FC_MR - 1) / FC_MR * FC_MR * lanes, width = m * tw;
     FC_T *phase = scratch, *cols = phase + m * m * n, *row = cols + m * a * n;
     memset(phase, 0, (size_t)(m * m * n) * sizeof(FC_T));
@@ -679,66 +772,64 @@ static inline __attribute__((always_inline)) void FC_FN(wino_grad_output_m)(
         FC_T *o[6];
         for (int k = 0; k < m; k++) d[k] = phase + (i * m + k) * n;
         for (int j = 0; j < a; j++) o[j] = cols + (i * a + j) * n;
-        FC_FN(a_lanes)(m, d, o, n);
+        FC_FN(a_lanes)(f, d, o, n);
     }
     for (int j = 0; j < a; j++) {
         const FC_T *d[4];
         FC_T *o[6];
         for (int i = 0; i < m; i++) d[i] = cols + (i * a + j) * n;
         for (int i = 0; i < a; i++) o[i] = dm + (i * a + j) * pstride;
-        FC_FN(a_lanes)(m, d, o, n);
+        FC_FN(a_lanes)(f, d, o, n);
     }
 }
 
-FC_VECTOR_LOOP(wino_grad_output_block, (int m, const fc_conv2d_shape *s, const FC_T *gy, int64_t co0, int64_t nc,
+FC_VECTOR_LOOP(wino_grad_output_block, (wino_f f, const fc_conv2d_shape *s, const FC_T *gy, int64_t co0, int64_t nc,
                                         int64_t row0, int64_t rows, int64_t th, int64_t tw, int64_t lanes,
                                         FC_T *scratch, FC_T *dm, int64_t pstride),
-               (m, s, gy, co0, nc, row0, rows, th, tw, lanes, scratch, dm, pstride)) {
-    if (m == 2)
-        FC_FN(wino_grad_output_m)(2, s, gy, co0, nc, row0, rows, th, tw, lanes, scratch, dm, pstride);
-    else
-        FC_FN(wino_grad_output_m)(4, s, gy, co0, nc, row0, rows, th, tw, lanes, scratch, dm, pstride);
+               (f, s, gy, co0, nc, row0, rows, th, tw, lanes, scratch, dm, pstride)) {
+    WINO_SPECIALIZED(FC_FN(wino_grad_output_f), f, s, gy, co0, nc, row0, rows, th, tw, lanes, scratch, dm, pstride);
 }
 
-/* gw[e][3][3] = (G^T dU G) for lanes e in [e0, e1) of du[p * ps + e];
- * t (3a x n) and o (9 x n), n = e1 - e0, are scratch. */
-static inline __attribute__((always_inline)) void FC_FN(wino_kernel_grads_m)(int m, const FC_T *du, int64_t ps,
+/* gw[e][r][r] = (G^T dU G) for lanes e in [e0, e1) of du[p * ps + e];
+ * t (ar x n) and o (r^2 x n), n = e1 - e0, are scratch. */
+static inline __attribute__((always_inline)) void FC_FN(wino_kernel_grads_f)(wino_f f, const FC_T *du, int64_t ps,
                                                                              int64_t e0, int64_t e1, FC_T *t,
                                                                              FC_T *out, FC_T *gw) {
-    const int a = m + 2;
+    const int r = f.r, a = f.m + f.r - 1;
     const int64_t n = e1 - e0;
     for (int i = 0; i < a; i++) { /* t[i][c] = (dU G)[i][c]: along each row i */
         const FC_T *d[6];
-        FC_T *const o[3] = {t + (i * 3 + 0) * n, t + (i * 3 + 1) * n, t + (i * 3 + 2) * n};
+        FC_T *o[3];
         for (int j = 0; j < a; j++) d[j] = du + (i * a + j) * ps + e0;
-        FC_FN(gt_lanes)(m, d, o, n);
+        for (int c = 0; c < r; c++) o[c] = t + (i * r + c) * n;
+        FC_FN(gt_lanes)(f, d, o, n);
     }
-    for (int c = 0; c < 3; c++) { /* out[r][c] = (G^T t)[r][c]: down each column c */
+    for (int c = 0; c < r; c++) { /* out[q][c] = (G^T t)[q][c]: down each column c */
         const FC_T *d[6];
-        FC_T *const o[3] = {out + (0 * 3 + c) * n, out + (1 * 3 + c) * n, out + (2 * 3 + c) * n};
-        for (int i = 0; i < a; i++) d[i] = t + (i * 3 + c) * n;
-        FC_FN(gt_lanes)(m, d, o, n);
+        FC_T *o[3];
+        for (int i = 0; i < a; i++) d[i] = t + (i * r + c) * n;
+        for (int q = 0; q < r; q++) o[q] = out + (q * r + c) * n;
+        FC_FN(gt_lanes)(f, d, o, n);
     }
     for (int64_t e = 0; e < n; e++)
-        for (int q = 0; q < 9; q++) gw[(e0 + e) * 9 + q] = out[q * n + e];
+        for (int q = 0; q < r * r; q++) gw[(e0 + e) * r * r + q] = out[q * n + e];
 }
 
-FC_VECTOR_LOOP(wino_kernel_grads, (int m, const FC_T *du, int64_t ps, int64_t e0, int64_t e1, FC_T *t, FC_T *out,
-                                   FC_T *gw),
-               (m, du, ps, e0, e1, t, out, gw)) {
-    if (m == 2)
-        FC_FN(wino_kernel_grads_m)(2, du, ps, e0, e1, t, out, gw);
-    else
-        FC_FN(wino_kernel_grads_m)(4, du, ps, e0, e1, t, out, gw);
+FC_VECTOR_LOOP(wino_kernel_grads, (wino_f f, const FC_T *du, int64_t ps, int64_t e0, int64_t e1, FC_T *t,
+                                   FC_T *out, FC_T *gw),
+               (f, du, ps, e0, e1, t, out, gw)) {
+    WINO_SPECIALIZED(FC_FN(wino_kernel_grads_f), f, du, ps, e0, e1, t, out, gw);
 }
 
-/* Grad-weight by Winograd F(m x m, 3x3) for a shape that applies. The
+/* Grad-weight by Winograd F(m x m, r x r) for a shape that applies. The
  * batch's blocks of tile rows are cut into at most SLOTS runs, each
  * summed in order into its own copy of dU and the copies added in run
  * order, so 1 thread and N threads agree bit for bit; with fewer runs
  * than threads, each run's output channels are split between tasks too. */
-static int FC_FN(winograd_grad_weight)(int m, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x, FC_T *gw) {
-    const int64_t points = (m + 2) * (m + 2);
+static int FC_FN(winograd_grad_weight)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x, FC_T *gw) {
+    const wino_f f = wino_variant(tile, s);
+    const int m = f.m;
+    const int64_t points = wino_points(f), a = m + f.r - 1, taps = f.r * f.r;
     const int64_t M = GROUP_OUT(s), K = GROUP_IN(s), G = s->groups, m_pad = (M + FC_MR - 1) / FC_MR * FC_MR;
     const int64_t th = (s->out_h + m - 1) / m, tw = (s->out_w + m - 1) / m, tile_rows = s->n * th;
     const FC_FN(fc_kernels) *k = FC_FN(kernels)();
@@ -752,8 +843,8 @@ static int FC_FN(winograd_grad_weight)(int m, const fc_conv2d_shape *s, const FC
     const int64_t MP = (m_pad / FC_MR + parts - 1) / parts * FC_MR, tasks = G * slots * parts;
     const int64_t chunk_in = FC_MAX((int64_t)1, WINO_CHUNK_LANES / L);
     const int64_t chunk_out = FC_MAX((int64_t)1, WINO_CHUNK_LANES / L / FC_MR) * FC_MR;
-    const size_t grad_scratch = (size_t)((m * m + m * (m + 2)) * chunk_out * L + m * m * tw);
-    const size_t scratch_size = FC_MAX(wino_scratch_size(m, chunk_in, L), grad_scratch);
+    const size_t grad_scratch = (size_t)((m * m + m * a) * chunk_out * L + m * m * tw);
+    const size_t scratch_size = FC_MAX(wino_scratch_size(f, chunk_in, L), grad_scratch);
     FC_T *du = fc_alloc((size_t)(G * slots * size) * sizeof(FC_T)); /* du[g][slot][p][co][ci] */
     if (!du) return FC_ERR_NOMEM;
     int status = FC_OK;
@@ -772,10 +863,10 @@ static int FC_FN(winograd_grad_weight)(int m, const fc_conv2d_shape *s, const FC
             for (int64_t b = blocks * slot / slots; b < blocks * (slot + 1) / slots; b++) {
                 const int64_t row0 = b * RB, rows = FC_MIN(RB, tile_rows - row0);
                 for (int64_t c0 = 0; c0 < K; c0 += chunk_in)
-                    k->wino_input_block(m, s, x, g * K + c0, FC_MIN(chunk_in, K - c0), row0, rows, th, tw, L,
+                    k->wino_input_block(f, s, x, g * K + c0, FC_MIN(chunk_in, K - c0), row0, rows, th, tw, L,
                                         scratch, v + c0 * L, K * L);
                 for (int64_t c0 = 0; c0 < mp; c0 += chunk_out)
-                    k->wino_grad_output_block(m, s, gy, g * M + m0 + c0, FC_MIN(chunk_out, mp - c0), row0, rows, th,
+                    k->wino_grad_output_block(f, s, gy, g * M + m0 + c0, FC_MIN(chunk_out, mp - c0), row0, rows, th,
                                               tw, L, scratch, dm + c0 * L, MP * L);
                 for (int64_t p = 0; p < points; p++) {
                     const FC_FN(fc_operand) a = {NULL, NULL, dm + p * MP * L, NULL};
@@ -801,7 +892,7 @@ static int FC_FN(winograd_grad_weight)(int m, const fc_conv2d_shape *s, const FC
     const int64_t lanes = WINO_CHUNK_LANES, pieces = (M * K + lanes - 1) / lanes;
     FC_OMP(parallel num_threads(fc_threads_for(G * pieces, 4.0 * points * lanes * slots)))
     {
-        FC_T *t = fc_scratch((size_t)((3 * (m + 2) + 9) * lanes) * sizeof(FC_T), 0, &status);
+        FC_T *t = fc_scratch((size_t)((f.r * a + taps) * lanes) * sizeof(FC_T), 0, &status);
         FC_OMP(for schedule(static))
         for (int64_t job = 0; job < G * pieces; job++) {
             if (!t) continue;
@@ -810,7 +901,7 @@ static int FC_FN(winograd_grad_weight)(int m, const fc_conv2d_shape *s, const FC
             for (int64_t p = 0; p < points; p++)
                 for (int64_t slot = 1; slot < slots; slot++)
                     for (int64_t e = e0; e < e1; e++) sum[p * M * K + e] += sum[slot * size + p * M * K + e];
-            k->wino_kernel_grads(m, sum, M * K, e0, e1, t, t + 3 * (m + 2) * lanes, gw + g * M * K * 9);
+            k->wino_kernel_grads(f, sum, M * K, e0, e1, t, t + f.r * a * lanes, gw + g * M * K * taps);
         }
         fc_free(t);
     }

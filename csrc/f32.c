@@ -21,6 +21,7 @@
 #include "conv2d_grad_input.c"
 #include "conv2d_grad_weight.c"
 #include "conv2d_winograd.c"
+#include "conv2d_polyphase.c"
 #include "conv2d.c"
 #include "pool.c"
 #include "optim.c"

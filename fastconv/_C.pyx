@@ -41,9 +41,9 @@ cdef int check(int status) except -1:
     if status == 2:
         raise ValueError("max_pool2d_backward: indices hold a position outside the input plane")
     if status == 3:
-        raise ValueError("fastconv: algorithm names a path that cannot take this shape (winograd needs a 3x3 "
-                         "kernel, stride 1 and dilation 1; grad-input by phases needs taps and a frame in every "
-                         "stride phase)")
+        raise ValueError("fastconv: algorithm names a path that cannot take this shape (winograd needs a 3x3 or "
+                         "2x2 kernel with stride 1, or a square kernel of 2 or 3 strides, and dilation 1; "
+                         "grad-input by phases, strided Winograd's too, needs taps and a frame in every stride phase)")
     return 0
 
 

@@ -227,10 +227,18 @@ def algorithm(fn, value, g):
     if value not in ALGORITHMS and value not in GEMM_PATHS:
         raise ValueError(f"{fn}: algorithm must be one of {ALGORITHMS} (or 'im2col', an alias of 'gemm'), "
                          f"got {value!r}")
-    if value in ("winograd", "winograd:2x2") and ((g.kh, g.kw) != (3, 3) or g.stride != (1, 1) or g.dilation != (1, 1)):
-        raise ValueError(f"{fn}: algorithm={value!r} needs a 3x3 kernel, stride 1 and dilation 1, got kernel "
-                         f"{(g.kh, g.kw)}, stride {g.stride}, dilation {g.dilation}")
+    if value in ("winograd", "winograd:2x2") and not winograd_takes(g):
+        raise ValueError(f"{fn}: algorithm={value!r} needs a 3x3 or 2x2 kernel with stride 1, or a square kernel "
+                         f"of 2 or 3 strides (4x4 with stride 2), and dilation 1; got kernel {(g.kh, g.kw)}, "
+                         f"stride {g.stride}, dilation {g.dilation}")
     return value
+
+
+def winograd_takes(g):
+    """Whether Winograd takes a geometry: 3x3 or 2x2 stride-1 kernels, or
+    strided ones whose stride phases are such (csrc/conv2d_polyphase.c)."""
+    s, k = g.stride[0], g.kh
+    return g.dilation == (1, 1) and g.stride == (s, s) and g.kw == k and k % s == 0 and k // s in (2, 3)
 
 
 ACTIVATIONS = (None, "relu")

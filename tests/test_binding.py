@@ -87,11 +87,11 @@ def test_conv_geometry_checks():
     gy = buf(size["y"])
     for winograd in ("winograd", "winograd:2x2"):
         assert_raises_naming(lambda: _C.conv2d_forward(CONV, winograd, *args, None, buf(size["y"])), ValueError,
-                             ["cannot take this shape", "winograd needs a 3x3 kernel"])
+                             ["cannot take this shape", "winograd needs a 3x3 or 2x2 kernel"])
         assert_raises_naming(lambda: _C.conv2d_grad_input(CONV, winograd, gy, buf(size["w"]), buf(size["x"])),
-                             ValueError, ["cannot take this shape", "winograd needs a 3x3 kernel"])
+                             ValueError, ["cannot take this shape", "winograd needs a 3x3 or 2x2 kernel"])
         assert_raises_naming(lambda: _C.conv2d_grad_weight(CONV, winograd, gy, buf(size["x"]), buf(size["w"])),
-                             ValueError, ["cannot take this shape", "winograd needs a 3x3 kernel"])
+                             ValueError, ["cannot take this shape", "winograd needs a 3x3 or 2x2 kernel"])
     assert_raises_naming(lambda: _C.conv2d_forward(CONV, "direct", *args, "tanh", buf(size["y"])), ValueError,
                          ["_C.conv2d_forward", "activation", "'tanh'"])
     with pytest.raises(TypeError):

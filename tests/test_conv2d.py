@@ -137,6 +137,16 @@ WINOGRAD_EXTRA = {
     "wino_wide": (1, 300, 5, 6, 200, (3, 3), 1, 1, 1, 1),
     "wino_wide_groups": (1, 320, 5, 6, 320, (3, 3), 1, 1, 1, 2),
     "wino_gw_blocks": (40, 4, 10, 30, 5, (3, 3), 1, 1, 1, 1),
+    # 2x2 kernels: F(3x3, 2x2) ("winograd") and F(2x2, 2x2) ("winograd:2x2")
+    "wino_k2": (2, 3, 6, 7, 4, (2, 2), 1, 0, 1, 1),
+    "wino_k2_pad_groups": (2, 4, 8, 8, 6, (2, 2), 1, 1, 1, 2),
+    # strided kernels of 2 or 3 strides, by Winograd on the input's stride
+    # phases: paddings that leave input rows and columns in no window, groups
+    "wino_k4s2": (2, 3, 9, 7, 4, (4, 4), 2, 1, 1, 1),
+    "wino_k4s2_uncovered": (2, 3, 9, 9, 4, (4, 4), 2, 0, 1, 1),
+    "wino_k4s2_pad3_groups": (1, 4, 9, 8, 4, (4, 4), 2, 3, 1, 2),
+    "wino_k6s2": (1, 2, 11, 10, 3, (6, 6), 2, 0, 1, 1),
+    "wino_k6s3": (2, 3, 12, 12, 4, (6, 6), 3, 1, 1, 1),
 }
 WINOGRADS = ["winograd", "winograd:2x2"]
 WINOGRAD_CASES = [name for name, c in CASES.items()
@@ -281,30 +291,34 @@ def test_winograd_matches_oracle(algorithm, case, dtype, isa):
     assert_close(gw, ref.conv2d_grad_weight(gy, x, w.shape, **rkw), dtype)
 
 
+@pytest.mark.parametrize("case", ["wino_asym_pad", "wino_k2_pad_groups", "wino_k4s2"])
 @pytest.mark.parametrize("algorithm", WINOGRADS)
-def test_winograd_gradients_by_central_differences(algorithm):
-    x, w, b, kw, _ = make("wino_asym_pad", np.float64)
+def test_winograd_gradients_by_central_differences(algorithm, case):
+    x, w, b, kw, _ = make(case, np.float64)
     gy = np.random.default_rng(2).standard_normal(fastconv.conv2d(x, w, b, **kw).shape)
     gx, gw, _ = fastconv.conv2d_backward(gy, x, w, **kw, needs=("input", "weight"), algorithm=algorithm)
     assert_vjp(lambda v: fastconv.conv2d(v, w, b, **kw, algorithm=algorithm), x, gy, gx)
     assert_vjp(lambda v: fastconv.conv2d(x, v, b, **kw, algorithm=algorithm), w, gy, gw)
 
 
+@pytest.mark.parametrize("kernel, stride", [(3, 1), (4, 2)])
 @pytest.mark.parametrize("channels, size", [(16, 20), (64, 14), (256, 10)])
-def test_winograd_float32_error_within_10x_the_gemms(channels, size):
+def test_winograd_float32_error_within_10x_the_gemms(channels, size, kernel, stride):
     """The bound "auto" relies on (docs/API.md): each Winograd tile's
     float32 forward and grad-input stay within 10x the GEMM path's largest
-    error against float64, relative to the largest value (measured: F(4x4)
-    3.6-7x, F(2x2) 0.7-2.6x, for 16 to 512 channels)."""
+    error against float64, relative to the largest value (measured: F(4x4,
+    3x3) 3.6-7x, F(2x2, 3x3) 0.7-2.6x, for 16 to 512 channels; k4 s2
+    layers' phases by F(3x3, 2x2) 1.3-3.1x, F(2x2, 2x2) 1.5-3.7x)."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, channels, size, size)).astype(np.float32)
-    w = (rng.standard_normal((channels, channels, 3, 3)) / np.sqrt(9 * channels)).astype(np.float32)
-    gy = rng.standard_normal((2, channels, size, size)).astype(np.float32)
+    w = (rng.standard_normal((channels, channels, kernel, kernel)) / np.sqrt(kernel**2 * channels)).astype(np.float32)
+    kw = dict(padding=1, stride=stride)
+    gy = rng.standard_normal(fastconv.conv2d(x, w, **kw).shape).astype(np.float32)
 
     def passes(algorithm, *arrays):
         xa, wa, ga = arrays
-        return (fastconv.conv2d(xa, wa, padding=1, algorithm=algorithm),
-                fastconv.conv2d_backward(ga, xa, wa, padding=1, needs=("input",), algorithm=algorithm)[0])
+        return (fastconv.conv2d(xa, wa, **kw, algorithm=algorithm),
+                fastconv.conv2d_backward(ga, xa, wa, **kw, needs=("input",), algorithm=algorithm)[0])
 
     exact = passes("gemm", x.astype(np.float64), w.astype(np.float64), gy.astype(np.float64))
 
@@ -349,16 +363,47 @@ def test_auto_runs_winograd_on_wide_3x3_layers(shape, paths, dtype):
         np.testing.assert_array_equal(out["auto"][pass_], out[paths.get(pass_, "gemm")][pass_], err_msg=pass_)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape, paths", [
+    # a k4 s2 transposed conv (the forward is conv2d's grad-input) on its
+    # stride phases, from 64 channels each side and 96 F(4x4) tiles: the
+    # forward's 15x15 map of phases by F(3x3, 2x2), the backward's 14x14
+    # by F(2x2, 2x2), where its GEMMs do over 4/5 of F(2x2)'s
+    ((8, 128, 14, 14, 64), {"forward": "winograd", "input": "winograd:2x2", "weight": "winograd:2x2"}),
+    ((8, 256, 8, 8, 128), {}),   # 32 tiles: too little work for 2x2 kernels' transforms
+    # 7x7: the backward's phases fill F(2x2)'s tiles too poorly, the forward's 8x8 fit
+    ((32, 256, 7, 7, 128), {"forward": "winograd:2x2"}),
+])
+def test_auto_runs_winograd_on_k4s2_layers(shape, paths, dtype):
+    """winograd_pays on a strided layer's phases: "auto" gives the bits of
+    the tile the rule takes, the GEMM's elsewhere."""
+    n, c, h, w, co = shape
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((c, co, 4, 4)).astype(dtype)
+    gy = rng.standard_normal((n, co, 2 * h, 2 * w)).astype(dtype)
+    kw = dict(stride=2, padding=1)
+    out = {}
+    for a in ("auto", "gemm", "winograd", "winograd:2x2"):
+        gx, gw, _ = fastconv.conv_transpose2d_backward(gy, x, wt, **kw, needs=("input", "weight"), algorithm=a)
+        out[a] = {"forward": fastconv.conv_transpose2d(x, wt, **kw, algorithm=a), "input": gx, "weight": gw}
+    for pass_ in ("forward", "input", "weight"):
+        for one, other in (("gemm", "winograd"), ("gemm", "winograd:2x2"), ("winograd", "winograd:2x2")):
+            assert not np.array_equal(out[one][pass_], out[other][pass_])
+        np.testing.assert_array_equal(out["auto"][pass_], out[paths.get(pass_, "gemm")][pass_], err_msg=pass_)
+
+
 @pytest.mark.parametrize("kernel, kw, words", [
     ((5, 5), {}, ["kernel (5, 5)"]), ((3, 3), dict(stride=2), ["stride (2, 2)"]),
-    ((3, 3), dict(dilation=2), ["dilation (2, 2)"]), ((3, 1), {}, ["kernel (3, 1)"])])
+    ((4, 4), dict(stride=2, dilation=2), ["dilation (2, 2)"]), ((3, 1), {}, ["kernel (3, 1)"]),
+    ((4, 4), dict(stride=(2, 1)), ["stride (2, 1)"])])
 @pytest.mark.parametrize("algorithm", WINOGRADS)
 def test_winograd_names_what_it_cannot_take(algorithm, kernel, kw, words):
     x, w = np.ones((1, 2, 9, 9)), np.ones((3, 2) + kernel)
     for call in (lambda: fastconv.conv2d(x, w, **kw, algorithm=algorithm),
                  lambda: fastconv.conv2d_backward(np.ones_like(fastconv.conv2d(x, w, **kw)), x, w, **kw,
                                                   algorithm=algorithm)):
-        with pytest.raises(ValueError, match=f"{algorithm}' needs a 3x3 kernel, stride 1 and dilation 1") as info:
+        with pytest.raises(ValueError, match=f"{algorithm}' needs a 3x3 or 2x2 kernel with stride 1") as info:
             call()
         for word in words:
             assert word in str(info.value)

@@ -21,17 +21,19 @@ SHAPES = [
     ((18, 8, 9, 9), (16, 8, 3, 3), dict(padding=1)),
     ((3, 64, 6, 6), (16, 64, 3, 3), dict(padding=1)),
     ((1, 96, 4, 5), (208, 96, 3, 3), dict(padding=1)),
+    ((4, 16, 14, 14), (32, 16, 4, 4), dict(stride=2, padding=1)),
 ]
 
 
 @pytest.mark.parametrize("algorithm", ["direct", "gemm", "winograd", "winograd:2x2"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("shapes", SHAPES, ids=["plain", "grouped_s2", "dilated_one_image", "pointwise", "many_images", "gw_by_taps",
-                                             "channels_split"])
+                                             "channels_split", "k4s2_phases"])
 def test_one_thread_equals_many_bitwise(shapes, dtype, algorithm, threads):
     xs, ws, kw = shapes
-    if algorithm.startswith("winograd") and (ws[2:] != (3, 3) or kw.get("stride", 1) != 1 or kw.get("dilation", 1) != 1):
-        pytest.skip("Winograd runs 3x3, stride-1, undilated convs")
+    k, stride = ws[2], kw.get("stride", 1)
+    if algorithm.startswith("winograd") and not (k % stride == 0 and k // stride in (2, 3) and "dilation" not in kw):
+        pytest.skip("Winograd runs 3x3 and 2x2 kernels, stride 1, or kernels of 2 or 3 strides, undilated")
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
     results = []
@@ -74,11 +76,11 @@ def test_scratch_kept_between_calls_changes_no_result():
     cases = [(rng.standard_normal((8, 64, 14, 14)).astype(np.float32),
               rng.standard_normal((64, 64, 3, 3)).astype(np.float32), dict(padding=1)),
              (rng.standard_normal((8, 64, 28, 28)).astype(np.float32),
-              rng.standard_normal((128, 64, 5, 5)).astype(np.float32), dict(stride=2, padding=2)),
+              rng.standard_normal((128, 64, 4, 4)).astype(np.float32), dict(stride=2, padding=1)),
              (rng.standard_normal((2, 32, 30, 30)), rng.standard_normal((48, 32, 5, 5)), {})]
 
     def run(x, w, kw):
-        y = fastconv.conv2d(x, w, **kw, algorithm="winograd" if w.shape[2] == 3 else "gemm")
+        y = fastconv.conv2d(x, w, **kw, algorithm="winograd" if w.shape[2] != 5 else "gemm")
         return (y,) + fastconv.conv2d_backward(np.cos(y), x, w, **kw, needs=("input", "weight"))[:2]
 
     expected = [run(*case) for case in cases]
