@@ -342,6 +342,7 @@ typedef FC_T FC_FN(tiles8) __attribute__((vector_size(8 * sizeof(FC_T)), aligned
 #define EVERY2(a, b, k) \
     __builtin_shufflevector(a, b, k, k + 2, k + 4, k + 6, k + 8, k + 10, k + 12, k + 14, k + 16, k + 18, k + 20, \
                             k + 22, k + 24, k + 26, k + 28, k + 30)
+#define EVERY2_OF8(a, k) __builtin_shufflevector(a, a, k, k + 2, k + 4, k + 6, k + 8, k + 10, k + 12, k + 14)
 #define JOIN(lo, hi) __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 
 /* out[k][t] = src[m*t + k], k < m, t < 16 */
@@ -363,9 +364,27 @@ static inline __attribute__((always_inline)) void FC_FN(deal)(int m, const FC_T 
     out[2] = JOIN(EVERY4(a0, a1, 2), EVERY4(a2, a3, 2)), out[3] = JOIN(EVERY4(a0, a1, 3), EVERY4(a2, a3, 3));
 }
 
+/* The same for t < 8, reading 16 or 32 elements: rows of at most 8 tiles
+ * (maps up to 16 pixels across by F(2x2), 32 by F(4x4)) filled half of
+ * deal's vectors, and the rows' overlapping stores wasted the rest. */
+static inline __attribute__((always_inline)) void FC_FN(deal8)(int m, const FC_T *src, FC_FN(tiles8) *out) {
+    typedef FC_FN(tiles16) v;
+    const v a0 = *(const v *)src;
+    if (m == 2) {
+        out[0] = EVERY2_OF8(a0, 0), out[1] = EVERY2_OF8(a0, 1);
+        return;
+    }
+    const v a1 = *(const v *)(src + 16);
+    if (m == 3) {
+        out[0] = EVERY3(a0, a1, 0), out[1] = EVERY3(a0, a1, 1), out[2] = EVERY3(a0, a1, 2);
+        return;
+    }
+    out[0] = EVERY4(a0, a1, 0), out[1] = EVERY4(a0, a1, 1), out[2] = EVERY4(a0, a1, 2), out[3] = EVERY4(a0, a1, 3);
+}
 #undef EVERY4
 #undef EVERY3
 #undef EVERY2
+#undef EVERY2_OF8
 #undef JOIN
 #endif
 
@@ -373,6 +392,13 @@ static inline __attribute__((always_inline)) void FC_FN(spread_row)(wino_f f, co
                                                                     int64_t pn) {
     const int m = f.m, a = f.m + f.r - 1;
 #ifdef FC_HAVE_SHUFFLE
+    if (tw <= 8) {
+        FC_FN(tiles8) p[8];
+        FC_FN(deal8)(m, ri, p);
+        FC_FN(deal8)(m, ri + m, p + m);
+        for (int k = 0; k < a; k++) *(FC_FN(tiles8) *)(ph + k * pn) = p[k];
+        return;
+    }
     for (int64_t t0 = 0; t0 < tw; t0 += SPREAD_TILES) {
         FC_FN(tiles16) p[8]; /* phases 0 .. m-1 from column m*t0, then m .. a-1 from m*t0 + m */
         FC_FN(deal)(m, ri + m * t0, p);
@@ -569,7 +595,10 @@ static int FC_FN(winograd_conv)(wino_f f, const fc_conv2d_shape *s, const FC_T *
     /* Tile rows per block: V and M within about 1 MiB (an L2), or one
      * panel of nr tiles where that is more, and among those the count
      * that leaves the busiest thread the fewest panels of the GEMM to
-     * compute, blocks shared evenly (the larger count on a tie). With many
+     * compute, blocks shared evenly, then the fewest tiles where each
+     * thread has blocks of its own (F(3x3, 2x2) on a 15x15 map at batch 8:
+     * 8 blocks of 5 rows of 5 tiles, not 7 of 6 rows, a panel each either
+     * way), then the larger count. With many
      * blocks that is the count whose tiles best fill the panels; with
      * few, one whose blocks share evenly (F(2x2) on a 10x10 map at batch
      * 8 made blocks of 19, 19 and 2 rows of 5 tiles: 6 panels for one
@@ -582,10 +611,11 @@ static int FC_FN(winograd_conv)(wino_f f, const fc_conv2d_shape *s, const FC_T *
     const int64_t nr = k->gemm.nr, threads = fc_get_num_threads();
     int64_t most = FC_MAX((int64_t)1, FC_MAX(nr, (int64_t)262144 / (points * (K + M))) / tw);
     most = FC_MIN(most, tile_rows);
-    int64_t RB = 1, least = INT64_MAX;
+    int64_t RB = 1, least = INT64_MAX, least_tiles = INT64_MAX;
     for (int64_t r = 1; r <= most; r++) {
-        const int64_t busiest = (G * ((tile_rows + r - 1) / r) + threads - 1) / threads * ((r * tw + nr - 1) / nr);
-        if (busiest <= least) RB = r, least = busiest;
+        const int64_t count = G * ((tile_rows + r - 1) / r), per = (count + threads - 1) / threads;
+        const int64_t busiest = per * ((r * tw + nr - 1) / nr), tiles = count >= threads ? per * r * tw : 0;
+        if (busiest < least || (busiest == least && tiles <= least_tiles)) RB = r, least = busiest, least_tiles = tiles;
     }
     const int64_t blocks = (tile_rows + RB - 1) / RB;
     const int fused = wino_fused(points, M, K, G, blocks);
