@@ -10,7 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "fastconv.h"
 
@@ -57,19 +56,19 @@ static inline void fc_valid_range(int64_t off, int64_t stride, int64_t in, int64
     if (*hi < *lo) *hi = *lo;
 }
 
-/* The kernels' temporaries (memory.c): malloc and free, except that
- * large blocks are kept between calls for the next to reuse. */
+/* The kernels' temporaries (memory.c): malloc, calloc and free, except
+ * that large blocks are kept between calls for the next to reuse. */
 void *fc_alloc(size_t bytes);
+void *fc_calloc(size_t bytes);
 void fc_free(void *p);
 
-/* A thread's scratch inside a parallel region: `bytes` from fc_alloc,
- * zeroed when `zero`. On failure it returns NULL and sets
+/* A thread's scratch inside a parallel region: `bytes` from fc_alloc, or
+ * zeroed from fc_calloc when `zero`. On failure it returns NULL and sets
  * *status to FC_ERR_NOMEM (atomically: any thread may fail); the thread
  * then skips its tasks but still enters the region's worksharing loop,
  * which every thread of the team must. */
 static inline void *fc_scratch(size_t bytes, int zero, int *status) {
-    void *p = fc_alloc(bytes);
-    if (p && zero) memset(p, 0, bytes);
+    void *p = zero ? fc_calloc(bytes) : fc_alloc(bytes);
     if (!p) {
         FC_OMP(atomic write)
         *status = FC_ERR_NOMEM;

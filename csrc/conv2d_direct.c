@@ -258,9 +258,8 @@ static int FC_FN(fc_conv2d_grad_weight_direct)(const fc_conv2d_shape *s, const F
     const int64_t cin_g = GROUP_IN(s), pairs = s->c_out * cin_g;
     const gw_frame f = FC_FN(grad_weight_frame)(s);
     const FC_FN(fc_kernels) *k = FC_FN(kernels)();
-    ptrdiff_t *off = fc_alloc((size_t)f.taps * sizeof(ptrdiff_t));
+    ptrdiff_t *off = fc_calloc((size_t)f.taps * sizeof(ptrdiff_t)); /* padding taps: offset 0 */
     if (!off) return FC_ERR_NOMEM;
-    memset(off, 0, (size_t)f.taps * sizeof(ptrdiff_t)); /* padding taps: offset 0 */
     indirect_offsets(s, 1, f.ph * f.pw, f.pw, off);
     /* The frame is read up to length + the largest offset: zeros past it. */
     const size_t frame_size = (size_t)FC_MAX(f.ph * f.pw, f.length + (s->kh - 1) * s->dil_h * f.pw + (s->kw - 1) * s->dil_w);

@@ -17,6 +17,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common.h"
 
@@ -32,6 +33,7 @@
 /* Under AddressSanitizer every block is malloc's own, so that it sees
  * each access past what was asked for. */
 void *fc_alloc(size_t bytes) { return malloc(bytes); }
+void *fc_calloc(size_t bytes) { return calloc(bytes, 1); }
 void fc_free(void *p) { free(p); }
 #else
 
@@ -79,7 +81,9 @@ static kept_blocks *mine(void) {
     return k;
 }
 
-void *fc_alloc(size_t bytes) {
+/* A block from this thread's cache (zeroed if `zero`), or a new one from
+ * malloc, or from calloc where `zero` (free on fresh pages). */
+static void *take(size_t bytes, int zero) {
     kept_blocks *k = bytes >= KEEP_MIN ? mine() : NULL;
     if (k) { /* the smallest kept block that holds it, if at most twice its size */
         int best = -1;
@@ -89,17 +93,22 @@ void *fc_alloc(size_t bytes) {
         if (best >= 0) {
             char *block = k->block[best];
             drop(k, best);
+            if (zero) memset(block, 0, bytes);
             return block;
         }
     }
     const size_t skew = bytes >= KEEP_MIN ? 64 * (__atomic_fetch_add(&color, 1, __ATOMIC_RELAXED) % COLORS) : 0;
-    char *raw = bytes > SIZE_MAX - HEADER - 64 * COLORS ? NULL : malloc(bytes + HEADER + skew);
+    const size_t total = bytes > SIZE_MAX - HEADER - 64 * COLORS ? 0 : bytes + HEADER + skew;
+    char *raw = !total ? NULL : zero ? calloc(total, 1) : malloc(total);
     if (!raw) return NULL;
     char *block = raw + HEADER + skew;
     ((size_t *)block)[-1] = bytes;
     ((char **)block)[-2] = raw;
     return block;
 }
+
+void *fc_alloc(size_t bytes) { return take(bytes, 0); }
+void *fc_calloc(size_t bytes) { return take(bytes, 1); }
 
 void fc_free(void *p) {
     if (!p) return;
