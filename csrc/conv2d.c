@@ -106,8 +106,11 @@ static double winograd_gw_bytes(int m, const fc_conv2d_shape *s, size_t elem) {
  * on). The larger tile where its GEMMs do at most 3/4 of F(2x2)'s for
  * 3x3 kernels (F(4x4): maps from about 12 pixels on, and 7x7 at batch 8),
  * 4/5 for 2x2 (F(3x3): maps of 3k pixels, a k4 s2 layer's transpose
- * from 14x14 and 16x16 maps). All keep the float32 error within 10x the
- * GEMM's (F(2x2, 3x3) about 2x, F(4x4, 3x3) 4-7x: docs/API.md).
+ * from 14x14 and 16x16 maps); 2x2 in float32 only (in float64, whose
+ * copies and transforms move twice the bytes, a k4 s2 transpose's forward
+ * ran 1.05x and its grad-input 1.15x the GEMM's time). All keep the
+ * float32 error within 10x the GEMM's (F(2x2, 3x3) about 2x, F(4x4, 3x3)
+ * 4-7x: docs/API.md).
  * Grad-weight by a tile also needs its copies of dU within 32 MiB, else
  * it tries F(2x2), then the GEMM: above glibc's mmap threshold they were
  * faulted in afresh on every call, and F(4x4)'s on 512 x 512 kernels ran
@@ -120,6 +123,7 @@ static int winograd_pays(const fc_conv2d_shape *layer, conv_pass pass, int64_t n
     const int enough = tiles >= 96 || (tiles >= 48 && s->out_w >= 28) ||
                        (s->kh == 3 && GROUP_IN(s) * GROUP_OUT(s) * tiles >= ((int64_t)1 << 21));
     if (!winograd_applies(s) || GROUP_IN(s) < 64 || GROUP_OUT(s) < 64 || !enough) return 0;
+    if (s->kh == 2 && elem != sizeof(float)) return 0;
     const int big = s->kh == 3 ? 4 : 3, num = s->kh == 3 ? 4 : 5, den = s->kh == 3 ? 3 : 4;
     const int first = num * winograd_mults(big, s, nr) <= den * winograd_mults(2, s, nr) ? big : 2;
     if (10 * winograd_mults(s->kh == 3 ? 2 : first, s, nr) > 6 * s->kh * s->kw * s->n * PIXELS(s)) return 0;
