@@ -139,10 +139,12 @@ static int winograd_tile(fc_algorithm algo) { return algo == FC_ALGO_WINOGRAD_F2
  * its phases' conv), then direct_or_gemm; "gemm" by the pass's rule; a
  * named path or plain loops as given. */
 static fc_algorithm FC_FN(choose)(const fc_conv2d_shape *s, fc_algorithm algo, conv_pass pass) {
-    const fc_conv2d_shape t = polyphase_applies(s) ? polyphase_shape(s) : *s;
-    const int tile = algo == FC_ALGO_AUTO ? winograd_pays(&t, pass, FC_FN(gemm_nr)(), sizeof(FC_T)) : 0;
-    if (tile) return tile == 2 ? FC_ALGO_WINOGRAD_F2 : FC_ALGO_WINOGRAD;
-    if (algo == FC_ALGO_AUTO) algo = FC_FN(direct_or_gemm)(s, pass);
+    if (algo == FC_ALGO_AUTO) {
+        const fc_conv2d_shape t = polyphase_applies(s) ? polyphase_shape(s) : *s;
+        const int tile = winograd_pays(&t, pass, FC_FN(gemm_nr)(), sizeof(FC_T));
+        if (tile) return tile == 2 ? FC_ALGO_WINOGRAD_F2 : FC_ALGO_WINOGRAD;
+        algo = FC_FN(direct_or_gemm)(s, pass);
+    }
     if (algo != FC_ALGO_GEMM) return algo;
     if (pass == PASS_FORWARD) return forward_path(s);
     return pass == PASS_GRAD_INPUT ? FC_FN(grad_input_path)(s) : grad_weight_path(s);

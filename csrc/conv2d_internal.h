@@ -95,26 +95,27 @@ static int FC_FN(fc_conv2d_grad_weight_indirect)(const fc_conv2d_shape *s, const
                                                  int by_taps, FC_T *gw);
 
 /* conv2d_winograd.c: stride-1 convs by Winograd F(m x m, r x r): 3x3
- * kernels with m = 2 or 4, 2x2 kernels with m = 2 or 3 */
+ * kernels with m = 2 or 4, 2x2 kernels with m = 2 or 3; the entry
+ * points take a tile, 2 or 4 for the larger */
 typedef struct {
     int m, r; /* output tile m x m, kernel r x r */
 } wino_f;
 
 static int winograd_applies(const fc_conv2d_shape *s);
-static int FC_FN(winograd_forward)(int m, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
+static int FC_FN(winograd_forward)(int tile, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
                                    unsigned flags, FC_T *y);
-static int FC_FN(winograd_grad_input)(int m, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx);
+static int FC_FN(winograd_grad_input)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx);
 static int64_t winograd_gw_rows(int m, const fc_conv2d_shape *s);
-static int FC_FN(winograd_grad_weight)(int m, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x, FC_T *gw);
+static int FC_FN(winograd_grad_weight)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x, FC_T *gw);
 
 /* conv2d_polyphase.c: strided convs whose kernels span 2 or 3 strides, as
  * Winograd convs of the input's stride phases */
 static int polyphase_applies(const fc_conv2d_shape *s);
 static fc_conv2d_shape polyphase_shape(const fc_conv2d_shape *s);
-static int FC_FN(polyphase_forward)(int m, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
+static int FC_FN(polyphase_forward)(int tile, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
                                     unsigned flags, FC_T *y);
-static int FC_FN(polyphase_grad_input)(int m, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx);
-static int FC_FN(polyphase_grad_weight)(int m, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x, FC_T *gw);
+static int FC_FN(polyphase_grad_input)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx);
+static int FC_FN(polyphase_grad_weight)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x, FC_T *gw);
 
 /* conv2d.c: the GEMM forward by its rule (packed or indirect), which
  * grad-input's phases run on */

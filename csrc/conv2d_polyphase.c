@@ -128,14 +128,14 @@ static void FC_FN(polyphase_free)(FC_FN(polyphase) *p) {
     fc_free(p->wp);
 }
 
-static int FC_FN(polyphase_forward)(int m, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
+static int FC_FN(polyphase_forward)(int tile, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
                                     unsigned flags, FC_T *y) {
     FC_FN(polyphase) p;
     int status = FC_FN(polyphase_alloc)(s, &p);
     if (status == FC_OK) {
         FC_FN(move_phases)(s, &p.t, (FC_T *)x, p.xs, 0);
         FC_FN(regroup_taps)(s, w, p.wp, 0);
-        status = FC_FN(winograd_forward)(m, &p.t, p.xs, p.wp, b, flags, y);
+        status = FC_FN(winograd_forward)(tile, &p.t, p.xs, p.wp, b, flags, y);
     }
     FC_FN(polyphase_free)(&p);
     return status;
@@ -143,24 +143,24 @@ static int FC_FN(polyphase_forward)(int m, const fc_conv2d_shape *s, const FC_T 
 
 /* Grad-input: the phases' conv's, into the phases (xs as scratch), then
  * spread back over gx. */
-static int FC_FN(polyphase_grad_input)(int m, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx) {
+static int FC_FN(polyphase_grad_input)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx) {
     FC_FN(polyphase) p;
     int status = FC_FN(polyphase_alloc)(s, &p);
     if (status == FC_OK) {
         FC_FN(regroup_taps)(s, w, p.wp, 0);
-        status = FC_FN(winograd_grad_input)(m, &p.t, gy, p.wp, p.xs);
+        status = FC_FN(winograd_grad_input)(tile, &p.t, gy, p.wp, p.xs);
         if (status == FC_OK) FC_FN(move_phases)(s, &p.t, gx, p.xs, 1);
     }
     FC_FN(polyphase_free)(&p);
     return status;
 }
 
-static int FC_FN(polyphase_grad_weight)(int m, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x, FC_T *gw) {
+static int FC_FN(polyphase_grad_weight)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x, FC_T *gw) {
     FC_FN(polyphase) p;
     int status = FC_FN(polyphase_alloc)(s, &p);
     if (status == FC_OK) {
         FC_FN(move_phases)(s, &p.t, (FC_T *)x, p.xs, 0);
-        status = FC_FN(winograd_grad_weight)(m, &p.t, gy, p.xs, p.wp);
+        status = FC_FN(winograd_grad_weight)(tile, &p.t, gy, p.xs, p.wp);
         if (status == FC_OK) FC_FN(regroup_taps)(s, p.wp, gw, 1);
     }
     FC_FN(polyphase_free)(&p);

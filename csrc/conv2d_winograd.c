@@ -75,15 +75,16 @@ static int winograd_applies(const fc_conv2d_shape *s) {
            s->dil_w == 1;
 }
 
-/* The variant for tile m (2, or 4 for the larger) and s's kernel: 2x2
+/* The variant for a tile (2, or 4 for the larger) and s's kernel: 2x2
  * kernels' larger tile is 3x3. */
-static inline wino_f wino_variant(int m, const fc_conv2d_shape *s) {
-    const wino_f f = {s->kh == 2 && m == 4 ? 3 : m, (int)s->kh};
+static inline wino_f wino_variant(int tile, const fc_conv2d_shape *s) {
+    const wino_f f = {s->kh == 2 && tile == 4 ? 3 : tile, (int)s->kh};
     return f;
 }
 
-/* The points of F(m x m, r x r)'s a x a domain, a = m + r - 1. */
-static inline int64_t wino_points(wino_f f) { return (int64_t)(f.m + f.r - 1) * (f.m + f.r - 1); }
+/* The side of F(m x m, r x r)'s a x a domain, a = m + r - 1, and its points. */
+static inline int wino_side(wino_f f) { return f.m + f.r - 1; }
+static inline int64_t wino_points(wino_f f) { return (int64_t)wino_side(f) * wino_side(f); }
 
 /* The three transforms as formulas on vectors of lanes, lane by lane over
  * arrays n long so that they vectorize: G (r kernel values to a points),
@@ -270,7 +271,7 @@ static inline __attribute__((always_inline)) void FC_FN(wino_kernels_f)(wino_f f
                                                                         int64_t cs, int64_t qs, int64_t rows,
                                                                         int64_t kc, FC_T *u, int64_t ps, FC_T *wq,
                                                                         FC_T *t) {
-    const int r = f.r, a = f.m + f.r - 1;
+    const int r = f.r, a = wino_side(f);
     for (int64_t c0 = 0; c0 < kc; c0 += WINO_KERNEL_CHANNELS) { /* wq and t in L1 */
         const int64_t n = FC_MIN((int64_t)WINO_KERNEL_CHANNELS, kc - c0) * FC_MR;
         for (int64_t ci = 0; ci < n / FC_MR; ci++) {
@@ -322,7 +323,7 @@ FC_VECTOR_LOOP(wino_kernels, (wino_f f, const FC_T *w, int64_t rs, int64_t cs, i
 #define SPREAD_TILES 16
 
 static size_t wino_scratch_size(wino_f f, int64_t chunk, int64_t lanes) {
-    const int64_t m = f.m, a = f.m + f.r - 1, n = chunk * lanes;
+    const int64_t m = f.m, a = wino_side(f), n = chunk * lanes;
     const int64_t in = a * a * (n + SPREAD_TILES) + a * a * n + a * m * (lanes + SPREAD_TILES + 1);
     return (size_t)FC_MAX(in, (m * a + m * m) * n);
 }
@@ -390,7 +391,7 @@ static inline __attribute__((always_inline)) void FC_FN(deal8)(int m, const FC_T
 
 static inline __attribute__((always_inline)) void FC_FN(spread_row)(wino_f f, const FC_T *ri, int64_t tw, FC_T *ph,
                                                                     int64_t pn) {
-    const int m = f.m, a = f.m + f.r - 1;
+    const int m = f.m, a = wino_side(f);
 #ifdef FC_HAVE_SHUFFLE
     if (tw <= 8) {
         FC_FN(tiles8) p[8];
@@ -418,7 +419,7 @@ static inline __attribute__((always_inline)) void FC_FN(spread_row)(wino_f f, co
 static inline __attribute__((always_inline)) void FC_FN(wino_input_f)(
     wino_f f, const fc_conv2d_shape *s, const FC_T *x, int64_t ci0, int64_t nc, int64_t row0, int64_t rows,
     int64_t th, int64_t tw, int64_t lanes, FC_T *scratch, FC_T *v, int64_t pstride) {
-    const int m = f.m, a = f.m + f.r - 1;
+    const int m = f.m, a = wino_side(f);
     const int64_t q = rows * tw, n = nc * lanes, pn = n + SPREAD_TILES; /* n: the lanes of the chunk */
     FC_T *phase = scratch, *cols = phase + a * a * pn, *row = cols + a * a * n;
     /* the columns of the row that tiles read, m*tw + r - 1 of them from
@@ -493,7 +494,7 @@ static inline FC_T FC_FN(wino_finish)(FC_T v, int relu) {
 static inline __attribute__((always_inline)) void FC_FN(wino_output_f)(
     wino_f f, const fc_conv2d_shape *s, const FC_T *mb, int64_t pstride, int64_t co0, int64_t nc, int64_t row0,
     int64_t rows, int64_t th, int64_t tw, int64_t lanes, const FC_T *b, unsigned flags, FC_T *scratch, FC_T *y) {
-    const int m = f.m, a = f.m + f.r - 1;
+    const int m = f.m, a = wino_side(f);
     const int64_t n = nc * lanes;
     FC_T *tmp = scratch, *out = tmp + m * a * n;
     for (int j = 0; j < a; j++) {
@@ -624,7 +625,7 @@ static int FC_FN(winograd_conv)(wino_f f, const fc_conv2d_shape *s, const FC_T *
     const int64_t MP = ((M + parts - 1) / parts + FC_MR - 1) / FC_MR * FC_MR; /* output channels per part */
     const int64_t L = RB * tw, tasks = G * blocks * parts, n_pad = (L + nr - 1) / nr * nr;
     const int64_t chunk = FC_MAX((int64_t)1, WINO_CHUNK_LANES / L); /* channels a transform call */
-    const int64_t kc_max = FC_MIN(K, (int64_t)FC_KC), wq_size = f.r * (f.r + f.m + f.r - 1) * WINO_KERNEL_CHANNELS * FC_MR;
+    const int64_t kc_max = FC_MIN(K, (int64_t)FC_KC), wq_size = f.r * (f.r + wino_side(f)) * WINO_KERNEL_CHANNELS * FC_MR;
     /* U[g][p][part] = point p of the part's kernels of group g, packed as
      * GEMM A (unless fused), transformed a panel of FC_MR output channels
      * and a k-block at a time. */
@@ -727,23 +728,23 @@ static int FC_FN(winograd_conv)(wino_f f, const fc_conv2d_shape *s, const FC_T *
 }
 
 /* The forward, of w (c_out, c_in/groups, r, r). */
-static int FC_FN(winograd_forward)(int m, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
+static int FC_FN(winograd_forward)(int tile, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
                                    unsigned flags, FC_T *y) {
     const int64_t taps = s->kh * s->kw;
     const FC_FN(wino_weights) kernels = {w, GROUP_OUT(s) * GROUP_IN(s) * taps, GROUP_IN(s) * taps, taps, 1};
-    return FC_FN(winograd_conv)(wino_variant(m, s), s, x, &kernels, b, flags, y);
+    return FC_FN(winograd_conv)(wino_variant(tile, s), s, x, &kernels, b, flags, y);
 }
 
 /* Grad-input as the convolution of gy by the kernel rotated 180 degrees with
  * its channel axes swapped per group: kernel (ci, co) of group g is
  * w[g][co][ci] turned, read in place. */
-static int FC_FN(winograd_grad_input)(int m, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx) {
+static int FC_FN(winograd_grad_input)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx) {
     const int64_t M = GROUP_OUT(s), K = GROUP_IN(s), r = s->kh, taps = r * r;
     const FC_FN(wino_weights) turned = {w + taps - 1, M * K * taps, taps, K * taps, -1};
     fc_conv2d_shape t = *s;
     t.c_in = s->c_out, t.c_out = s->c_in, t.h = s->out_h, t.w = s->out_w, t.out_h = s->h, t.out_w = s->w;
     t.pad_top = r - 1 - s->pad_top, t.pad_left = r - 1 - s->pad_left;
-    return FC_FN(winograd_conv)(wino_variant(m, s), &t, gy, &turned, NULL, 0, gx);
+    return FC_FN(winograd_conv)(wino_variant(tile, s), &t, gy, &turned, NULL, 0, gx);
 }
 
 /* ------------------------------------------------------ grad-weight */
@@ -777,7 +778,7 @@ static int64_t winograd_gw_rows(int m, const fc_conv2d_shape *s) {
 static inline __attribute__((always_inline)) void FC_FN(wino_grad_output_f)(
     wino_f f, const fc_conv2d_shape *s, const FC_T *gy, int64_t co0, int64_t nc, int64_t row0, int64_t rows,
     int64_t th, int64_t tw, int64_t lanes, FC_T *scratch, FC_T *dm, int64_t pstride) {
-    const int m = f.m, a = f.m + f.r - 1;
+    const int m = f.m, a = wino_side(f);
     const int64_t n = (nc + FC_MR - 1) / FC_MR * FC_MR * lanes, width = m * tw;
     FC_T *phase = scratch, *cols = phase + m * m * n, *row = cols + m * a * n;
     memset(phase, 0, (size_t)(m * m * n) * sizeof(FC_T));
@@ -825,7 +826,7 @@ FC_VECTOR_LOOP(wino_grad_output_block, (wino_f f, const fc_conv2d_shape *s, cons
 static inline __attribute__((always_inline)) void FC_FN(wino_kernel_grads_f)(wino_f f, const FC_T *du, int64_t ps,
                                                                              int64_t e0, int64_t e1, FC_T *t,
                                                                              FC_T *out, FC_T *gw) {
-    const int r = f.r, a = f.m + f.r - 1;
+    const int r = f.r, a = wino_side(f);
     const int64_t n = e1 - e0;
     for (int i = 0; i < a; i++) { /* t[i][c] = (dU G)[i][c]: along each row i */
         const FC_T *d[6];
@@ -859,7 +860,7 @@ FC_VECTOR_LOOP(wino_kernel_grads, (wino_f f, const FC_T *du, int64_t ps, int64_t
 static int FC_FN(winograd_grad_weight)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x, FC_T *gw) {
     const wino_f f = wino_variant(tile, s);
     const int m = f.m;
-    const int64_t points = wino_points(f), a = m + f.r - 1, taps = f.r * f.r;
+    const int64_t points = wino_points(f), a = wino_side(f), taps = f.r * f.r;
     const int64_t M = GROUP_OUT(s), K = GROUP_IN(s), G = s->groups, m_pad = (M + FC_MR - 1) / FC_MR * FC_MR;
     const int64_t th = (s->out_h + m - 1) / m, tw = (s->out_w + m - 1) / m, tile_rows = s->n * th;
     const FC_FN(fc_kernels) *k = FC_FN(kernels)();
