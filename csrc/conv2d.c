@@ -180,7 +180,8 @@ int FC_FN(fc_conv2d_forward)(const fc_conv2d_shape *s, fc_algorithm algo, const 
     case FC_ALGO_WINOGRAD:
     case FC_ALGO_WINOGRAD_F2: {
         const unsigned flags = act == FC_ACT_RELU ? FC_GEMM_RELU : 0;
-        if (winograd_applies(s)) return FC_FN(winograd_forward)(winograd_tile(path), s, x, w, b, flags, y);
+        if (winograd_applies(s))
+            return FC_FN(winograd_forward)(winograd_tile(path), s, x, w, wino_dense(s), b, flags, y);
         return polyphase_applies(s) ? FC_FN(polyphase_forward)(winograd_tile(path), s, x, w, b, flags, y)
                                     : FC_ERR_PATH;
     }
@@ -201,7 +202,7 @@ int FC_FN(fc_conv2d_grad_input)(const fc_conv2d_shape *s, fc_algorithm algo, con
     case FC_ALGO_GEMM_COL2IM: return FC_FN(fc_conv2d_grad_input_col2im)(s, gy, w, gx);
     case FC_ALGO_WINOGRAD:
     case FC_ALGO_WINOGRAD_F2:
-        if (winograd_applies(s)) return FC_FN(winograd_grad_input)(winograd_tile(path), s, gy, w, gx);
+        if (winograd_applies(s)) return FC_FN(winograd_grad_input)(winograd_tile(path), s, gy, w, wino_dense(s), gx);
         return polyphase_applies(s) ? FC_FN(polyphase_grad_input)(winograd_tile(path), s, gy, w, gx) : FC_ERR_PATH;
     default: return FC_ERR_PATH;
     }
@@ -219,7 +220,7 @@ int FC_FN(fc_conv2d_grad_weight)(const fc_conv2d_shape *s, fc_algorithm algo, co
     case FC_ALGO_GEMM_TAPS: return FC_FN(fc_conv2d_grad_weight_indirect)(s, gy, x, 1, gw);
     case FC_ALGO_WINOGRAD:
     case FC_ALGO_WINOGRAD_F2:
-        if (winograd_applies(s)) return FC_FN(winograd_grad_weight)(winograd_tile(path), s, gy, x, gw);
+        if (winograd_applies(s)) return FC_FN(winograd_grad_weight)(winograd_tile(path), s, gy, x, wino_dense(s), gw);
         return polyphase_applies(s) ? FC_FN(polyphase_grad_weight)(winograd_tile(path), s, gy, x, gw) : FC_ERR_PATH;
     default: return FC_ERR_PATH;
     }

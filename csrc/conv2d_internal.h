@@ -101,12 +101,27 @@ typedef struct {
     int m, r; /* output tile m x m, kernel r x r */
 } wino_f;
 
+/* Where a Winograd conv's kernels lie: tap q of output channel o and
+ * input channel c of group g at w[g*gs + at(o, rs, rp, rphase) + at(c,
+ * cs, cp, cphase) + tap[q]], at(i, stride, p, phase) = i / p * stride +
+ * phase[i % p] (wino_at). A layer's own (c_out, c_in/groups, r, r) kernels
+ * have one phase (wino_dense); a strided layer's phase conv reads its
+ * kernels' taps in place, a stride phase per channel (conv2d_polyphase.c). */
+typedef struct {
+    int64_t gs, rs, cs;
+    int rp, cp;
+    int64_t rphase[9], cphase[9], tap[9];
+} wino_layout;
+
 static int winograd_applies(const fc_conv2d_shape *s);
-static int FC_FN(winograd_forward)(int tile, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
-                                   unsigned flags, FC_T *y);
-static int FC_FN(winograd_grad_input)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx);
+static wino_layout wino_dense(const fc_conv2d_shape *s);
+static int FC_FN(winograd_forward)(int tile, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, wino_layout l,
+                                   const FC_T *b, unsigned flags, FC_T *y);
+static int FC_FN(winograd_grad_input)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w,
+                                      wino_layout l, FC_T *gx);
 static int64_t winograd_gw_rows(int m, const fc_conv2d_shape *s);
-static int FC_FN(winograd_grad_weight)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x, FC_T *gw);
+static int FC_FN(winograd_grad_weight)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x,
+                                       wino_layout l, FC_T *gw);
 
 /* conv2d_polyphase.c: strided convs whose kernels span 2 or 3 strides, as
  * Winograd convs of the input's stride phases */

@@ -7,7 +7,8 @@
  * the kernel's taps regrouped the same way,
  *   y = conv(S2D(x), W'),  W'[o][c][a][b][d][e] = w[o][c][s*d + a][s*e + b],
  * and its gradients are that conv's: grad-input's spread back from the
- * phases (depth to space), grad-weight's regrouped back. A DCGAN's k4 s2
+ * phases (depth to space). W' is w itself, read (and grad-weight's
+ * written) through a layout of its taps (polyphase_layout). A DCGAN's k4 s2
  * layers become 2x2 convs with 4x the input channels, which Winograd
  * F(2x2, 2x2) runs in 9 multiplications per 4 outputs instead of 16.
  * The phases are a copy of the input (or of gx), made once per call.
@@ -88,81 +89,53 @@ static void FC_FN(move_phases)(const fc_conv2d_shape *s, const fc_conv2d_shape *
     }
 }
 
-/* Tap (d, e) of phase (a, b) of each kernel is w's tap (st*d + a, st*e +
- * b): from w's layout into the phases' (or, `back`, the other way). */
-static void FC_FN(regroup_taps)(const fc_conv2d_shape *s, const FC_T *from, FC_T *to, int back) {
-    const int64_t st = s->stride_h, k = s->kh, r = k / st, kernels = s->c_out * GROUP_IN(s);
-    FC_OMP(parallel for num_threads(fc_threads_for(kernels, 4.0 * k * k)) schedule(static))
-    for (int64_t e0 = 0; e0 < kernels; e0++) {
-        const FC_T *f = from + e0 * k * k;
-        FC_T *o = to + e0 * k * k;
-        for (int64_t a = 0, q = 0; a < st; a++)
-            for (int64_t b = 0; b < st; b++)
-                for (int64_t d = 0; d < r; d++)
-                    for (int64_t e = 0; e < r; e++, q++) {
-                        const int64_t tap = (st * d + a) * k + st * e + b;
-                        if (back)
-                            o[tap] = f[q];
-                        else
-                            o[q] = f[tap];
-                    }
-    }
+/* The phases' conv reads its kernels in w itself: tap (d, e) of channel
+ * c*st*st + a*st + b is w's tap (st*d + a, st*e + b) of channel c. */
+static wino_layout polyphase_layout(const fc_conv2d_shape *s) {
+    const int64_t st = s->stride_h, k = s->kh, r = k / st;
+    wino_layout l = wino_dense(s);
+    l.cp = (int)(st * st);
+    for (int64_t a = 0; a < st; a++)
+        for (int64_t b = 0; b < st; b++) l.cphase[a * st + b] = a * k + b;
+    for (int64_t d = 0; d < r; d++)
+        for (int64_t e = 0; e < r; e++) l.tap[d * r + e] = st * d * k + st * e;
+    return l;
 }
 
-/* The phases' conv: its input (x's phases, a copy) and its kernels
- * (regrouped), allocated for a pass, freed by polyphase_free. */
-typedef struct {
-    fc_conv2d_shape t;
-    FC_T *xs, *wp;
-} FC_FN(polyphase);
-
-static int FC_FN(polyphase_alloc)(const fc_conv2d_shape *s, FC_FN(polyphase) *p) {
-    p->t = polyphase_shape(s);
-    p->xs = fc_alloc((size_t)(p->t.n * p->t.c_in * p->t.h * p->t.w) * sizeof(FC_T));
-    p->wp = fc_alloc((size_t)(s->c_out * GROUP_IN(s) * s->kh * s->kw) * sizeof(FC_T));
-    return p->xs && p->wp ? FC_OK : FC_ERR_NOMEM;
-}
-
-static void FC_FN(polyphase_free)(FC_FN(polyphase) *p) {
-    fc_free(p->xs);
-    fc_free(p->wp);
+/* The phases' conv's input: x's phases, a copy, made for a pass. */
+static FC_T *FC_FN(phases_alloc)(const fc_conv2d_shape *t) {
+    return fc_alloc((size_t)(t->n * t->c_in * t->h * t->w) * sizeof(FC_T));
 }
 
 static int FC_FN(polyphase_forward)(int tile, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
                                     unsigned flags, FC_T *y) {
-    FC_FN(polyphase) p;
-    int status = FC_FN(polyphase_alloc)(s, &p);
-    if (status == FC_OK) {
-        FC_FN(move_phases)(s, &p.t, (FC_T *)x, p.xs, 0);
-        FC_FN(regroup_taps)(s, w, p.wp, 0);
-        status = FC_FN(winograd_forward)(tile, &p.t, p.xs, p.wp, b, flags, y);
-    }
-    FC_FN(polyphase_free)(&p);
+    const fc_conv2d_shape t = polyphase_shape(s);
+    FC_T *xs = FC_FN(phases_alloc)(&t);
+    if (!xs) return FC_ERR_NOMEM;
+    FC_FN(move_phases)(s, &t, (FC_T *)x, xs, 0);
+    const int status = FC_FN(winograd_forward)(tile, &t, xs, w, polyphase_layout(s), b, flags, y);
+    fc_free(xs);
     return status;
 }
 
-/* Grad-input: the phases' conv's, into the phases (xs as scratch), then
- * spread back over gx. */
+/* Grad-input: the phases' conv's, into the phases, then spread back over gx. */
 static int FC_FN(polyphase_grad_input)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx) {
-    FC_FN(polyphase) p;
-    int status = FC_FN(polyphase_alloc)(s, &p);
-    if (status == FC_OK) {
-        FC_FN(regroup_taps)(s, w, p.wp, 0);
-        status = FC_FN(winograd_grad_input)(tile, &p.t, gy, p.wp, p.xs);
-        if (status == FC_OK) FC_FN(move_phases)(s, &p.t, gx, p.xs, 1);
-    }
-    FC_FN(polyphase_free)(&p);
+    const fc_conv2d_shape t = polyphase_shape(s);
+    FC_T *xs = FC_FN(phases_alloc)(&t);
+    if (!xs) return FC_ERR_NOMEM;
+    const int status = FC_FN(winograd_grad_input)(tile, &t, gy, w, polyphase_layout(s), xs);
+    if (status == FC_OK) FC_FN(move_phases)(s, &t, gx, xs, 1);
+    fc_free(xs);
     return status;
 }
 
+/* Grad-weight: the phases' conv's, written straight into gw's taps. */
 static int FC_FN(polyphase_grad_weight)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x, FC_T *gw) {
-    FC_FN(polyphase) p;
-    int status = FC_FN(polyphase_alloc)(s, &p);
-    if (status == FC_OK) {
-        FC_FN(move_phases)(s, &p.t, (FC_T *)x, p.xs, 0);
-        status = FC_FN(winograd_grad_weight)(tile, &p.t, gy, p.xs, p.wp);
-        if (status == FC_OK) FC_FN(regroup_taps)(s, p.wp, gw, 1);
-    }
-    FC_FN(polyphase_free)(&p);
+    const fc_conv2d_shape t = polyphase_shape(s);
+    FC_T *xs = FC_FN(phases_alloc)(&t);
+    if (!xs) return FC_ERR_NOMEM;
+    FC_FN(move_phases)(s, &t, (FC_T *)x, xs, 0);
+    const int status = FC_FN(winograd_grad_weight)(tile, &t, gy, xs, polyphase_layout(s), gw);
+    fc_free(xs);
     return status;
 }

@@ -86,6 +86,29 @@ static inline wino_f wino_variant(int tile, const fc_conv2d_shape *s) {
 static inline int wino_side(wino_f f) { return f.m + f.r - 1; }
 static inline int64_t wino_points(wino_f f) { return (int64_t)wino_side(f) * wino_side(f); }
 
+/* Offset of row or channel i in a wino_layout. */
+static inline int64_t wino_at(int64_t i, int64_t stride, int phases, const int64_t *phase) {
+    return i / phases * stride + phase[i % phases];
+}
+
+/* A layer's own kernels, (c_out, c_in/groups, r, r). */
+static wino_layout wino_dense(const fc_conv2d_shape *s) {
+    const int64_t taps = s->kh * s->kw;
+    wino_layout l = {GROUP_OUT(s) * GROUP_IN(s) * taps, GROUP_IN(s) * taps, taps, 1, 1, {0}, {0}, {0}};
+    for (int q = 0; q < taps; q++) l.tap[q] = q;
+    return l;
+}
+
+/* The kernels grad-input convolves with: rotated 180 degrees, the channel
+ * axes swapped. */
+static wino_layout wino_turned(const wino_layout *l, int taps) {
+    wino_layout t = *l;
+    t.rs = l->cs, t.rp = l->cp, t.cs = l->rs, t.cp = l->rp;
+    for (int i = 0; i < 9; i++) t.rphase[i] = l->cphase[i], t.cphase[i] = l->rphase[i];
+    for (int q = 0; q < taps; q++) t.tap[q] = l->tap[taps - 1 - q];
+    return t;
+}
+
 /* The three transforms as formulas on vectors of lanes, lane by lane over
  * arrays n long so that they vectorize: G (r kernel values to a points),
  * B^T (a input values to a) and A^T (a products to m outputs), for
@@ -259,28 +282,32 @@ static inline __attribute__((always_inline)) void FC_FN(gt_lanes)(wino_f f, cons
                 : (f).m == 2 ? fn((wino_f){2, 3}, __VA_ARGS__) : fn((wino_f){4, 3}, __VA_ARGS__))
 
 /* One panel of the GEMM's A for every point, one k-block of it: (G w
- * G^T)[p] for the kernels of `rows` output channels (rows <= FC_MR; the
- * panel's other rows are zero, as the GEMM's packing leaves them) and kc
- * input channels, tap q of row j and channel ci at w[j*rs + ci*cs + q*qs]
- * (the layer's weights, or turned and transposed for grad-input),
+ * G^T)[p] for the kernels of group g's `rows` output channels from `row`
+ * on (rows <= FC_MR; the panel's other rows are zero, as the GEMM's
+ * packing leaves them) and input channels k0 .. k0 + kc - 1, found in w
+ * by l (the layer's weights, or turned and transposed for grad-input),
  * written as the GEMM's packing lays out a panel: element (j, ci) of
  * point p at u[p * ps + ci * FC_MR + j]. The lanes run along (ci, j), the
  * packed order itself, so the transforms write the operand directly. wq
  * (r^2 x n) and t (ra x n), n = WINO_KERNEL_CHANNELS * FC_MR, are scratch. */
-static inline __attribute__((always_inline)) void FC_FN(wino_kernels_f)(wino_f f, const FC_T *w, int64_t rs,
-                                                                        int64_t cs, int64_t qs, int64_t rows,
-                                                                        int64_t kc, FC_T *u, int64_t ps, FC_T *wq,
-                                                                        FC_T *t) {
+static inline __attribute__((always_inline)) void FC_FN(wino_kernels_f)(wino_f f, const FC_T *w,
+                                                                        const wino_layout *l, int64_t g, int64_t row,
+                                                                        int64_t rows, int64_t k0, int64_t kc,
+                                                                        FC_T *u, int64_t ps, FC_T *wq, FC_T *t) {
     const int r = f.r, a = wino_side(f);
+    int64_t at[FC_MR]; /* the rows' offsets */
+    for (int j = 0; j < rows; j++) at[j] = g * l->gs + wino_at(row + j, l->rs, l->rp, l->rphase);
     for (int64_t c0 = 0; c0 < kc; c0 += WINO_KERNEL_CHANNELS) { /* wq and t in L1 */
         const int64_t n = FC_MIN((int64_t)WINO_KERNEL_CHANNELS, kc - c0) * FC_MR;
+        int64_t cq = (k0 + c0) / l->cp, cr = (k0 + c0) % l->cp; /* channel k0 + c0 + ci is cq * cp + cr */
         for (int64_t ci = 0; ci < n / FC_MR; ci++) {
-            const FC_T *wc = w + (c0 + ci) * cs;
+            const FC_T *wc = w + cq * l->cs + l->cphase[cr], *ahead = w + (cq + WINO_KERNEL_AHEAD) * l->cs;
             /* grad-input's channels lie a kernel row apart, too far for the
              * hardware's prefetchers to follow */
-            for (int j = 0; j < rows; j++) __builtin_prefetch(wc + WINO_KERNEL_AHEAD * cs + j * rs, 0, 3);
+            for (int j = 0; j < rows; j++) __builtin_prefetch(ahead + at[j], 0, 3);
             for (int j = 0; j < rows; j++)
-                for (int q = 0; q < r * r; q++) wq[q * n + ci * FC_MR + j] = wc[j * rs + q * qs];
+                for (int q = 0; q < r * r; q++) wq[q * n + ci * FC_MR + j] = wc[at[j] + l->tap[q]];
+            if (++cr == l->cp) cr = 0, cq++;
             for (int j = (int)rows; j < FC_MR; j++)
                 for (int q = 0; q < r * r; q++) wq[q * n + ci * FC_MR + j] = 0;
         }
@@ -301,10 +328,10 @@ static inline __attribute__((always_inline)) void FC_FN(wino_kernels_f)(wino_f f
     }
 }
 
-FC_VECTOR_LOOP(wino_kernels, (wino_f f, const FC_T *w, int64_t rs, int64_t cs, int64_t qs, int64_t rows,
-                              int64_t kc, FC_T *u, int64_t ps, FC_T *wq, FC_T *t),
-               (f, w, rs, cs, qs, rows, kc, u, ps, wq, t)) {
-    WINO_SPECIALIZED(FC_FN(wino_kernels_f), f, w, rs, cs, qs, rows, kc, u, ps, wq, t);
+FC_VECTOR_LOOP(wino_kernels, (wino_f f, const FC_T *w, const wino_layout *l, int64_t g, int64_t row, int64_t rows,
+                              int64_t k0, int64_t kc, FC_T *u, int64_t ps, FC_T *wq, FC_T *t),
+               (f, w, l, g, row, rows, k0, kc, u, ps, wq, t)) {
+    WINO_SPECIALIZED(FC_FN(wino_kernels_f), f, w, l, g, row, rows, k0, kc, u, ps, wq, t);
 }
 
 /* A block is `rows` consecutive rows of tiles (of any images): tile t of
@@ -547,20 +574,12 @@ FC_VECTOR_LOOP(wino_output_block, (wino_f f, const fc_conv2d_shape *s, const FC_
  * of the file). */
 static unsigned wino_runs(int m) { return m == 4 ? FC_GEMM_SHORT_RUNS : 0u; }
 
-/* The kernels a Winograd forward runs: tap q of output channel r and
- * input channel c of group g at base[g*gs + r*rs + c*cs + q*qs]. */
-typedef struct {
-    const FC_T *base;
-    int64_t gs, rs, cs, qs;
-} FC_FN(wino_weights);
-
 /* One panel of U for every point (wino_kernels): `rows` output channels
  * of group g from `row` on, input channels k0 .. k0 + kc - 1, into u,
  * points ps apart; wq holds wq_size elements of scratch. */
-static void FC_FN(wino_panel)(const FC_FN(fc_kernels) *k, wino_f f, const FC_FN(wino_weights) *w, int64_t g,
+static void FC_FN(wino_panel)(const FC_FN(fc_kernels) *k, wino_f f, const FC_T *w, const wino_layout *l, int64_t g,
                               int64_t row, int64_t rows, int64_t k0, int64_t kc, FC_T *u, int64_t ps, FC_T *wq) {
-    k->wino_kernels(f, w->base + g * w->gs + row * w->rs + k0 * w->cs, w->rs, w->cs, w->qs, rows, kc, u, ps, wq,
-                    wq + f.r * f.r * WINO_KERNEL_CHANNELS * FC_MR);
+    k->wino_kernels(f, w, l, g, row, rows, k0, kc, u, ps, wq, wq + f.r * f.r * WINO_KERNEL_CHANNELS * FC_MR);
 }
 
 /* Output channels a task transforms the kernels of at a time when it
@@ -584,10 +603,10 @@ static int wino_fused(int64_t points, int64_t M, int64_t K, int64_t G, int64_t b
 }
 
 /* The convolution by Winograd F(m x m, r x r) for a shape
- * that applies, of kernels w; pad_top and pad_left may be negative
- * (grad-input's crop). */
-static int FC_FN(winograd_conv)(wino_f f, const fc_conv2d_shape *s, const FC_T *x, const FC_FN(wino_weights) *w,
-                                const FC_T *b, unsigned flags, FC_T *y) {
+ * that applies, of kernels w laid out by l; pad_top and pad_left may be
+ * negative (grad-input's crop). */
+static int FC_FN(winograd_conv)(wino_f f, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w,
+                                const wino_layout *l, const FC_T *b, unsigned flags, FC_T *y) {
     const int m = f.m;
     const int64_t points = wino_points(f);
     const int64_t M = GROUP_OUT(s), K = GROUP_IN(s), G = s->groups;
@@ -645,7 +664,7 @@ static int FC_FN(winograd_conv)(wino_f f, const fc_conv2d_shape *s, const FC_T *
                 if (!wq || i0 >= mp) continue;
                 for (int64_t k0 = 0; k0 < K; k0 += FC_KC) { /* block (k0, i0) at k0 * m_pad + i0 * kc */
                     const int64_t kc = FC_MIN((int64_t)FC_KC, K - k0);
-                    FC_FN(wino_panel)(k, f, w, g, m0 + i0, FC_MIN((int64_t)FC_MR, mp - i0), k0, kc,
+                    FC_FN(wino_panel)(k, f, w, l, g, m0 + i0, FC_MIN((int64_t)FC_MR, mp - i0), k0, kc,
                                       upack + (g * points * parts + part) * a_size + k0 * m_pad + i0 * kc,
                                       (int64_t)(parts * a_size), wq);
                 }
@@ -699,7 +718,7 @@ static int FC_FN(winograd_conv)(wino_f f, const fc_conv2d_shape *s, const FC_T *
                 for (int64_t i0 = 0; i0 < mp; i0 += WINO_FUSED_ROWS) {
                     const int64_t rc = FC_MIN((int64_t)WINO_FUSED_ROWS, mp - i0);
                     for (int64_t i1 = 0; i1 < rc; i1 += FC_MR)
-                        FC_FN(wino_panel)(k, f, w, g, m0 + i0 + i1, FC_MIN((int64_t)FC_MR, rc - i1), k0, kc,
+                        FC_FN(wino_panel)(k, f, w, l, g, m0 + i0 + i1, FC_MIN((int64_t)FC_MR, rc - i1), k0, kc,
                                           ub + i1 * kc, WINO_FUSED_ROWS * kc, wq);
                     for (int64_t p = 0; p < points; p++) {
                         const FC_FN(fc_operand) a = {NULL, NULL, ub + p * WINO_FUSED_ROWS * kc, NULL};
@@ -727,24 +746,23 @@ static int FC_FN(winograd_conv)(wino_f f, const fc_conv2d_shape *s, const FC_T *
     return status;
 }
 
-/* The forward, of w (c_out, c_in/groups, r, r). */
-static int FC_FN(winograd_forward)(int tile, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
-                                   unsigned flags, FC_T *y) {
-    const int64_t taps = s->kh * s->kw;
-    const FC_FN(wino_weights) kernels = {w, GROUP_OUT(s) * GROUP_IN(s) * taps, GROUP_IN(s) * taps, taps, 1};
-    return FC_FN(winograd_conv)(wino_variant(tile, s), s, x, &kernels, b, flags, y);
+/* The forward, of kernels w laid out by l (wino_dense: the layer's own). */
+static int FC_FN(winograd_forward)(int tile, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, wino_layout l,
+                                   const FC_T *b, unsigned flags, FC_T *y) {
+    return FC_FN(winograd_conv)(wino_variant(tile, s), s, x, w, &l, b, flags, y);
 }
 
 /* Grad-input as the convolution of gy by the kernel rotated 180 degrees with
  * its channel axes swapped per group: kernel (ci, co) of group g is
  * w[g][co][ci] turned, read in place. */
-static int FC_FN(winograd_grad_input)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx) {
-    const int64_t M = GROUP_OUT(s), K = GROUP_IN(s), r = s->kh, taps = r * r;
-    const FC_FN(wino_weights) turned = {w + taps - 1, M * K * taps, taps, K * taps, -1};
+static int FC_FN(winograd_grad_input)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w,
+                                      wino_layout l, FC_T *gx) {
+    const int64_t r = s->kh;
+    const wino_layout turned = wino_turned(&l, (int)(r * r));
     fc_conv2d_shape t = *s;
     t.c_in = s->c_out, t.c_out = s->c_in, t.h = s->out_h, t.w = s->out_w, t.out_h = s->h, t.out_w = s->w;
     t.pad_top = r - 1 - s->pad_top, t.pad_left = r - 1 - s->pad_left;
-    return FC_FN(winograd_conv)(wino_variant(tile, s), &t, gy, &turned, NULL, 0, gx);
+    return FC_FN(winograd_conv)(wino_variant(tile, s), &t, gy, w, &turned, NULL, 0, gx);
 }
 
 /* ------------------------------------------------------ grad-weight */
@@ -821,10 +839,12 @@ FC_VECTOR_LOOP(wino_grad_output_block, (wino_f f, const fc_conv2d_shape *s, cons
     WINO_SPECIALIZED(FC_FN(wino_grad_output_f), f, s, gy, co0, nc, row0, rows, th, tw, lanes, scratch, dm, pstride);
 }
 
-/* gw[e][r][r] = (G^T dU G) for lanes e in [e0, e1) of du[p * ps + e];
- * t (ar x n) and o (r^2 x n), n = e1 - e0, are scratch. */
+/* The kernels' gradients G^T dU G for lanes e in [e0, e1) of du[p * ps +
+ * e], e = co * K + ci, into a group's gw laid out by l; t (ar x n) and o
+ * (r^2 x n), n = e1 - e0, are scratch. */
 static inline __attribute__((always_inline)) void FC_FN(wino_kernel_grads_f)(wino_f f, const FC_T *du, int64_t ps,
-                                                                             int64_t e0, int64_t e1, FC_T *t,
+                                                                             int64_t e0, int64_t e1, int64_t K,
+                                                                             const wino_layout *l, FC_T *t,
                                                                              FC_T *out, FC_T *gw) {
     const int r = f.r, a = wino_side(f);
     const int64_t n = e1 - e0;
@@ -842,14 +862,20 @@ static inline __attribute__((always_inline)) void FC_FN(wino_kernel_grads_f)(win
         for (int q = 0; q < r; q++) o[q] = out + (q * r + c) * n;
         FC_FN(gt_lanes)(f, d, o, n);
     }
-    for (int64_t e = 0; e < n; e++)
-        for (int q = 0; q < r * r; q++) gw[(e0 + e) * r * r + q] = out[q * n + e];
+    /* lane e0 + e is (co, ci), ci = cq * cp + cr, counted up rather than divided out */
+    int64_t co = e0 / K, ci = e0 % K, cq = ci / l->cp, cr = ci % l->cp, row = wino_at(co, l->rs, l->rp, l->rphase);
+    for (int64_t e = 0; e < n; e++) {
+        FC_T *kernel = gw + row + cq * l->cs + l->cphase[cr];
+        for (int q = 0; q < r * r; q++) kernel[l->tap[q]] = out[q * n + e];
+        if (++cr == l->cp) cr = 0, cq++;
+        if (++ci == K) ci = cq = cr = 0, row = wino_at(++co, l->rs, l->rp, l->rphase);
+    }
 }
 
-FC_VECTOR_LOOP(wino_kernel_grads, (wino_f f, const FC_T *du, int64_t ps, int64_t e0, int64_t e1, FC_T *t,
-                                   FC_T *out, FC_T *gw),
-               (f, du, ps, e0, e1, t, out, gw)) {
-    WINO_SPECIALIZED(FC_FN(wino_kernel_grads_f), f, du, ps, e0, e1, t, out, gw);
+FC_VECTOR_LOOP(wino_kernel_grads, (wino_f f, const FC_T *du, int64_t ps, int64_t e0, int64_t e1, int64_t K,
+                                   const wino_layout *l, FC_T *t, FC_T *out, FC_T *gw),
+               (f, du, ps, e0, e1, K, l, t, out, gw)) {
+    WINO_SPECIALIZED(FC_FN(wino_kernel_grads_f), f, du, ps, e0, e1, K, l, t, out, gw);
 }
 
 /* Grad-weight by Winograd F(m x m, r x r) for a shape that applies. The
@@ -857,7 +883,8 @@ FC_VECTOR_LOOP(wino_kernel_grads, (wino_f f, const FC_T *du, int64_t ps, int64_t
  * summed in order into its own copy of dU and the copies added in run
  * order, so 1 thread and N threads agree bit for bit; with fewer runs
  * than threads, each run's output channels are split between tasks too. */
-static int FC_FN(winograd_grad_weight)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x, FC_T *gw) {
+static int FC_FN(winograd_grad_weight)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x,
+                                       wino_layout l, FC_T *gw) {
     const wino_f f = wino_variant(tile, s);
     const int m = f.m;
     const int64_t points = wino_points(f), a = wino_side(f), taps = f.r * f.r;
@@ -932,7 +959,7 @@ static int FC_FN(winograd_grad_weight)(int tile, const fc_conv2d_shape *s, const
             for (int64_t p = 0; p < points; p++)
                 for (int64_t slot = 1; slot < slots; slot++)
                     for (int64_t e = e0; e < e1; e++) sum[p * M * K + e] += sum[slot * size + p * M * K + e];
-            k->wino_kernel_grads(f, sum, M * K, e0, e1, t, t + f.r * a * lanes, gw + g * M * K * taps);
+            k->wino_kernel_grads(f, sum, M * K, e0, e1, K, &l, t, t + f.r * a * lanes, gw + g * l.gs);
         }
         fc_free(t);
     }

@@ -55,8 +55,8 @@
     X(indices_out_of_range, (const int64_t *restrict idx, int64_t n, int64_t hw, int *out_of_range))                \
     X(avg_row, (const FC_T *restrict row, FC_T *restrict out, int64_t n, int64_t kw, int64_t sw))                   \
     X(avg_row_adjoint, (const FC_T *restrict share, FC_T *restrict row, int64_t n, int64_t kw, int64_t sw))        \
-    X(wino_kernels, (wino_f f, const FC_T *w, int64_t rs, int64_t cs, int64_t qs, int64_t rows, int64_t kc, FC_T *u,  \
-                     int64_t ps, FC_T *wq, FC_T *t))                                                               \
+    X(wino_kernels, (wino_f f, const FC_T *w, const wino_layout *l, int64_t g, int64_t row, int64_t rows,         \
+                     int64_t k0, int64_t kc, FC_T *u, int64_t ps, FC_T *wq, FC_T *t))                               \
     X(wino_input_block, (wino_f f, const fc_conv2d_shape *s, const FC_T *x, int64_t ci0, int64_t nc, int64_t row0,    \
                          int64_t rows, int64_t th, int64_t tw, int64_t lanes, FC_T *scratch, FC_T *v,              \
                          int64_t pstride))                                                                         \
@@ -66,7 +66,8 @@
     X(wino_grad_output_block, (wino_f f, const fc_conv2d_shape *s, const FC_T *gy, int64_t co0, int64_t nc,          \
                                int64_t row0, int64_t rows, int64_t th, int64_t tw, int64_t lanes, FC_T *scratch,  \
                                FC_T *dm, int64_t pstride))                                                        \
-    X(wino_kernel_grads, (wino_f f, const FC_T *du, int64_t ps, int64_t e0, int64_t e1, FC_T *t, FC_T *out, FC_T *gw))
+    X(wino_kernel_grads, (wino_f f, const FC_T *du, int64_t ps, int64_t e0, int64_t e1, int64_t K,                \
+                          const wino_layout *l, FC_T *t, FC_T *out, FC_T *gw))
 
 typedef struct {
     FC_FN(fc_ukernel) gemm;
