@@ -226,6 +226,22 @@ int FC_FN(fc_conv2d_grad_weight)(const fc_conv2d_shape *s, fc_algorithm algo, co
     }
 }
 
+/* The forward and the weight gradient of the same input: by Winograd in
+ * one pass over its transformed tiles where both passes take the same
+ * tile, else the two passes one after the other. */
+int FC_FN(fc_conv2d_forward_grad_weight)(const fc_conv2d_shape *s, fc_algorithm algo, const FC_T *x, const FC_T *w,
+                                         const FC_T *gy, FC_T *y, FC_T *gw) {
+    FC_CALL_SCOPE;
+    const fc_algorithm path = FC_FN(choose)(s, algo, PASS_FORWARD);
+    if ((path == FC_ALGO_WINOGRAD || path == FC_ALGO_WINOGRAD_F2) && path == FC_FN(choose)(s, algo, PASS_GRAD_WEIGHT)) {
+        if (winograd_applies(s))
+            return FC_FN(winograd_forward_grad_weight)(winograd_tile(path), s, x, w, gy, wino_dense(s), y, gw);
+        if (polyphase_applies(s)) return FC_FN(polyphase_forward_grad_weight)(winograd_tile(path), s, x, w, gy, y, gw);
+    }
+    const int status = FC_FN(fc_conv2d_forward)(s, algo, x, w, NULL, FC_ACT_NONE, y);
+    return status == FC_OK ? FC_FN(fc_conv2d_grad_weight)(s, algo, gy, x, gw) : status;
+}
+
 /* The sum of a plane in double, in 16 lanes added in a fixed order: one
  * running sum waits out the adder's latency on every element (a 64-channel
  * 28x28 layer's bias gradient took longer than its weight gradient). */

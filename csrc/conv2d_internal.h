@@ -122,6 +122,8 @@ static int FC_FN(winograd_grad_input)(int tile, const fc_conv2d_shape *s, const 
 static int64_t winograd_gw_rows(int m, const fc_conv2d_shape *s);
 static int FC_FN(winograd_grad_weight)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x,
                                        wino_layout l, FC_T *gw);
+static int FC_FN(winograd_forward_grad_weight)(int tile, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w,
+                                               const FC_T *gy, wino_layout l, FC_T *y, FC_T *gw);
 
 /* conv2d_polyphase.c: strided convs whose kernels span 2 or 3 strides, as
  * Winograd convs of the input's stride phases */
@@ -131,6 +133,8 @@ static int FC_FN(polyphase_forward)(int tile, const fc_conv2d_shape *s, const FC
                                     unsigned flags, FC_T *y);
 static int FC_FN(polyphase_grad_input)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w, FC_T *gx);
 static int FC_FN(polyphase_grad_weight)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x, FC_T *gw);
+static int FC_FN(polyphase_forward_grad_weight)(int tile, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w,
+                                                const FC_T *gy, FC_T *y, FC_T *gw);
 
 /* conv2d.c: the GEMM forward by its rule (packed or indirect), which
  * grad-input's phases run on */

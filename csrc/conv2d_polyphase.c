@@ -139,3 +139,15 @@ static int FC_FN(polyphase_grad_weight)(int tile, const fc_conv2d_shape *s, cons
     fc_free(xs);
     return status;
 }
+
+/* The forward and grad-weight of the same input: its phases moved once. */
+static int FC_FN(polyphase_forward_grad_weight)(int tile, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w,
+                                                const FC_T *gy, FC_T *y, FC_T *gw) {
+    const fc_conv2d_shape t = polyphase_shape(s);
+    FC_T *xs = FC_FN(phases_alloc)(&t);
+    if (!xs) return FC_ERR_NOMEM;
+    FC_FN(move_phases)(s, &t, (FC_T *)x, xs, 0);
+    const int status = FC_FN(winograd_forward_grad_weight)(tile, &t, xs, w, gy, polyphase_layout(s), y, gw);
+    fc_free(xs);
+    return status;
+}

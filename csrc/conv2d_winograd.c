@@ -602,6 +602,71 @@ static int wino_fused(int64_t points, int64_t M, int64_t K, int64_t G, int64_t b
     return bytes > 16 * mib || (blocks <= 8 && bytes > 4 * mib);
 }
 
+/* U[g][p][part] = point p of the kernels of group g's part-th MP output
+ * channels, packed as the GEMM's A (a_size elements each), transformed a
+ * panel of FC_MR output channels and a k-block at a time; NULL, with
+ * *status set, where memory runs out. */
+static FC_T *FC_FN(wino_pack_kernels)(const FC_FN(fc_kernels) *k, wino_f f, const FC_T *w, const wino_layout *l,
+                                      int64_t G, int64_t M, int64_t K, int64_t parts, int64_t MP, size_t a_size,
+                                      int *status) {
+    const int64_t points = wino_points(f), panels = (MP + FC_MR - 1) / FC_MR, jobs = G * parts * panels;
+    const int64_t wq_size = f.r * (f.r + wino_side(f)) * WINO_KERNEL_CHANNELS * FC_MR;
+    FC_T *upack = fc_alloc(a_size * (size_t)(G * points * parts) * sizeof(FC_T));
+    if (!upack) {
+        *status = FC_ERR_NOMEM;
+        return NULL;
+    }
+    FC_OMP(parallel num_threads(fc_threads_for(jobs, 100.0 * points * FC_MR * K)))
+    {
+        FC_T *wq = fc_scratch((size_t)wq_size * sizeof(FC_T), 0, status);
+        FC_OMP(for schedule(static))
+        for (int64_t job = 0; job < jobs; job++) {
+            const int64_t g = job / (parts * panels), part = job / panels % parts, i0 = job % panels * FC_MR;
+            const int64_t m0 = part * MP, mp = FC_MIN(MP, M - m0), m_pad = (mp + FC_MR - 1) / FC_MR * FC_MR;
+            if (!wq || i0 >= mp) continue;
+            for (int64_t k0 = 0; k0 < K; k0 += FC_KC) { /* block (k0, i0) at k0 * m_pad + i0 * kc */
+                const int64_t kc = FC_MIN((int64_t)FC_KC, K - k0);
+                FC_FN(wino_panel)(k, f, w, l, g, m0 + i0, FC_MIN((int64_t)FC_MR, mp - i0), k0, kc,
+                                  upack + (g * points * parts + part) * a_size + k0 * m_pad + i0 * kc,
+                                  (int64_t)(parts * a_size), wq);
+            }
+        }
+        fc_free(wq);
+    }
+    if (*status != FC_OK) {
+        fc_free(upack);
+        return NULL;
+    }
+    return upack;
+}
+
+/* A block's M = U V at every point, from its V (points x K x L) and its
+ * part's packed kernels u (points ps apart), for mp output channels and
+ * q tiles, into mb (points x mp x L). */
+static void FC_FN(wino_block_gemms)(wino_f f, const FC_T *u, int64_t ps, int64_t mp, int64_t q, int64_t K,
+                                    const FC_T *v, int64_t L, FC_T *mb, FC_T *work) {
+    for (int64_t p = 0; p < wino_points(f); p++) {
+        const FC_FN(fc_strided) vm = {v + p * K * L, 1, L};
+        const FC_FN(fc_operand) a = {NULL, NULL, u + p * ps, NULL};
+        const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &vm, NULL, NULL};
+        FC_FN(gemm_serial)(mp, q, K, &a, &bo, mb + p * mp * L, L, NULL, wino_runs(f.m), work);
+    }
+}
+
+/* A block's output from its M (points x mp x L, q tiles), output channels
+ * c .. c + mp - 1 of y, a chunk of channels at a time: M's lanes past
+ * the tiles, which no GEMM wrote, zeroed for the transform to read. */
+static void FC_FN(wino_block_output)(const FC_FN(fc_kernels) *k, wino_f f, const fc_conv2d_shape *s, FC_T *mb,
+                                     int64_t mp, int64_t c, int64_t row0, int64_t rows, int64_t tw, int64_t L,
+                                     int64_t chunk, const FC_T *b, unsigned flags, FC_T *scratch, FC_T *y) {
+    const int64_t q = rows * tw, th = (s->out_h + f.m - 1) / f.m;
+    if (q < L)
+        for (int64_t e = 0; e < wino_points(f) * mp; e++) memset(mb + e * L + q, 0, (size_t)(L - q) * sizeof(FC_T));
+    for (int64_t c0 = 0; c0 < mp; c0 += chunk)
+        k->wino_output_block(f, s, mb + c0 * L, mp * L, c + c0, FC_MIN(chunk, mp - c0), row0, rows, th, tw, L,
+                             b ? b + c + c0 : NULL, flags, scratch, y);
+}
+
 /* The convolution by Winograd F(m x m, r x r) for a shape
  * that applies, of kernels w laid out by l; pad_top and pad_left may be
  * negative (grad-input's crop). */
@@ -645,37 +710,11 @@ static int FC_FN(winograd_conv)(wino_f f, const fc_conv2d_shape *s, const FC_T *
     const int64_t L = RB * tw, tasks = G * blocks * parts, n_pad = (L + nr - 1) / nr * nr;
     const int64_t chunk = FC_MAX((int64_t)1, WINO_CHUNK_LANES / L); /* channels a transform call */
     const int64_t kc_max = FC_MIN(K, (int64_t)FC_KC), wq_size = f.r * (f.r + wino_side(f)) * WINO_KERNEL_CHANNELS * FC_MR;
-    /* U[g][p][part] = point p of the part's kernels of group g, packed as
-     * GEMM A (unless fused), transformed a panel of FC_MR output channels
-     * and a k-block at a time. */
+    /* U packed once (unless fused) */
     const size_t a_size = FC_FN(gemm_packed_a_size)(MP, K);
-    const int64_t panels = (MP + FC_MR - 1) / FC_MR, jobs = G * parts * panels;
-    FC_T *upack = fused ? NULL : fc_alloc(a_size * (size_t)(G * points * parts) * sizeof(FC_T));
-    if (!fused && !upack) return FC_ERR_NOMEM;
     int status = FC_OK;
-    if (!fused) {
-        FC_OMP(parallel num_threads(fc_threads_for(jobs, 100.0 * points * FC_MR * K)))
-        {
-            FC_T *wq = fc_scratch((size_t)wq_size * sizeof(FC_T), 0, &status);
-            FC_OMP(for schedule(static))
-            for (int64_t job = 0; job < jobs; job++) {
-                const int64_t g = job / (parts * panels), part = job / panels % parts, i0 = job % panels * FC_MR;
-                const int64_t m0 = part * MP, mp = FC_MIN(MP, M - m0), m_pad = (mp + FC_MR - 1) / FC_MR * FC_MR;
-                if (!wq || i0 >= mp) continue;
-                for (int64_t k0 = 0; k0 < K; k0 += FC_KC) { /* block (k0, i0) at k0 * m_pad + i0 * kc */
-                    const int64_t kc = FC_MIN((int64_t)FC_KC, K - k0);
-                    FC_FN(wino_panel)(k, f, w, l, g, m0 + i0, FC_MIN((int64_t)FC_MR, mp - i0), k0, kc,
-                                      upack + (g * points * parts + part) * a_size + k0 * m_pad + i0 * kc,
-                                      (int64_t)(parts * a_size), wq);
-                }
-            }
-            fc_free(wq);
-        }
-    }
-    if (status != FC_OK) {
-        fc_free(upack);
-        return status;
-    }
+    FC_T *upack = fused ? NULL : FC_FN(wino_pack_kernels)(k, f, w, l, G, M, K, parts, MP, a_size, &status);
+    if (status != FC_OK) return status;
     /* fused: each k-block's packed V for all points, and a few rows' U */
     const size_t fused_size = fused ? (size_t)(points * kc_max * (n_pad + WINO_FUSED_ROWS) + wq_size) : 0;
     FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * points * MP * K * L)))
@@ -699,13 +738,8 @@ static int FC_FN(winograd_conv)(wino_f f, const fc_conv2d_shape *s, const FC_T *
                 k->wino_input_block(f, s, x, g * K + c0, FC_MIN(chunk, K - c0), row0, rows, th, tw, L, scratch,
                                     v + c0 * L, K * L);
             if (!fused)
-                for (int64_t p = 0; p < points; p++) {
-                    const FC_FN(fc_strided) vm = {v + p * K * L, 1, L};
-                    const FC_FN(fc_operand) a = {NULL, NULL, upack + ((g * points + p) * parts + m0 / MP) * a_size,
-                                                 NULL};
-                    const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &vm, NULL, NULL};
-                    FC_FN(gemm_serial)(mp, rows * tw, K, &a, &bo, mb + p * mp * L, L, NULL, wino_runs(m), work);
-                }
+                FC_FN(wino_block_gemms)(f, upack + (g * points * parts + m0 / MP) * a_size, (int64_t)(parts * a_size),
+                                        mp, rows * tw, K, v, L, mb, work);
             /* fused: per k-block, V packed for every point, then a few
              * output channels' kernels transformed and multiplied by it:
              * each sum runs in the same order as unfused */
@@ -728,14 +762,7 @@ static int FC_FN(winograd_conv)(wino_f f, const fc_conv2d_shape *s, const FC_T *
                     }
                 }
             }
-            if (rows * tw < L) /* a short last block: M's lanes past its tiles, which no GEMM wrote, hold zeros */
-                for (int64_t e = 0; e < points * mp; e++)
-                    memset(mb + e * L + rows * tw, 0, (size_t)(L - rows * tw) * sizeof(FC_T));
-            for (int64_t c0 = 0; c0 < mp; c0 += chunk) {
-                const int64_t c = g * M + m0 + c0;
-                k->wino_output_block(f, s, mb + c0 * L, mp * L, c, FC_MIN(chunk, mp - c0), row0, rows, th, tw, L,
-                                     b ? b + c : NULL, flags, scratch, y);
-            }
+            FC_FN(wino_block_output)(k, f, s, mb, mp, g * M + m0, row0, rows, tw, L, chunk, b, flags, scratch, y);
         }
         fc_free(v);
         fc_free(work);
@@ -882,10 +909,12 @@ FC_VECTOR_LOOP(wino_kernel_grads, (wino_f f, const FC_T *du, int64_t ps, int64_t
  * batch's blocks of tile rows are cut into at most SLOTS runs, each
  * summed in order into its own copy of dU and the copies added in run
  * order, so 1 thread and N threads agree bit for bit; with fewer runs
- * than threads, each run's output channels are split between tasks too. */
-static int FC_FN(winograd_grad_weight)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x,
-                                       wino_layout l, FC_T *gw) {
-    const wino_f f = wino_variant(tile, s);
+ * than threads, each run's output channels are split between tasks too.
+ * With w and y (not NULL), the forward y = conv(x, w) too, from the same
+ * transformed input V: a transposed conv's backward needs both of the
+ * same input, gy. Its sums run as the forward's own do. */
+static int FC_FN(winograd_weight_pass)(wino_f f, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x,
+                                       const wino_layout *l, FC_T *gw, const FC_T *w, FC_T *y) {
     const int m = f.m;
     const int64_t points = wino_points(f), a = wino_side(f), taps = f.r * f.r;
     const int64_t M = GROUP_OUT(s), K = GROUP_IN(s), G = s->groups, m_pad = (M + FC_MR - 1) / FC_MR * FC_MR;
@@ -903,13 +932,20 @@ static int FC_FN(winograd_grad_weight)(int tile, const fc_conv2d_shape *s, const
     const int64_t chunk_out = FC_MAX((int64_t)1, WINO_CHUNK_LANES / L / FC_MR) * FC_MR;
     const size_t grad_scratch = (size_t)((m * m + m * a) * chunk_out * L + m * m * tw);
     const size_t scratch_size = FC_MAX(wino_scratch_size(f, chunk_in, L), grad_scratch);
-    FC_T *du = fc_alloc((size_t)(G * slots * size) * sizeof(FC_T)); /* du[g][slot][p][co][ci] */
-    if (!du) return FC_ERR_NOMEM;
+    const size_t a_size = FC_FN(gemm_packed_a_size)(MP, K);
+    size_t work_size = FC_FN(gemm_workspace)(MP, K, L);
+    if (y) work_size = FC_MAX(work_size, FC_FN(gemm_workspace)(MP, L, K));
     int status = FC_OK;
-    FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * points * MP * K * L * blocks / slots)))
+    FC_T *upack = y ? FC_FN(wino_pack_kernels)(k, f, w, l, G, M, K, parts, MP, a_size, &status) : NULL;
+    FC_T *du = status == FC_OK ? fc_alloc((size_t)(G * slots * size) * sizeof(FC_T)) : NULL; /* du[g][slot][p][co][ci] */
+    if (!du) {
+        fc_free(upack);
+        return status == FC_OK ? FC_ERR_NOMEM : status;
+    }
+    FC_OMP(parallel num_threads(fc_threads_for(tasks, (y ? 4.0 : 2.0) * points * MP * K * L * blocks / slots)))
     {
         FC_T *v = fc_scratch((size_t)(points * (K + MP) * L) * sizeof(FC_T), 0, &status);
-        FC_T *work = fc_scratch(FC_FN(gemm_workspace)(MP, K, L) * sizeof(FC_T), 0, &status);
+        FC_T *work = fc_scratch(work_size * sizeof(FC_T), 0, &status);
         FC_T *scratch = fc_scratch(scratch_size * sizeof(FC_T), 0, &status);
         FC_OMP(for schedule(static))
         for (int64_t task = 0; task < tasks; task++) {
@@ -923,6 +959,12 @@ static int FC_FN(winograd_grad_weight)(int tile, const fc_conv2d_shape *s, const
                 for (int64_t c0 = 0; c0 < K; c0 += chunk_in)
                     k->wino_input_block(f, s, x, g * K + c0, FC_MIN(chunk_in, K - c0), row0, rows, th, tw, L,
                                         scratch, v + c0 * L, K * L);
+                if (y) { /* the forward's M, in dM's place before it */
+                    FC_FN(wino_block_gemms)(f, upack + (g * points * parts + m0 / MP) * a_size,
+                                            (int64_t)(parts * a_size), mp, rows * tw, K, v, L, dm, work);
+                    FC_FN(wino_block_output)(k, f, s, dm, mp, g * M + m0, row0, rows, tw, L, chunk_in, NULL, 0,
+                                             scratch, y);
+                }
                 for (int64_t c0 = 0; c0 < mp; c0 += chunk_out)
                     k->wino_grad_output_block(f, s, gy, g * M + m0 + c0, FC_MIN(chunk_out, mp - c0), row0, rows, th,
                                               tw, L, scratch, dm + c0 * L, MP * L);
@@ -941,6 +983,7 @@ static int FC_FN(winograd_grad_weight)(int tile, const fc_conv2d_shape *s, const
         fc_free(work);
         fc_free(scratch);
     }
+    fc_free(upack);
     if (status != FC_OK) {
         fc_free(du);
         return status;
@@ -959,10 +1002,22 @@ static int FC_FN(winograd_grad_weight)(int tile, const fc_conv2d_shape *s, const
             for (int64_t p = 0; p < points; p++)
                 for (int64_t slot = 1; slot < slots; slot++)
                     for (int64_t e = e0; e < e1; e++) sum[p * M * K + e] += sum[slot * size + p * M * K + e];
-            k->wino_kernel_grads(f, sum, M * K, e0, e1, K, &l, t, t + f.r * a * lanes, gw + g * l.gs);
+            k->wino_kernel_grads(f, sum, M * K, e0, e1, K, l, t, t + f.r * a * lanes, gw + g * l->gs);
         }
         fc_free(t);
     }
     fc_free(du);
     return status;
+}
+
+static int FC_FN(winograd_grad_weight)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x,
+                                       wino_layout l, FC_T *gw) {
+    return FC_FN(winograd_weight_pass)(wino_variant(tile, s), s, gy, x, &l, gw, NULL, NULL);
+}
+
+/* The forward y = conv(x, w) and the weight gradient for grad_output gy
+ * in one pass over x's transformed tiles (winograd_weight_pass). */
+static int FC_FN(winograd_forward_grad_weight)(int tile, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w,
+                                               const FC_T *gy, wino_layout l, FC_T *y, FC_T *gw) {
+    return FC_FN(winograd_weight_pass)(wino_variant(tile, s), s, gy, x, &l, gw, w, y);
 }

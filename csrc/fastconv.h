@@ -82,6 +82,12 @@ typedef struct fc_pool2d_shape {
     /* gw = d<y, gy>/dw */                                                      \
     int fc_conv2d_grad_weight##S(const fc_conv2d_shape *s, fc_algorithm algo,   \
                                  const T *gy, const T *x, T *gw);              \
+    /* both of the above, y of x and gw for gy, where the passes share x    \
+     * (a transposed conv's backward: its gradients' common input) */        \
+    int fc_conv2d_forward_grad_weight##S(const fc_conv2d_shape *s,              \
+                                         fc_algorithm algo, const T *x,         \
+                                         const T *w, const T *gy, T *y,        \
+                                         T *gw);                                \
     /* gb[co] = sum over n, oh, ow of gy */                                     \
     int fc_conv2d_grad_bias##S(const fc_conv2d_shape *s, const T *gy, T *gb);   \
     /* cols[n][c_in*kh*kw][out_h*out_w] from x (c_out, groups ignored) */       \

@@ -26,6 +26,8 @@ cdef extern from "fastconv.h" nogil:
     int fc_conv2d_grad_input_f64(const fc_conv2d_shape *s, fc_algorithm a, const double *gy, const double *w, double *gx)
     int fc_conv2d_grad_weight_f32(const fc_conv2d_shape *s, fc_algorithm a, const float *gy, const float *x, float *gw)
     int fc_conv2d_grad_weight_f64(const fc_conv2d_shape *s, fc_algorithm a, const double *gy, const double *x, double *gw)
+    int fc_conv2d_forward_grad_weight_f32(const fc_conv2d_shape *s, fc_algorithm a, const float *x, const float *w, const float *gy, float *y, float *gw)
+    int fc_conv2d_forward_grad_weight_f64(const fc_conv2d_shape *s, fc_algorithm a, const double *x, const double *w, const double *gy, double *y, double *gw)
     int fc_conv2d_grad_bias_f32(const fc_conv2d_shape *s, const float *gy, float *gb)
     int fc_conv2d_grad_bias_f64(const fc_conv2d_shape *s, const double *gy, double *gb)
     int fc_unfold_f32(const fc_conv2d_shape *s, const float *x, float *cols)

@@ -24,6 +24,7 @@ CONV_ALGORITHMS = {
     "conv2d_grad_input": {**ALGORITHMS, "gemm:phases": FC_ALGO_GEMM_PHASES, "gemm:col2im": FC_ALGO_GEMM_COL2IM},
     "conv2d_grad_weight": {**ALGORITHMS, "gemm:dots": FC_ALGO_GEMM_DOTS, "gemm:slots": FC_ALGO_GEMM_SLOTS,
                            "gemm:taps": FC_ALGO_GEMM_TAPS},
+    "conv2d_forward_grad_weight": ALGORITHMS,
 }
 ACTIVATIONS = {None: FC_ACT_NONE, "relu": FC_ACT_RELU}
 ISAS = {"portable": FC_ISA_PORTABLE, "avx2": FC_ISA_AVX2, "avx512": FC_ISA_AVX512}
@@ -152,6 +153,25 @@ def conv2d_grad_input(tuple shape, str algorithm, const real[::1] gy not None, c
     with nogil:
         rc = (fc_conv2d_grad_input_f32(&s, a, &gy[0], &w[0], &gx[0]) if real is float
               else fc_conv2d_grad_input_f64(&s, a, &gy[0], &w[0], &gx[0]))
+    check(rc)
+
+
+def conv2d_forward_grad_weight(tuple shape, str algorithm, const real[::1] x not None, const real[::1] w not None,
+                               const real[::1] gy not None, real[::1] y not None, real[::1] gw not None):
+    """conv2d_forward (no bias) and conv2d_grad_weight in one call, where
+    the passes share x: a transposed conv's backward."""
+    cdef str fn = "conv2d_forward_grad_weight"
+    cdef fc_conv2d_shape s = conv_shape(fn, shape)
+    cdef fc_algorithm a = lookup(fn, "algorithm", CONV_ALGORITHMS[fn], algorithm)
+    need(fn, "x", x.shape[0], conv_x(&s))
+    need(fn, "w", w.shape[0], conv_w(&s))
+    need(fn, "gy", gy.shape[0], conv_y(&s))
+    need(fn, "y", y.shape[0], conv_y(&s))
+    need(fn, "gw", gw.shape[0], conv_w(&s))
+    cdef int rc
+    with nogil:
+        rc = (fc_conv2d_forward_grad_weight_f32(&s, a, &x[0], &w[0], &gy[0], &y[0], &gw[0]) if real is float
+              else fc_conv2d_forward_grad_weight_f64(&s, a, &x[0], &w[0], &gy[0], &y[0], &gw[0]))
     check(rc)
 
 

@@ -46,6 +46,17 @@ def _conv_grad_weight(g, algorithm, gy, x, dtype):
     return gw
 
 
+def _conv_forward_grad_weight(g, algorithm, x, w, gy, dtype):
+    """conv2d's forward of x and its weight gradient for gy: one pass over
+    x where the kernels share it (a transposed conv's two gradients)."""
+    if not g.n or algorithm not in _C.CONV_ALGORITHMS["conv2d_forward_grad_weight"]:
+        return _conv_forward(g, algorithm, x, w, None, dtype), _conv_grad_weight(g, algorithm, gy, x, dtype)
+    y, gw = _empty(g.output_shape, dtype), _empty(g.weight_shape, dtype)
+    _C.conv2d_forward_grad_weight(g.c_shape(), algorithm, V.flat(x, dtype), V.flat(w, dtype), V.flat(gy, dtype),
+                                  y.reshape(-1), gw.reshape(-1))
+    return y, gw
+
+
 def _conv2d_args(fn, input, weight, stride, padding, dilation, groups):
     x = V.array(fn, "input", input)
     w = V.array(fn, "weight", weight)
@@ -189,9 +200,12 @@ def conv_transpose2d_backward(grad_output, input, weight, stride=1, padding=0, o
     needs = V.needs(fn, needs)
     algorithm = V.algorithm(fn, algorithm, g)
     dtype = V.result_dtype(gy, x, w)
-    return (_conv_forward(g, algorithm, gy, w, None, dtype) if "input" in needs else None,
-            _conv_grad_weight(g, algorithm, x, gy, dtype) if "weight" in needs else None,
-            _grad_bias(gy, dtype) if "bias" in needs else None)
+    if "input" in needs and "weight" in needs:
+        gx, gw = _conv_forward_grad_weight(g, algorithm, gy, w, x, dtype)
+    else:
+        gx = _conv_forward(g, algorithm, gy, w, None, dtype) if "input" in needs else None
+        gw = _conv_grad_weight(g, algorithm, x, gy, dtype) if "weight" in needs else None
+    return gx, gw, _grad_bias(gy, dtype) if "bias" in needs else None
 
 
 def _unfold_geometry(fn, input_shape, kernel_size, dilation, padding, stride):

@@ -44,6 +44,8 @@ def conv_calls(s, short=None):
         ("conv2d_forward", lambda: _C.conv2d_forward(s, "gemm", b["x"], b["w"], b["b"], None, b["y"])),
         ("conv2d_grad_input", lambda: _C.conv2d_grad_input(s, "direct", b["y"], b["w"], b["x"])),
         ("conv2d_grad_weight", lambda: _C.conv2d_grad_weight(s, "gemm", b["y"], b["x"], b["w"])),
+        ("conv2d_forward_grad_weight", lambda: _C.conv2d_forward_grad_weight(s, "gemm", b["x"], b["w"], b["y"],
+                                                                             b["y"], b["w"])),
         ("unfold", lambda: _C.unfold(s, b["x"], b["cols"])),
         ("fold", lambda: _C.fold(s, b["cols"], b["x"])),
     ]
@@ -53,6 +55,7 @@ def conv_calls(s, short=None):
 def test_conv_entry_points_refuse_a_short_buffer(short):
     for fn, call in conv_calls(CONV, short):
         uses = {"conv2d_forward": "x w b y", "conv2d_grad_input": "y w x", "conv2d_grad_weight": "y x w",
+                "conv2d_forward_grad_weight": "x w y",
                 "unfold": "x cols", "fold": "cols x"}[fn].split()
         if short not in uses:
             continue
@@ -91,6 +94,9 @@ def test_conv_geometry_checks():
         assert_raises_naming(lambda: _C.conv2d_grad_input(CONV, winograd, gy, buf(size["w"]), buf(size["x"])),
                              ValueError, ["cannot take this shape", "winograd needs a 3x3 or 2x2 kernel"])
         assert_raises_naming(lambda: _C.conv2d_grad_weight(CONV, winograd, gy, buf(size["x"]), buf(size["w"])),
+                             ValueError, ["cannot take this shape", "winograd needs a 3x3 or 2x2 kernel"])
+        assert_raises_naming(lambda: _C.conv2d_forward_grad_weight(CONV, winograd, buf(size["x"]), buf(size["w"]),
+                                                                   gy, buf(size["y"]), buf(size["w"])),
                              ValueError, ["cannot take this shape", "winograd needs a 3x3 or 2x2 kernel"])
     assert_raises_naming(lambda: _C.conv2d_forward(CONV, "direct", *args, "tanh", buf(size["y"])), ValueError,
                          ["_C.conv2d_forward", "activation", "'tanh'"])

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 import fastconv
+from fastconv import _C
+from fastconv._validate import conv_geometry
 import reference as ref
 from conftest import assert_close
 from gradcheck import assert_vjp, numerical_vjp
@@ -288,6 +290,27 @@ def test_winograd_matches_oracle(algorithm, case, dtype, isa):
     gy = np.random.default_rng(1).standard_normal(expected.shape).astype(dtype)
     gx, gw, gb = fastconv.conv2d_backward(gy, x, w, **kw, algorithm=algorithm)
     assert_close(gx, ref.conv2d_grad_input(gy, x.shape, w, **rkw), dtype)
+    assert_close(gw, ref.conv2d_grad_weight(gy, x, w.shape, **rkw), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("case", WINOGRAD_CASES)
+@pytest.mark.parametrize("algorithm", WINOGRADS + ["auto", "gemm"])
+def test_forward_and_grad_weight_in_one_pass(algorithm, case, dtype):
+    """A transposed conv's backward is conv2d's forward and grad-weight of
+    one input, which _C.conv2d_forward_grad_weight runs in one pass over
+    its transformed tiles: it gives the bits of the two passes run apart
+    (which the oracle checks above), and the oracle's values."""
+    x, w, _, kw, rkw = make(case, dtype)
+    gy = np.random.default_rng(1).standard_normal(ref.conv2d(x, w, None, **rkw).shape).astype(dtype)
+    g = conv_geometry("test", x.shape, w.shape, kw["stride"], kw["padding"], kw["dilation"], kw["groups"])
+    y, gw = np.full(gy.shape, np.nan, dtype), np.full(w.shape, np.nan, dtype)
+    _C.conv2d_forward_grad_weight(g.c_shape(), algorithm, x.reshape(-1), w.reshape(-1), gy.reshape(-1),
+                                  y.reshape(-1), gw.reshape(-1))
+    np.testing.assert_array_equal(y, fastconv.conv2d(x, w, **kw, algorithm=algorithm))
+    np.testing.assert_array_equal(gw, fastconv.conv2d_backward(gy, x, w, **kw, needs=("weight",),
+                                                               algorithm=algorithm)[1])
+    assert_close(y, ref.conv2d(x, w, None, **rkw), dtype)
     assert_close(gw, ref.conv2d_grad_weight(gy, x, w.shape, **rkw), dtype)
 
 

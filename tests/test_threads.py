@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 import fastconv
+from fastconv import _C
+from fastconv._validate import conv_geometry
 
 # Shapes that split into several tiles, channel blocks and grad-weight slots.
 SHAPES = [
@@ -36,11 +38,17 @@ def test_one_thread_equals_many_bitwise(shapes, dtype, algorithm, threads):
         pytest.skip("Winograd runs 3x3 and 2x2 kernels, stride 1, or kernels of 2 or 3 strides, undilated")
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
+    g = conv_geometry("test", xs, ws, kw.get("stride", 1), kw.get("padding", 0), kw.get("dilation", 1),
+                      kw.get("groups", 1))
     results = []
     for n in (1, 2, 3, 8):
         threads(n)
         y = fastconv.conv2d(x, w, **kw, algorithm=algorithm)
-        results.append((y,) + fastconv.conv2d_backward(np.cos(y), x, w, **kw, algorithm=algorithm))
+        # and both in one pass, as a transposed conv's backward runs them
+        y1, gw1 = np.empty_like(y), np.empty_like(w)
+        _C.conv2d_forward_grad_weight(g.c_shape(), algorithm, x.ravel(), w.ravel(), np.cos(y).ravel(), y1.ravel(),
+                                      gw1.ravel())
+        results.append((y,) + fastconv.conv2d_backward(np.cos(y), x, w, **kw, algorithm=algorithm) + (y1, gw1))
     for other in results[1:]:
         for a, b in zip(results[0], other):
             assert np.array_equal(a, b)
