@@ -5,6 +5,7 @@
 #define FC_UKERNEL_PORTABLE fc_gemm_f64_6x8_portable
 #define FC_IUKERNEL_PORTABLE fc_igemm_f64_6x8_portable
 #define FC_UKERNEL_AVX512 fc_gemm_f64_6x16_avx512
+#define FC_UKERNEL_AVX512_NARROW fc_gemm_f64_6x8_avx512
 #define FC_UKERNEL_AVX2 fc_gemm_f64_6x8_avx2
 #define FC_IUKERNEL_AVX512 fc_igemm_f64_6x16_avx512
 #define FC_IUKERNEL_AVX512_NARROW fc_igemm_f64_6x8_avx512

@@ -228,17 +228,17 @@ static void FC_FN(gemm_pack_a)(int64_t m, int64_t k, const FC_FN(fc_operand) *a,
     }
 }
 
-/* One tile of a k-block: the microkernel over its kc steps, or with
- * FC_GEMM_SHORT_RUNS (in flags) over runs of them, each run after the
- * first adding into the tile; f is the block's ACCUMULATE and RELU. */
-static inline void FC_FN(gemm_tile)(FC_FN(fc_ukernel) ukernel, int64_t kc, const FC_T *ap, const FC_T *bp, FC_T *c,
-                                    int64_t ldc, const FC_T *bias, unsigned f, unsigned flags) {
+/* One tile of a k-block: kernel fn (the wide one, or the narrow one on
+ * the same packed panel) over its kc steps, or with FC_GEMM_SHORT_RUNS
+ * (in flags) over runs of them, each run after the first adding into the
+ * tile; f is the block's ACCUMULATE and RELU. */
+static inline void FC_FN(gemm_tile)(FC_FN(fc_ukernel_fn) fn, int nr, int64_t kc, const FC_T *ap, const FC_T *bp,
+                                    FC_T *c, int64_t ldc, const FC_T *bias, unsigned f, unsigned flags) {
     const int64_t run = (flags & FC_GEMM_SHORT_RUNS) ? FC_SHORT_RUN : kc;
     for (int64_t k1 = 0; k1 < kc; k1 += run) {
         unsigned fk = k1 > 0 ? FC_GEMM_ACCUMULATE : f & FC_GEMM_ACCUMULATE;
         if (k1 + run >= kc) fk |= f & FC_GEMM_RELU;
-        ukernel.fn((size_t)FC_MIN(run, kc - k1), ap + k1 * FC_MR, bp + k1 * ukernel.nr, c, (size_t)ldc,
-                   k1 > 0 ? NULL : bias, fk);
+        fn((size_t)FC_MIN(run, kc - k1), ap + k1 * FC_MR, bp + k1 * nr, c, (size_t)ldc, k1 > 0 ? NULL : bias, fk);
     }
 }
 
@@ -285,6 +285,9 @@ static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_o
                     a->pack(a->ctx, i0, mc, k0, kc, FC_MR, apack);
                 for (int64_t jr = 0; jr < nc; jr += nr) {
                     const int cols = (int)FC_MIN((int64_t)nr, nc - jr);
+                    /* a last panel of at most half the width: the narrow kernel */
+                    const int half = ukernel.narrow && cols <= nr / 2, width = half ? nr / 2 : nr;
+                    const FC_FN(fc_ukernel_fn) fn = half ? ukernel.narrow : ukernel.fn;
                     const FC_T *bp = bblock + jr * kc;
                     /* While the last A block meets this panel, the next
                      * k-block of its B starts loading, a slice per tile:
@@ -301,8 +304,8 @@ static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_o
                         const int rows = (int)FC_MIN((int64_t)FC_MR, mc - ir);
                         FC_T *cij = c + (i0 + ir) * ldc + j0 + jr;
                         const FC_T *bias_i = (bias && !(f & FC_GEMM_ACCUMULATE)) ? bias + i0 + ir : NULL;
-                        if (rows == FC_MR && cols == nr) {
-                            FC_FN(gemm_tile)(ukernel, kc, ap, bp, cij, ldc, bias_i, f, flags);
+                        if (rows == FC_MR && cols == width) {
+                            FC_FN(gemm_tile)(fn, nr, kc, ap, bp, cij, ldc, bias_i, f, flags);
                             continue;
                         }
                         /* Edge tile: run the full kernel on a scratch tile. */
@@ -312,7 +315,7 @@ static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_o
                             if (f & FC_GEMM_ACCUMULATE)
                                 memcpy(tile + i * nr, cij + i * ldc, cols * sizeof(FC_T));
                         }
-                        FC_FN(gemm_tile)(ukernel, kc, ap, bp, tile, nr, bias_i ? tile_bias : NULL, f, flags);
+                        FC_FN(gemm_tile)(fn, nr, kc, ap, bp, tile, nr, bias_i ? tile_bias : NULL, f, flags);
                         for (int i = 0; i < rows; i++)
                             memcpy(cij + i * ldc, tile + i * nr, cols * sizeof(FC_T));
                     }

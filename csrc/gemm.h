@@ -55,6 +55,13 @@ void fc_gemm_f32_6x32_avx512(size_t kc, const float *a, const float *b, float *c
 void fc_gemm_f64_6x16_avx512(size_t kc, const double *a, const double *b, double *c,
                              size_t ldc, const double *bias, unsigned flags);
 
+/* Half as wide, for a last panel of few columns (AVX-512 only): the first
+ * half of a panel packed for the wide kernel, b[kc][2 * half width]. */
+void fc_gemm_f32_6x16_avx512(size_t kc, const float *a, const float *b, float *c,
+                             size_t ldc, const float *bias, unsigned flags);
+void fc_gemm_f64_6x8_avx512(size_t kc, const double *a, const double *b, double *c,
+                            size_t ldc, const double *bias, unsigned flags);
+
 void fc_igemm_f32_6x16_avx2(size_t kc, const float *const *a, const ptrdiff_t *off, const float *b,
                             float *c, const float *bias, unsigned flags);
 void fc_igemm_f64_6x8_avx2(size_t kc, const double *const *a, const ptrdiff_t *off, const double *b,

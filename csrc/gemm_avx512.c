@@ -55,6 +55,45 @@
     const V bias0 = bias ? VOP(S, loadu)(bias) : VOP(S, setzero)();                 \
     EACH_ROW(NARROW_TILE, V, S, W)
 
+/* The narrow GEMM kernels, f32 6x16 and f64 6x8: the first half of a
+ * panel packed for the wide kernel (B's rows 2W apart), for a last panel
+ * of at most half its width. Each sum runs in the wide kernel's order, a
+ * step at a time into one accumulator, so a column's bits never depend on
+ * which kernel computed it (a Winograd block's width follows the thread
+ * count); its six chains cover 3/4 of the FMA latency, which beats
+ * multiplying a half panel of zeros. */
+#define HALF_ROW(i, S) c##i##0 = VOP(S, fmadd)(BCAST(S, a + (i)), b0, c##i##0);
+#define HALF_STORE(i, T, V, S)                                    \
+    {                                                             \
+        T *ci = c + (i) * ldc;                                    \
+        V v = c##i##0;                                            \
+        if (flags & FC_GEMM_ACCUMULATE)                           \
+            v = VOP(S, add)(v, VOP(S, loadu)(ci));                \
+        else if (bias)                                            \
+            v = VOP(S, add)(v, BCAST(S, bias + (i)));             \
+        if (flags & FC_GEMM_RELU) v = VOP(S, max)(VOP(S, setzero)(), v); \
+        VOP(S, storeu)(ci, v);                                    \
+    }
+#define HALF_KERNEL(T, V, S, W)                                                                          \
+    V c00 = VOP(S, setzero)(), c10 = c00, c20 = c00, c30 = c00, c40 = c00, c50 = c00;                    \
+    for (size_t k = 0; k < kc; k++, a += FC_MR, b += 2 * (W)) {                                          \
+        const V b0 = VOP(S, loadu)(b);                                                                   \
+        HALF_ROW(0, S) HALF_ROW(1, S) HALF_ROW(2, S) HALF_ROW(3, S) HALF_ROW(4, S) HALF_ROW(5, S)       \
+    }                                                                                                    \
+    EACH_ROW(HALF_STORE, T, V, S)
+
+AVX512 void fc_gemm_f32_6x16_avx512(size_t kc, const float *restrict a, const float *restrict b,
+                                    float *restrict c, size_t ldc, const float *restrict bias,
+                                    unsigned flags) {
+    HALF_KERNEL(float, __m512, ps, 16)
+}
+
+AVX512 void fc_gemm_f64_6x8_avx512(size_t kc, const double *restrict a, const double *restrict b,
+                                   double *restrict c, size_t ldc, const double *restrict bias,
+                                   unsigned flags) {
+    HALF_KERNEL(double, __m512d, pd, 8)
+}
+
 AVX512 void fc_gemm_f32_6x32_avx512(size_t kc, const float *restrict a, const float *restrict b,
                                     float *restrict c, size_t ldc, const float *restrict bias,
                                     unsigned flags) {

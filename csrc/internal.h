@@ -43,10 +43,13 @@ typedef struct {
     int64_t rs, cs;
 } FC_FN(fc_strided);
 
-/* A GEMM microkernel (gemm.h) and its tile width. */
+/* A GEMM microkernel (gemm.h), its tile width, and (or NULL) one for the
+ * first half of a panel, for a last panel of at most nr/2 columns. */
+typedef void (*FC_FN(fc_ukernel_fn))(size_t, const FC_T *, const FC_T *, FC_T *, size_t, const FC_T *, unsigned);
 typedef struct {
-    void (*fn)(size_t, const FC_T *, const FC_T *, FC_T *, size_t, const FC_T *, unsigned);
+    FC_FN(fc_ukernel_fn) fn;
     int nr; /* the tile's width; B is packed in panels of nr columns */
+    FC_FN(fc_ukernel_fn) narrow;
 } FC_FN(fc_ukernel);
 
 /* The portable microkernels (gemm.c), named with their tile by f32.c and
