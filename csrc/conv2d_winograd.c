@@ -334,9 +334,10 @@ FC_VECTOR_LOOP(wino_kernels, (wino_f f, const FC_T *w, const wino_layout *l, int
     WINO_SPECIALIZED(FC_FN(wino_kernels_f), f, w, l, g, row, rows, k0, kc, u, ps, wq, t);
 }
 
-/* A block is `rows` consecutive rows of tiles (of any images): tile t of
- * its row r is lane r*tw + t. Each channel's tiles sit `lanes` apart
- * (lanes >= rows * tw), so both transforms run along all the tiles of a
+/* A block is q consecutive tiles from T0 on, counted row by row over the
+ * batch (tw a row, th rows an image), so it may start and end inside a
+ * row and span images: tile T is lane T - T0. Each channel's tiles sit
+ * `lanes` apart (lanes >= q), so both transforms run along all the tiles of a
  * chunk of channels at once, long vectors however narrow the map, and V
  * and M are the GEMMs' operands as they stand, a column a tile.
  *
@@ -344,14 +345,14 @@ FC_VECTOR_LOOP(wino_kernels, (wino_f f, const FC_T *w, const wino_layout *l, int
  * (wino_scratch_size):
  *   input:  phase[i][k][n + 16]  input row i of each tile's block, column k (m*t + k of the row)
  *           cols[i][j][n]        row i of the block times B: point j
- *           row[a][m*(L + 17)]   a tile row's input rows, zero-padded past the tiles' columns
+ *           row[a][m*(tw + 32)]  a tile row's input rows, zero-padded past the tiles' columns
  *   output: tmp[i][j][n]         A^T M, row i, point j
  *           out[i][jj][n]        A^T M A */
 #define SPREAD_TILES 16
 
-static size_t wino_scratch_size(wino_f f, int64_t chunk, int64_t lanes) {
+static size_t wino_scratch_size(wino_f f, int64_t chunk, int64_t lanes, int64_t tw) {
     const int64_t m = f.m, a = wino_side(f), n = chunk * lanes;
-    const int64_t in = a * a * (n + SPREAD_TILES) + a * a * n + a * m * (lanes + SPREAD_TILES + 1);
+    const int64_t in = a * a * (n + SPREAD_TILES) + a * a * n + a * m * (tw + 2 * SPREAD_TILES);
     return (size_t)FC_MAX(in, (m * a + m * m) * n);
 }
 
@@ -439,20 +440,37 @@ static inline __attribute__((always_inline)) void FC_FN(spread_row)(wino_f f, co
 #endif
 }
 
-/* V of input channels ci0 .. ci0 + nc - 1 for the block's tiles,
- * v[p * pstride + (ci - ci0) * lanes + tile]: the block is tile rows row0
- * .. row0 + rows - 1, counted over the batch (th per image), so it may
- * span images. */
+/* The tile rows a block of q tiles from T0 on crosses, one at a time:
+ * row ti of image img, its tiles t_lo .. t_hi - 1 at lanes lane .. lane +
+ * t_hi - t_lo - 1; counted up, not divided out row by row. */
+typedef struct {
+    int64_t img, ti, t_lo, t_hi, lane;
+} wino_span;
+
+static inline wino_span wino_first_span(int64_t T0, int64_t q, int64_t th, int64_t tw) {
+    const int64_t row = T0 / tw;
+    const wino_span sp = {row / th, row % th, T0 % tw, FC_MIN(tw, T0 % tw + q), 0};
+    return sp;
+}
+
+static inline void wino_next_span(wino_span *sp, int64_t q, int64_t th, int64_t tw) {
+    sp->lane += sp->t_hi - sp->t_lo;
+    sp->t_lo = 0, sp->t_hi = FC_MIN(tw, q - sp->lane);
+    if (++sp->ti == th) sp->ti = 0, sp->img++;
+}
+
+/* V of input channels ci0 .. ci0 + nc - 1 for the block's tiles T0 ..
+ * T0 + q - 1, v[p * pstride + (ci - ci0) * lanes + T - T0]. */
 static inline __attribute__((always_inline)) void FC_FN(wino_input_f)(
-    wino_f f, const fc_conv2d_shape *s, const FC_T *x, int64_t ci0, int64_t nc, int64_t row0, int64_t rows,
+    wino_f f, const fc_conv2d_shape *s, const FC_T *x, int64_t ci0, int64_t nc, int64_t T0, int64_t q,
     int64_t th, int64_t tw, int64_t lanes, FC_T *scratch, FC_T *v, int64_t pstride) {
     const int m = f.m, a = wino_side(f);
-    const int64_t q = rows * tw, n = nc * lanes, pn = n + SPREAD_TILES; /* n: the lanes of the chunk */
+    const int64_t n = nc * lanes, pn = n + SPREAD_TILES; /* n: the lanes of the chunk */
     FC_T *phase = scratch, *cols = phase + a * a * pn, *row = cols + a * a * n;
     /* the columns of the row that tiles read, m*tw + r - 1 of them from
-     * -pad_left on, and zeros to the last whole vector the spread reads:
-     * [lo, hi) lie in the image */
-    const int64_t width = m * ((tw + SPREAD_TILES - 1) / SPREAD_TILES * SPREAD_TILES + 1), used = m * tw + a - m;
+     * -pad_left on, and zeros to the last whole vector the spread reads
+     * from any tile of the row on: [lo, hi) lie in the image */
+    const int64_t width = m * (tw + 2 * SPREAD_TILES), used = m * tw + a - m;
     const int64_t lo = FC_MIN(FC_MAX(s->pad_left, (int64_t)0), used);
     const int64_t hi = FC_MAX(FC_MIN(s->pad_left + s->w, used), lo);
     /* rows whose tiles' columns all lie in the image are spread straight
@@ -461,10 +479,11 @@ static inline __attribute__((always_inline)) void FC_FN(wino_input_f)(
     const int unpadded = lo == 0 && hi == used;
     const FC_T *x_end = x + s->n * s->c_in * s->h * s->w;
     memset(row, 0, (size_t)(a * width) * sizeof(FC_T)); /* the padding, which the rows never overwrite */
+    const wino_span first = wino_first_span(T0, q, th, tw);
     for (int64_t c = 0; c < nc; c++)
-        for (int64_t r = 0; r < rows; r++) {
-            const int64_t img = (row0 + r) / th, ti = (row0 + r) % th;
-            const FC_T *plane = x + (img * s->c_in + ci0 + c) * s->h * s->w, *from[6];
+        for (wino_span sp = first; sp.lane < q; wino_next_span(&sp, q, th, tw)) {
+            const int64_t ti = sp.ti;
+            const FC_T *plane = x + (sp.img * s->c_in + ci0 + c) * s->h * s->w, *from[6];
             /* all a rows copied first, then spread into phases: a row read
              * back at once would wait for its copy's stores to retire */
             for (int i = 0; i < a; i++) {
@@ -480,7 +499,8 @@ static inline __attribute__((always_inline)) void FC_FN(wino_input_f)(
                     memcpy(ri + lo, src, (size_t)(hi - lo) * sizeof(FC_T));
             }
             for (int i = 0; i < a; i++)
-                FC_FN(spread_row)(f, from[i], tw, phase + i * a * pn + c * lanes + r * tw, pn);
+                FC_FN(spread_row)(f, from[i] + m * sp.t_lo, sp.t_hi - sp.t_lo, phase + i * a * pn + c * lanes + sp.lane,
+                                  pn);
         }
     /* lanes past the block's tiles (a short last block) hold zeros */
     for (int plane = 0; plane < a * a; plane++)
@@ -502,10 +522,10 @@ static inline __attribute__((always_inline)) void FC_FN(wino_input_f)(
 }
 
 FC_VECTOR_LOOP(wino_input_block, (wino_f f, const fc_conv2d_shape *s, const FC_T *x, int64_t ci0, int64_t nc,
-                                  int64_t row0, int64_t rows, int64_t th, int64_t tw, int64_t lanes, FC_T *scratch,
+                                  int64_t T0, int64_t q, int64_t th, int64_t tw, int64_t lanes, FC_T *scratch,
                                   FC_T *v, int64_t pstride),
-               (f, s, x, ci0, nc, row0, rows, th, tw, lanes, scratch, v, pstride)) {
-    WINO_SPECIALIZED(FC_FN(wino_input_f), f, s, x, ci0, nc, row0, rows, th, tw, lanes, scratch, v, pstride);
+               (f, s, x, ci0, nc, T0, q, th, tw, lanes, scratch, v, pstride)) {
+    WINO_SPECIALIZED(FC_FN(wino_input_f), f, s, x, ci0, nc, T0, q, th, tw, lanes, scratch, v, pstride);
 }
 
 /* The epilogue's ReLU, a NaN kept. */
@@ -513,14 +533,13 @@ static inline FC_T FC_FN(wino_finish)(FC_T v, int relu) {
     return relu && !(v > 0) ? (v != v ? v : 0) : v;
 }
 
-/* Output channels co0 .. co0 + nc - 1 of a block from
- * mb[p * pstride + (co - co0) * lanes + tile], tile r * tw + t for tile t
- * of the block's row r: A^T M A + bias (b may be
- * NULL), ReLU with FC_GEMM_RELU, into y's m x m blocks clipped to the
- * plane. */
+/* Output channels co0 .. co0 + nc - 1 of the block of tiles T0 .. T0 +
+ * q - 1 from mb[p * pstride + (co - co0) * lanes + T - T0]: A^T M A + bias
+ * (b may be NULL), ReLU with FC_GEMM_RELU, into y's m x m blocks clipped
+ * to the plane. */
 static inline __attribute__((always_inline)) void FC_FN(wino_output_f)(
-    wino_f f, const fc_conv2d_shape *s, const FC_T *mb, int64_t pstride, int64_t co0, int64_t nc, int64_t row0,
-    int64_t rows, int64_t th, int64_t tw, int64_t lanes, const FC_T *b, unsigned flags, FC_T *scratch, FC_T *y) {
+    wino_f f, const fc_conv2d_shape *s, const FC_T *mb, int64_t pstride, int64_t co0, int64_t nc, int64_t T0,
+    int64_t q, int64_t th, int64_t tw, int64_t lanes, const FC_T *b, unsigned flags, FC_T *scratch, FC_T *y) {
     const int m = f.m, a = wino_side(f);
     const int64_t n = nc * lanes;
     FC_T *tmp = scratch, *out = tmp + m * a * n;
@@ -540,18 +559,21 @@ static inline __attribute__((always_inline)) void FC_FN(wino_output_f)(
     }
     const int relu = (flags & FC_GEMM_RELU) != 0;
     const int64_t whole = s->out_w / m; /* tiles all of whose columns are in a row */
+    const wino_span first = wino_first_span(T0, q, th, tw);
     for (int64_t c = 0; c < nc; c++) {
         const FC_T bias = b ? b[c] : 0;
-        for (int64_t r = 0; r < rows; r++) {
-            const int64_t img = (row0 + r) / th, ti = (row0 + r) % th;
-            FC_T *plane = y + (img * s->c_out + co0 + c) * PIXELS(s);
+        for (wino_span sp = first; sp.lane < q; wino_next_span(&sp, q, th, tw)) {
+            const int64_t ti = sp.ti, t_lo = sp.t_lo, t_hi = sp.t_hi;
+            FC_T *plane = y + (sp.img * s->c_out + co0 + c) * PIXELS(s);
             for (int i = 0; i < m && m * ti + i < s->out_h; i++) {
-                FC_T *row = plane + (m * ti + i) * s->out_w;
-                const FC_T *o = out + i * m * n + c * lanes + r * tw; /* column jj of tile t at o[jj*n + t] */
+                /* column jj of the span's tile t_lo + t at o[jj*n + t], to row[m*t + jj] */
+                FC_T *row = plane + (m * ti + i) * s->out_w + m * t_lo;
+                const FC_T *o = out + i * m * n + c * lanes + sp.lane;
+                const int64_t full = FC_MIN(t_hi, whole) - t_lo;
                 FC_IVDEP
-                for (int64_t t = 0; t < whole; t++)
+                for (int64_t t = 0; t < full; t++)
                     for (int jj = 0; jj < m; jj++) row[m * t + jj] = FC_FN(wino_finish)(o[jj * n + t] + bias, relu);
-                for (int64_t ow = m * whole; ow < s->out_w; ow++)
+                for (int64_t ow = m * full; t_hi > whole && ow < s->out_w - m * t_lo; ow++)
                     row[ow] = FC_FN(wino_finish)(o[ow % m * n + ow / m] + bias, relu);
             }
         }
@@ -559,11 +581,10 @@ static inline __attribute__((always_inline)) void FC_FN(wino_output_f)(
 }
 
 FC_VECTOR_LOOP(wino_output_block, (wino_f f, const fc_conv2d_shape *s, const FC_T *mb, int64_t pstride,
-                                   int64_t co0, int64_t nc, int64_t row0, int64_t rows, int64_t th, int64_t tw,
+                                   int64_t co0, int64_t nc, int64_t T0, int64_t q, int64_t th, int64_t tw,
                                    int64_t lanes, const FC_T *b, unsigned flags, FC_T *scratch, FC_T *y),
-               (f, s, mb, pstride, co0, nc, row0, rows, th, tw, lanes, b, flags, scratch, y)) {
-    WINO_SPECIALIZED(FC_FN(wino_output_f), f, s, mb, pstride, co0, nc, row0, rows, th, tw, lanes, b, flags, scratch,
-                     y);
+               (f, s, mb, pstride, co0, nc, T0, q, th, tw, lanes, b, flags, scratch, y)) {
+    WINO_SPECIALIZED(FC_FN(wino_output_f), f, s, mb, pstride, co0, nc, T0, q, th, tw, lanes, b, flags, scratch, y);
 }
 
 /* Lanes a transform call runs along: enough channels of a block's tiles
@@ -653,18 +674,31 @@ static void FC_FN(wino_block_gemms)(wino_f f, const FC_T *u, int64_t ps, int64_t
     }
 }
 
-/* A block's output from its M (points x mp x L, q tiles), output channels
- * c .. c + mp - 1 of y, a chunk of channels at a time: M's lanes past
- * the tiles, which no GEMM wrote, zeroed for the transform to read. */
+/* The output of a block of q tiles from T0 on, from its M (points x mp x
+ * L), output channels c .. c + mp - 1 of y, a chunk of channels at a
+ * time: M's lanes past the tiles, which no GEMM wrote, zeroed for the
+ * transform to read. */
 static void FC_FN(wino_block_output)(const FC_FN(fc_kernels) *k, wino_f f, const fc_conv2d_shape *s, FC_T *mb,
-                                     int64_t mp, int64_t c, int64_t row0, int64_t rows, int64_t tw, int64_t L,
+                                     int64_t mp, int64_t c, int64_t T0, int64_t q, int64_t tw, int64_t L,
                                      int64_t chunk, const FC_T *b, unsigned flags, FC_T *scratch, FC_T *y) {
-    const int64_t q = rows * tw, th = (s->out_h + f.m - 1) / f.m;
+    const int64_t th = (s->out_h + f.m - 1) / f.m;
     if (q < L)
         for (int64_t e = 0; e < wino_points(f) * mp; e++) memset(mb + e * L + q, 0, (size_t)(L - q) * sizeof(FC_T));
     for (int64_t c0 = 0; c0 < mp; c0 += chunk)
-        k->wino_output_block(f, s, mb + c0 * L, mp * L, c + c0, FC_MIN(chunk, mp - c0), row0, rows, th, tw, L,
+        k->wino_output_block(f, s, mb + c0 * L, mp * L, c + c0, FC_MIN(chunk, mp - c0), T0, q, th, tw, L,
                              b ? b + c + c0 : NULL, flags, scratch, y);
+}
+
+/* A group's tiles cut into `shares` even shares, each into runs of L
+ * tiles (at most `most`) from its start, the last run shorter. */
+typedef struct {
+    int64_t shares, L, runs;
+} wino_cut;
+
+static wino_cut wino_cut_tiles(int64_t tiles, int64_t shares, int64_t most) {
+    const int64_t share = (tiles + shares - 1) / shares, L = FC_MIN(share, most);
+    const wino_cut c = {shares, L, (share + L - 1) / L};
+    return c;
 }
 
 /* The convolution by Winograd F(m x m, r x r) for a shape
@@ -677,37 +711,32 @@ static int FC_FN(winograd_conv)(wino_f f, const fc_conv2d_shape *s, const FC_T *
     const int64_t M = GROUP_OUT(s), K = GROUP_IN(s), G = s->groups;
     const int64_t th = (s->out_h + m - 1) / m, tw = (s->out_w + m - 1) / m, tile_rows = s->n * th;
     const FC_FN(fc_kernels) *k = FC_FN(kernels)();
-    /* Tile rows per block: V and M within about 1 MiB (an L2), or one
-     * panel of nr tiles where that is more, and among those the count
-     * that leaves the busiest thread the fewest panels of the GEMM to
-     * compute, blocks shared evenly, then the fewest tiles where each
-     * thread has blocks of its own (F(3x3, 2x2) on a 15x15 map at batch 8:
-     * 8 blocks of 5 rows of 5 tiles, not 7 of 6 rows, a panel each either
-     * way), then the larger count. With many
-     * blocks that is the count whose tiles best fill the panels; with
-     * few, one whose blocks share evenly (F(2x2) on a 10x10 map at batch
-     * 8 made blocks of 19, 19 and 2 rows of 5 tiles: 6 panels for one
-     * thread, 4 for the other; blocks of 25 and 15 give 4 and 3). Small
-     * maps give few blocks: then the output channels are split too (each
-     * part transforms the block's input again, cheap beside its GEMMs),
-     * for two tasks per thread, or one where the tasks transform the
-     * kernels themselves (then the input's transform is their main extra
-     * and the tasks are of a size). */
-    const int64_t nr = k->gemm.nr, threads = fc_get_num_threads();
-    int64_t most = FC_MAX((int64_t)1, FC_MAX(nr, (int64_t)262144 / (points * (K + M))) / tw);
-    most = FC_MIN(most, tile_rows);
-    int64_t RB = 1, least = INT64_MAX, least_tiles = INT64_MAX;
-    for (int64_t r = 1; r <= most; r++) {
-        const int64_t count = G * ((tile_rows + r - 1) / r), per = (count + threads - 1) / threads;
-        const int64_t busiest = per * ((r * tw + nr - 1) / nr), tiles = count >= threads ? per * r * tw : 0;
-        if (busiest < least || (busiest == least && tiles <= least_tiles)) RB = r, least = busiest, least_tiles = tiles;
-    }
-    const int64_t blocks = (tile_rows + RB - 1) / RB;
-    const int fused = wino_fused(points, M, K, G, blocks);
+    /* Blocks: each group's tiles (all its images', row by row) cut into
+     * even shares, one per thread (a group a share where there are as
+     * many groups as threads), and each share into runs of L tiles from
+     * its start, L a whole number of the GEMM's panels of nr tiles, V and
+     * M within about 1 MiB (an L2), so that a thread's GEMMs fill their
+     * panels but for its last (which the narrow kernel runs where it is
+     * at most half full): F(3x3, 2x2) on a 15x15 map at batch 8, 200
+     * tiles, ran 4 panels a thread as blocks of 5 rows of 5 tiles, now 3
+     * and a narrow one as 32 + 32 + 32 + 4. Where the tasks transform the
+     * kernels themselves, all of a group's tiles are one share: each
+     * block transforms them again, a part of the output channels only
+     * its part's. Small maps give few blocks: then the output channels
+     * are split too (each part transforms the block's input again, cheap
+     * beside its GEMMs), for two tasks per thread, or one where the tasks
+     * transform the kernels themselves (then the input's transform is
+     * their main extra and the tasks are of a size). */
+    const int64_t nr = k->gemm.nr, threads = fc_get_num_threads(), tiles = tile_rows * tw;
+    const int64_t budget = FC_MAX(nr, (int64_t)262144 / (points * (K + M)) / nr * nr); /* tiles */
+    wino_cut cut = wino_cut_tiles(tiles, FC_MIN(tiles, FC_MAX((int64_t)1, threads / G)), budget);
+    const int fused = wino_fused(points, M, K, G, cut.shares * cut.runs);
+    if (fused) cut = wino_cut_tiles(tiles, 1, budget);
+    const int64_t shares = cut.shares, L = cut.L, runs = cut.runs, blocks = shares * runs;
     const int64_t want = fused ? threads : 2 * threads;
     const int64_t parts = FC_MIN((M + FC_MR - 1) / FC_MR, FC_MAX((int64_t)1, (want + G * blocks - 1) / (G * blocks)));
     const int64_t MP = ((M + parts - 1) / parts + FC_MR - 1) / FC_MR * FC_MR; /* output channels per part */
-    const int64_t L = RB * tw, tasks = G * blocks * parts, n_pad = (L + nr - 1) / nr * nr;
+    const int64_t tasks = G * blocks * parts, n_pad = (L + nr - 1) / nr * nr;
     const int64_t chunk = FC_MAX((int64_t)1, WINO_CHUNK_LANES / L); /* channels a transform call */
     const int64_t kc_max = FC_MIN(K, (int64_t)FC_KC), wq_size = f.r * (f.r + wino_side(f)) * WINO_KERNEL_CHANNELS * FC_MR;
     /* U packed once (unless fused) */
@@ -722,7 +751,7 @@ static int FC_FN(winograd_conv)(wino_f f, const fc_conv2d_shape *s, const FC_T *
         /* V[p][ci][lane] then M[p][co][lane] */
         FC_T *v = fc_scratch((size_t)(points * (K + MP) * L) * sizeof(FC_T), 0, &status);
         FC_T *work = fc_scratch(FC_FN(gemm_workspace)(MP, L, K) * sizeof(FC_T), 0, &status);
-        FC_T *scratch = fc_scratch(wino_scratch_size(f, chunk, L) * sizeof(FC_T), 0, &status);
+        FC_T *scratch = fc_scratch(wino_scratch_size(f, chunk, L, tw) * sizeof(FC_T), 0, &status);
         FC_T *vpack = fc_scratch(fused_size * sizeof(FC_T), 0, &status);
         /* fused: after the packed V, a few rows' U, then wino_panel's scratch */
         FC_T *ub = fused && vpack ? vpack + points * kc_max * n_pad : NULL;
@@ -730,16 +759,17 @@ static int FC_FN(winograd_conv)(wino_f f, const fc_conv2d_shape *s, const FC_T *
         FC_OMP(for schedule(static))
         for (int64_t task = 0; task < tasks; task++) {
             if (!v || !work || !scratch || !vpack) continue;
-            const int64_t g = task / (blocks * parts), row0 = task / parts % blocks * RB;
-            const int64_t m0 = task % parts * MP, mp = FC_MIN(MP, M - m0), rows = FC_MIN(RB, tile_rows - row0);
-            if (mp <= 0) continue;
+            const int64_t g = task / (blocks * parts), block = task / parts % blocks, sh = block / runs;
+            const int64_t T0 = sh * tiles / shares + block % runs * L, end = (sh + 1) * tiles / shares;
+            const int64_t q = FC_MIN(L, end - T0), m0 = task % parts * MP, mp = FC_MIN(MP, M - m0);
+            if (mp <= 0 || q <= 0) continue;
             FC_T *mb = v + points * K * L;
             for (int64_t c0 = 0; c0 < K; c0 += chunk)
-                k->wino_input_block(f, s, x, g * K + c0, FC_MIN(chunk, K - c0), row0, rows, th, tw, L, scratch,
+                k->wino_input_block(f, s, x, g * K + c0, FC_MIN(chunk, K - c0), T0, q, th, tw, L, scratch,
                                     v + c0 * L, K * L);
             if (!fused)
                 FC_FN(wino_block_gemms)(f, upack + (g * points * parts + m0 / MP) * a_size, (int64_t)(parts * a_size),
-                                        mp, rows * tw, K, v, L, mb, work);
+                                        mp, q, K, v, L, mb, work);
             /* fused: per k-block, V packed for every point, then a few
              * output channels' kernels transformed and multiplied by it:
              * each sum runs in the same order as unfused */
@@ -747,7 +777,7 @@ static int FC_FN(winograd_conv)(wino_f f, const fc_conv2d_shape *s, const FC_T *
                 const int64_t kc = FC_MIN((int64_t)FC_KC, K - k0);
                 for (int64_t p = 0; p < points; p++) {
                     const FC_FN(fc_strided) vm = {v + p * K * L, 1, L};
-                    FC_FN(pack_strided)(&vm, 0, rows * tw, k0, kc, (int)nr, vpack + p * kc * n_pad);
+                    FC_FN(pack_strided)(&vm, 0, q, k0, kc, (int)nr, vpack + p * kc * n_pad);
                 }
                 for (int64_t i0 = 0; i0 < mp; i0 += WINO_FUSED_ROWS) {
                     const int64_t rc = FC_MIN((int64_t)WINO_FUSED_ROWS, mp - i0);
@@ -757,12 +787,12 @@ static int FC_FN(winograd_conv)(wino_f f, const fc_conv2d_shape *s, const FC_T *
                     for (int64_t p = 0; p < points; p++) {
                         const FC_FN(fc_operand) a = {NULL, NULL, ub + p * WINO_FUSED_ROWS * kc, NULL};
                         const FC_FN(fc_operand) bo = {NULL, NULL, vpack + p * kc * n_pad, NULL};
-                        FC_FN(gemm_serial)(rc, rows * tw, kc, &a, &bo, mb + (p * mp + i0) * L, L, NULL,
+                        FC_FN(gemm_serial)(rc, q, kc, &a, &bo, mb + (p * mp + i0) * L, L, NULL,
                                            wino_runs(m) | (k0 > 0 ? FC_GEMM_ACCUMULATE : 0u), work);
                     }
                 }
             }
-            FC_FN(wino_block_output)(k, f, s, mb, mp, g * M + m0, row0, rows, tw, L, chunk, b, flags, scratch, y);
+            FC_FN(wino_block_output)(k, f, s, mb, mp, g * M + m0, T0, q, tw, L, chunk, b, flags, scratch, y);
         }
         fc_free(v);
         fc_free(work);
@@ -931,7 +961,7 @@ static int FC_FN(winograd_weight_pass)(wino_f f, const fc_conv2d_shape *s, const
     const int64_t chunk_in = FC_MAX((int64_t)1, WINO_CHUNK_LANES / L);
     const int64_t chunk_out = FC_MAX((int64_t)1, WINO_CHUNK_LANES / L / FC_MR) * FC_MR;
     const size_t grad_scratch = (size_t)((m * m + m * a) * chunk_out * L + m * m * tw);
-    const size_t scratch_size = FC_MAX(wino_scratch_size(f, chunk_in, L), grad_scratch);
+    const size_t scratch_size = FC_MAX(wino_scratch_size(f, chunk_in, L, tw), grad_scratch);
     const size_t a_size = FC_FN(gemm_packed_a_size)(MP, K);
     size_t work_size = FC_FN(gemm_workspace)(MP, K, L);
     if (y) work_size = FC_MAX(work_size, FC_FN(gemm_workspace)(MP, L, K));
@@ -957,13 +987,13 @@ static int FC_FN(winograd_weight_pass)(wino_f f, const fc_conv2d_shape *s, const
             for (int64_t b = blocks * slot / slots; b < blocks * (slot + 1) / slots; b++) {
                 const int64_t row0 = b * RB, rows = FC_MIN(RB, tile_rows - row0);
                 for (int64_t c0 = 0; c0 < K; c0 += chunk_in)
-                    k->wino_input_block(f, s, x, g * K + c0, FC_MIN(chunk_in, K - c0), row0, rows, th, tw, L,
-                                        scratch, v + c0 * L, K * L);
+                    k->wino_input_block(f, s, x, g * K + c0, FC_MIN(chunk_in, K - c0), row0 * tw, rows * tw, th, tw,
+                                        L, scratch, v + c0 * L, K * L);
                 if (y) { /* the forward's M, in dM's place before it */
                     FC_FN(wino_block_gemms)(f, upack + (g * points * parts + m0 / MP) * a_size,
                                             (int64_t)(parts * a_size), mp, rows * tw, K, v, L, dm, work);
-                    FC_FN(wino_block_output)(k, f, s, dm, mp, g * M + m0, row0, rows, tw, L, chunk_in, NULL, 0,
-                                             scratch, y);
+                    FC_FN(wino_block_output)(k, f, s, dm, mp, g * M + m0, row0 * tw, rows * tw, tw, L, chunk_in,
+                                             NULL, 0, scratch, y);
                 }
                 for (int64_t c0 = 0; c0 < mp; c0 += chunk_out)
                     k->wino_grad_output_block(f, s, gy, g * M + m0 + c0, FC_MIN(chunk_out, mp - c0), row0, rows, th,
