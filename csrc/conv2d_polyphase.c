@@ -102,17 +102,23 @@ static wino_layout polyphase_layout(const fc_conv2d_shape *s) {
     return l;
 }
 
-/* The phases' conv's input: x's phases, a copy, made for a pass. */
+/* Room for the phases' conv's input, made for a pass. */
 static FC_T *FC_FN(phases_alloc)(const fc_conv2d_shape *t) {
     return fc_alloc((size_t)(t->n * t->c_in * t->h * t->w) * sizeof(FC_T));
+}
+
+/* The phases' conv's input: x's phases, a copy (NULL where memory runs out). */
+static FC_T *FC_FN(phases_of)(const fc_conv2d_shape *s, const fc_conv2d_shape *t, const FC_T *x) {
+    FC_T *xs = FC_FN(phases_alloc)(t);
+    if (xs) FC_FN(move_phases)(s, t, (FC_T *)x, xs, 0);
+    return xs;
 }
 
 static int FC_FN(polyphase_forward)(int tile, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w, const FC_T *b,
                                     unsigned flags, FC_T *y) {
     const fc_conv2d_shape t = polyphase_shape(s);
-    FC_T *xs = FC_FN(phases_alloc)(&t);
+    FC_T *xs = FC_FN(phases_of)(s, &t, x);
     if (!xs) return FC_ERR_NOMEM;
-    FC_FN(move_phases)(s, &t, (FC_T *)x, xs, 0);
     const int status = FC_FN(winograd_forward)(tile, &t, xs, w, polyphase_layout(s), b, flags, y);
     fc_free(xs);
     return status;
@@ -132,9 +138,8 @@ static int FC_FN(polyphase_grad_input)(int tile, const fc_conv2d_shape *s, const
 /* Grad-weight: the phases' conv's, written straight into gw's taps. */
 static int FC_FN(polyphase_grad_weight)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x, FC_T *gw) {
     const fc_conv2d_shape t = polyphase_shape(s);
-    FC_T *xs = FC_FN(phases_alloc)(&t);
+    FC_T *xs = FC_FN(phases_of)(s, &t, x);
     if (!xs) return FC_ERR_NOMEM;
-    FC_FN(move_phases)(s, &t, (FC_T *)x, xs, 0);
     const int status = FC_FN(winograd_grad_weight)(tile, &t, gy, xs, polyphase_layout(s), gw);
     fc_free(xs);
     return status;
@@ -144,9 +149,8 @@ static int FC_FN(polyphase_grad_weight)(int tile, const fc_conv2d_shape *s, cons
 static int FC_FN(polyphase_forward_grad_weight)(int tile, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w,
                                                 const FC_T *gy, FC_T *y, FC_T *gw) {
     const fc_conv2d_shape t = polyphase_shape(s);
-    FC_T *xs = FC_FN(phases_alloc)(&t);
+    FC_T *xs = FC_FN(phases_of)(s, &t, x);
     if (!xs) return FC_ERR_NOMEM;
-    FC_FN(move_phases)(s, &t, (FC_T *)x, xs, 0);
     const int status = FC_FN(winograd_forward_grad_weight)(tile, &t, xs, w, gy, polyphase_layout(s), y, gw);
     fc_free(xs);
     return status;
