@@ -25,12 +25,12 @@
  * The weights are transformed and packed once per call, or, where they
  * would outgrow the caches, by each task a k-block of a few output
  * channels at a time, just before its GEMMs use them. Threads own
- * blocks of tile rows (from any images) of one group, and for small maps
- * a part of its output channels: a block's input is transformed into
- * tile-major scratch (V), its GEMMs run, and its output is transformed
- * into y with the bias and the ReLU, so the scratch stays per thread and
- * independent of the batch, and every tile's sums run in an order fixed by
- * the shape: 1 thread and N threads agree bit for bit.
+ * blocks of consecutive tiles (from any rows and images) of one group,
+ * and for small maps a part of its output channels: a block's input is
+ * transformed into tile-major scratch (V), its GEMMs run, and its output
+ * is transformed into y with the bias and the ReLU, so the scratch stays
+ * per thread and independent of the batch, and every tile's sums run in
+ * an order fixed by the shape: 1 thread and N threads agree bit for bit.
  *
  * Grad-input is the same forward applied to gy, with the kernel rotated
  * 180 degrees and its channel axes swapped, and padding r - 1 - pad (negative
