@@ -89,7 +89,7 @@ static int64_t winograd_mults(int m, const fc_conv2d_shape *s, int64_t nr) {
  * rows (conv2d_winograd.c), in bytes of elements of `elem`. */
 static double winograd_gw_bytes(int m, const fc_conv2d_shape *s, size_t elem) {
     const int64_t rows = winograd_gw_rows(m, s), tile_rows = s->n * ((s->out_h + m - 1) / m);
-    const int64_t runs = FC_MIN((int64_t)SLOTS, (tile_rows + rows - 1) / rows);
+    const int64_t runs = winograd_gw_runs((tile_rows + rows - 1) / rows);
     return (double)runs * s->groups * (m + s->kh - 1) * (m + s->kh - 1) * GROUP_OUT(s) * GROUP_IN(s) * elem;
 }
 

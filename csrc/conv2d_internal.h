@@ -120,6 +120,7 @@ static int FC_FN(winograd_forward)(int tile, const fc_conv2d_shape *s, const FC_
 static int FC_FN(winograd_grad_input)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *w,
                                       wino_layout l, FC_T *gx);
 static int64_t winograd_gw_rows(int m, const fc_conv2d_shape *s);
+static int64_t winograd_gw_runs(int64_t blocks);
 static int FC_FN(winograd_grad_weight)(int tile, const fc_conv2d_shape *s, const FC_T *gy, const FC_T *x,
                                        wino_layout l, FC_T *gw);
 static int FC_FN(winograd_forward_grad_weight)(int tile, const fc_conv2d_shape *s, const FC_T *x, const FC_T *w,
