@@ -597,7 +597,11 @@ static unsigned wino_runs(int m) { return m == 4 ? FC_GEMM_SHORT_RUNS : 0u; }
 
 /* One panel of U for every point (wino_kernels): `rows` output channels
  * of group g from `row` on, input channels k0 .. k0 + kc - 1, into u,
- * points ps apart; wq holds wq_size elements of scratch. */
+ * points ps apart; wq holds wino_panel_scratch(f) elements of scratch. */
+static int64_t wino_panel_scratch(wino_f f) {
+    return f.r * (f.r + wino_side(f)) * WINO_KERNEL_CHANNELS * FC_MR;
+}
+
 static void FC_FN(wino_panel)(const FC_FN(fc_kernels) *k, wino_f f, const FC_T *w, const wino_layout *l, int64_t g,
                               int64_t row, int64_t rows, int64_t k0, int64_t kc, FC_T *u, int64_t ps, FC_T *wq) {
     k->wino_kernels(f, w, l, g, row, rows, k0, kc, u, ps, wq, wq + f.r * f.r * WINO_KERNEL_CHANNELS * FC_MR);
@@ -631,7 +635,6 @@ static FC_T *FC_FN(wino_pack_kernels)(const FC_FN(fc_kernels) *k, wino_f f, cons
                                       int64_t G, int64_t M, int64_t K, int64_t parts, int64_t MP, size_t a_size,
                                       int *status) {
     const int64_t points = wino_points(f), panels = (MP + FC_MR - 1) / FC_MR, jobs = G * parts * panels;
-    const int64_t wq_size = f.r * (f.r + wino_side(f)) * WINO_KERNEL_CHANNELS * FC_MR;
     FC_T *upack = fc_alloc(a_size * (size_t)(G * points * parts) * sizeof(FC_T));
     if (!upack) {
         *status = FC_ERR_NOMEM;
@@ -639,7 +642,7 @@ static FC_T *FC_FN(wino_pack_kernels)(const FC_FN(fc_kernels) *k, wino_f f, cons
     }
     FC_OMP(parallel num_threads(fc_threads_for(jobs, 100.0 * points * FC_MR * K)))
     {
-        FC_T *wq = fc_scratch((size_t)wq_size * sizeof(FC_T), 0, status);
+        FC_T *wq = fc_scratch((size_t)wino_panel_scratch(f) * sizeof(FC_T), 0, status);
         FC_OMP(for schedule(static))
         for (int64_t job = 0; job < jobs; job++) {
             const int64_t g = job / (parts * panels), part = job / panels % parts, i0 = job % panels * FC_MR;
@@ -738,14 +741,14 @@ static int FC_FN(winograd_conv)(wino_f f, const fc_conv2d_shape *s, const FC_T *
     const int64_t MP = ((M + parts - 1) / parts + FC_MR - 1) / FC_MR * FC_MR; /* output channels per part */
     const int64_t tasks = G * blocks * parts, n_pad = (L + nr - 1) / nr * nr;
     const int64_t chunk = FC_MAX((int64_t)1, WINO_CHUNK_LANES / L); /* channels a transform call */
-    const int64_t kc_max = FC_MIN(K, (int64_t)FC_KC), wq_size = f.r * (f.r + wino_side(f)) * WINO_KERNEL_CHANNELS * FC_MR;
+    const int64_t kc_max = FC_MIN(K, (int64_t)FC_KC);
     /* U packed once (unless fused) */
     const size_t a_size = FC_FN(gemm_packed_a_size)(MP, K);
     int status = FC_OK;
     FC_T *upack = fused ? NULL : FC_FN(wino_pack_kernels)(k, f, w, l, G, M, K, parts, MP, a_size, &status);
     if (status != FC_OK) return status;
     /* fused: each k-block's packed V for all points, and a few rows' U */
-    const size_t fused_size = fused ? (size_t)(points * kc_max * (n_pad + WINO_FUSED_ROWS) + wq_size) : 0;
+    const size_t fused_size = fused ? (size_t)(points * kc_max * (n_pad + WINO_FUSED_ROWS) + wino_panel_scratch(f)) : 0;
     FC_OMP(parallel num_threads(fc_threads_for(tasks, 2.0 * points * MP * K * L)))
     {
         /* V[p][ci][lane] then M[p][co][lane] */
@@ -974,7 +977,8 @@ static int FC_FN(winograd_weight_pass)(wino_f f, const fc_conv2d_shape *s, const
     if (y) work_size = FC_MAX(work_size, FC_FN(gemm_workspace)(MP, L, K));
     int status = FC_OK;
     FC_T *upack = y ? FC_FN(wino_pack_kernels)(k, f, w, l, G, M, K, parts, MP, a_size, &status) : NULL;
-    FC_T *du = status == FC_OK ? fc_alloc((size_t)(G * slots * size) * sizeof(FC_T)) : NULL; /* du[g][slot][p][co][ci] */
+    /* du[g][slot][p][co][ci] */
+    FC_T *du = status == FC_OK ? fc_alloc((size_t)(G * slots * size) * sizeof(FC_T)) : NULL;
     if (!du) {
         fc_free(upack);
         return status == FC_OK ? FC_ERR_NOMEM : status;
@@ -992,15 +996,15 @@ static int FC_FN(winograd_weight_pass)(wino_f f, const fc_conv2d_shape *s, const
             if (mp <= 0) continue;
             FC_T *dm = v + points * K * L, *dus = du + (g * slots + slot) * size;
             for (int64_t b = blocks * slot / slots; b < blocks * (slot + 1) / slots; b++) {
-                const int64_t row0 = b * RB, rows = FC_MIN(RB, tile_rows - row0);
+                const int64_t row0 = b * RB, rows = FC_MIN(RB, tile_rows - row0), q = rows * tw;
                 for (int64_t c0 = 0; c0 < K; c0 += chunk_in)
-                    k->wino_input_block(f, s, x, g * K + c0, FC_MIN(chunk_in, K - c0), row0 * tw, rows * tw, th, tw,
-                                        L, scratch, v + c0 * L, K * L);
+                    k->wino_input_block(f, s, x, g * K + c0, FC_MIN(chunk_in, K - c0), row0 * tw, q, th, tw, L,
+                                        scratch, v + c0 * L, K * L);
                 if (y) { /* the forward's M, in dM's place before it */
                     FC_FN(wino_block_gemms)(f, upack + (g * points * parts + m0 / MP) * a_size,
-                                            (int64_t)(parts * a_size), mp, rows * tw, K, v, L, dm, work);
-                    FC_FN(wino_block_output)(k, f, s, dm, mp, g * M + m0, row0 * tw, rows * tw, tw, L, chunk_in,
-                                             NULL, 0, scratch, y);
+                                            (int64_t)(parts * a_size), mp, q, K, v, L, dm, work);
+                    FC_FN(wino_block_output)(k, f, s, dm, mp, g * M + m0, row0 * tw, q, tw, L, chunk_in, NULL, 0,
+                                             scratch, y);
                 }
                 for (int64_t c0 = 0; c0 < mp; c0 += chunk_out)
                     k->wino_grad_output_block(f, s, gy, g * M + m0 + c0, FC_MIN(chunk_out, mp - c0), row0, rows, th,
@@ -1009,10 +1013,8 @@ static int FC_FN(winograd_weight_pass)(wino_f f, const fc_conv2d_shape *s, const
                     const FC_FN(fc_operand) a = {NULL, NULL, dm + p * MP * L, NULL};
                     const FC_FN(fc_strided) vm = {v + p * K * L, L, 1};
                     const FC_FN(fc_operand) bo = {FC_FN(pack_strided), &vm, NULL, NULL};
-                    FC_FN(gemm_serial)(mp, K, L, &a, &bo, dus + p * M * K + m0 * K, K, NULL,
-                                       (b > blocks * slot / slots ? FC_GEMM_ACCUMULATE : 0u) |
-                                           wino_runs(m),
-                                       work);
+                    const unsigned runs = (b > blocks * slot / slots ? FC_GEMM_ACCUMULATE : 0u) | wino_runs(m);
+                    FC_FN(gemm_serial)(mp, K, L, &a, &bo, dus + p * M * K + m0 * K, K, NULL, runs, work);
                 }
             }
         }
