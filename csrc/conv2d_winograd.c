@@ -539,6 +539,31 @@ static inline FC_T FC_FN(wino_finish)(FC_T v, int relu) {
     return relu && !(v > 0) ? (v != v ? v : 0) : v;
 }
 
+#ifdef FC_HAVE_SHUFFLE
+/* row[4*t + k] = finish(o[k*n + t] + bias) for four tiles t < 4 of F(4x4)'s
+ * k < 4 columns: a 4 x 4 transpose in registers. Element by element, the
+ * interleave into y's rows was most of the output transform's time. */
+typedef FC_T FC_FN(tiles4) __attribute__((vector_size(4 * sizeof(FC_T)), aligned(sizeof(FC_T)), may_alias));
+
+static inline __attribute__((always_inline)) void FC_FN(weave4)(const FC_T *o, int64_t n, FC_T bias, int relu,
+                                                                 FC_T *row) {
+    typedef FC_FN(tiles4) v;
+    const v p0 = *(const v *)o + bias, p1 = *(const v *)(o + n) + bias;
+    const v p2 = *(const v *)(o + 2 * n) + bias, p3 = *(const v *)(o + 3 * n) + bias;
+    const v a = __builtin_shufflevector(p0, p1, 0, 4, 1, 5), b = __builtin_shufflevector(p0, p1, 2, 6, 3, 7);
+    const v c = __builtin_shufflevector(p2, p3, 0, 4, 1, 5), d = __builtin_shufflevector(p2, p3, 2, 6, 3, 7);
+    v t[4] = {__builtin_shufflevector(a, c, 0, 1, 4, 5), __builtin_shufflevector(a, c, 2, 3, 6, 7),
+              __builtin_shufflevector(b, d, 0, 1, 4, 5), __builtin_shufflevector(b, d, 2, 3, 6, 7)};
+    for (int i = 0; i < 4; i++) {
+        if (relu) { /* wino_finish: positive or NaN kept, the rest +0 */
+            const __typeof__(t[i] > 0) keep = (t[i] > 0) | (t[i] != t[i]);
+            t[i] = (v)((__typeof__(keep))t[i] & keep);
+        }
+        *(v *)(row + 4 * i) = t[i];
+    }
+}
+#endif
+
 /* Output channels co0 .. co0 + nc - 1 of the block of tiles T0 .. T0 +
  * q - 1 from mb[p * pstride + (co - co0) * lanes + T - T0]: A^T M A + bias
  * (b may be NULL), ReLU with FC_GEMM_RELU, into y's m x m blocks clipped
@@ -576,8 +601,16 @@ static inline __attribute__((always_inline)) void FC_FN(wino_output_f)(
                 FC_T *row = plane + (m * ti + i) * s->out_w + m * t_lo;
                 const FC_T *o = out + i * m * n + c * lanes + sp.lane;
                 const int64_t full = FC_MIN(t_hi, whole) - t_lo;
+                /* the next channel's row, as the input transform does */
+                for (int64_t l = 0; l < s->out_w - m * t_lo; l += 64 / (int64_t)sizeof(FC_T))
+                    __builtin_prefetch(row + PIXELS(s) + l, 1, 3);
+                int64_t t = 0;
+#ifdef FC_HAVE_SHUFFLE
+                if (m == 4)
+                    for (; t + 4 <= full; t += 4) FC_FN(weave4)(o + t, n, bias, relu, row + 4 * t);
+#endif
                 FC_IVDEP
-                for (int64_t t = 0; t < full; t++)
+                for (; t < full; t++)
                     for (int jj = 0; jj < m; jj++) row[m * t + jj] = FC_FN(wino_finish)(o[jj * n + t] + bias, relu);
                 for (int64_t ow = m * full; t_hi > whole && ow < s->out_w - m * t_lo; ow++)
                     row[ow] = FC_FN(wino_finish)(o[ow % m * n + ow / m] + bias, relu);

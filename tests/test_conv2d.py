@@ -556,6 +556,17 @@ def test_nan_and_inf_propagate():
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS + WINOGRADS)
+def test_fused_relu_keeps_nan(algorithm, dtype):
+    x = np.ones((1, 2, 8, 20), dtype)  # 20 wide: Winograd stores its rows' tiles four at a time
+    x[0, 1, 5, 9] = np.nan  # seen by outputs (4..6, 8..10)
+    w = -np.ones((3, 2, 3, 3), dtype)  # every finite output negative, so ReLU makes it 0
+    y = fastconv.conv2d(x, w, padding=1, algorithm=algorithm, activation="relu")
+    assert np.isnan(y[:, :, 4:7, 8:11]).all()
+    assert (y[~np.isnan(y)] == 0).all()  # Winograd's tiles that read the NaN are NaN throughout
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_auto_agrees_with_the_oracle_on_real_shapes(dtype):
     for case in ["mnist_c2", "lenet_c1", "depthwise", "pointwise_1x1"]:
         x, w, b, kw, rkw = make(case, dtype)
