@@ -138,7 +138,8 @@ static void FC_FN(prefetch_strided)(const void *ctx, int64_t r0, int64_t rows, i
  * in L1. */
 static void FC_UKERNEL_PORTABLE(size_t kc, const FC_T *restrict a, const FC_T *restrict b, FC_T *restrict c,
                                 size_t ldc, const FC_T *restrict bias, unsigned flags) {
-    for (int i = 0; i < FC_MR; i += 2) {
+    const int rows = FC_GEMM_ROWS_OF(flags);
+    for (int i = 0; i < rows; i += 2) {
         FC_T acc0[FC_NR] = {0}, acc1[FC_NR] = {0};
         for (size_t k = 0; k < kc; k++) {
             const FC_T a0 = a[k * FC_MR + i], a1 = a[k * FC_MR + i + 1];
@@ -148,7 +149,7 @@ static void FC_UKERNEL_PORTABLE(size_t kc, const FC_T *restrict a, const FC_T *r
                 acc1[j] += a1 * bk[j];
             }
         }
-        for (int r = 0; r < 2; r++) {
+        for (int r = 0; r < 2 && i + r < rows; r++) {
             const FC_T *acc = r ? acc1 : acc0;
             FC_T *ci = c + (i + r) * ldc;
             const FC_T add = bias ? bias[i + r] : 0;
@@ -236,7 +237,7 @@ static inline void FC_FN(gemm_tile)(FC_FN(fc_ukernel_fn) fn, int nr, int64_t kc,
                                     FC_T *c, int64_t ldc, const FC_T *bias, unsigned f, unsigned flags) {
     const int64_t run = (flags & FC_GEMM_SHORT_RUNS) ? FC_SHORT_RUN : kc;
     for (int64_t k1 = 0; k1 < kc; k1 += run) {
-        unsigned fk = k1 > 0 ? FC_GEMM_ACCUMULATE : f & FC_GEMM_ACCUMULATE;
+        unsigned fk = (k1 > 0 ? FC_GEMM_ACCUMULATE : f & FC_GEMM_ACCUMULATE) | (f & FC_GEMM_ROWS_MASK);
         if (k1 + run >= kc) fk |= f & FC_GEMM_RELU;
         fn((size_t)FC_MIN(run, kc - k1), ap + k1 * FC_MR, bp + k1 * nr, c, (size_t)ldc, k1 > 0 ? NULL : bias, fk);
     }
@@ -304,11 +305,12 @@ static void FC_FN(gemm_serial)(int64_t m, int64_t n, int64_t k, const FC_FN(fc_o
                         const int rows = (int)FC_MIN((int64_t)FC_MR, mc - ir);
                         FC_T *cij = c + (i0 + ir) * ldc + j0 + jr;
                         const FC_T *bias_i = (bias && !(f & FC_GEMM_ACCUMULATE)) ? bias + i0 + ir : NULL;
-                        if (rows == FC_MR && cols == width) {
-                            FC_FN(gemm_tile)(fn, nr, kc, ap, bp, cij, ldc, bias_i, f, flags);
+                        if (cols == width) { /* a last tile short of rows stores those it has */
+                            const unsigned fr = rows < FC_MR ? FC_GEMM_ROWS(rows) : 0u;
+                            FC_FN(gemm_tile)(fn, nr, kc, ap, bp, cij, ldc, bias_i, f | fr, flags);
                             continue;
                         }
-                        /* Edge tile: run the full kernel on a scratch tile. */
+                        /* A tile short of columns: the full kernel on a scratch tile. */
                         FC_T tile[FC_MR * FC_NR_MAX], tile_bias[FC_MR] = {0};
                         for (int i = 0; i < rows; i++) {
                             if (bias_i) tile_bias[i] = bias_i[i];

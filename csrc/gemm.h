@@ -7,8 +7,11 @@
  *   acc += flags & FC_GEMM_ACCUMULATE ? c[i][j] : (bias ? bias[i] : 0)
  *   acc = flags & FC_GEMM_RELU ? max(acc, 0) : acc
  *   c[i*ldc + j] = acc
- * so bias and ReLU are applied in registers, in the epilogue. Full tiles
- * only: the driver routes edge tiles through a scratch tile. */
+ * so bias and ReLU are applied in registers, in the epilogue. Rows i <
+ * FC_GEMM_ROWS_OF(flags) only, where flags carry FC_GEMM_ROWS(r): a last
+ * tile of r < MR rows is stored in place (its rows past r are computed
+ * from A's zero padding and dropped); the driver routes only tiles short
+ * of columns through a scratch tile. */
 /* The indirect microkernel (convolution's forward, after XNNPACK's IGEMM)
  * reads row i of A through a pointer and a table of offsets instead of a
  * packed panel, so an image is never copied into panels:
@@ -39,6 +42,11 @@
  * its products' rounding. */
 #define FC_GEMM_SHORT_RUNS 4u
 #define FC_SHORT_RUN 32
+/* The driver's too: the rows a GEMM kernel stores, 1 .. MR - 1 (none of
+ * these bits: all MR). */
+#define FC_GEMM_ROWS(r) ((unsigned)(r) << 8)
+#define FC_GEMM_ROWS_MASK (7u << 8)
+#define FC_GEMM_ROWS_OF(flags) ((flags) & FC_GEMM_ROWS_MASK ? (int)((flags) >> 8 & 7u) : FC_MR)
 
 /* Every kernel is MR = 6 rows tall; its width NR is 16 (f32) / 8 (f64)
  * for the portable and AVX2 kernels, twice that for AVX-512. */

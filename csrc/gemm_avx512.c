@@ -64,7 +64,7 @@
  * multiplying a half panel of zeros. */
 #define HALF_ROW(i, S) c##i##0 = VOP(S, fmadd)(BCAST(S, a + (i)), b0, c##i##0);
 #define HALF_STORE(i, T, V, S)                                    \
-    {                                                             \
+    if ((i) < rows) {                                             \
         T *ci = c + (i) * ldc;                                    \
         V v = c##i##0;                                            \
         if (flags & FC_GEMM_ACCUMULATE)                           \
@@ -80,6 +80,7 @@
         const V b0 = VOP(S, loadu)(b);                                                                   \
         HALF_ROW(0, S) HALF_ROW(1, S) HALF_ROW(2, S) HALF_ROW(3, S) HALF_ROW(4, S) HALF_ROW(5, S)       \
     }                                                                                                    \
+    const int rows = FC_GEMM_ROWS_OF(flags);                                                             \
     EACH_ROW(HALF_STORE, T, V, S)
 
 AVX512 void fc_gemm_f32_6x16_avx512(size_t kc, const float *restrict a, const float *restrict b,

@@ -28,9 +28,10 @@
 #define EACH_ROW(X, ...) \
     X(0, __VA_ARGS__) X(1, __VA_ARGS__) X(2, __VA_ARGS__) X(3, __VA_ARGS__) X(4, __VA_ARGS__) X(5, __VA_ARGS__)
 
-/* The GEMM's epilogue: row i of C (+ C, or + bias[i]), ReLU, stored. */
+/* The GEMM's epilogue: row i of C (+ C, or + bias[i]), ReLU, stored, for
+ * the rows the flags ask for. */
 #define STORE(i, T, V, S, H)                                      \
-    {                                                             \
+    if ((i) < rows) {                                             \
         T *ci = c + (i) * ldc;                                    \
         V lo = c##i##0, hi = c##i##1;                             \
         if (flags & FC_GEMM_ACCUMULATE) {                         \
@@ -55,6 +56,7 @@
         V ai;                                                       \
         STEP(PACKED, S)                                             \
     }                                                               \
+    const int rows = FC_GEMM_ROWS_OF(flags);                        \
     EACH_ROW(STORE, T, V, S, H)
 
 /* The indirect kernel's epilogue: row i of the tile + the bias vectors
