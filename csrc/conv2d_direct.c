@@ -234,8 +234,11 @@ static int FC_FN(fc_conv2d_grad_input_direct)(const fc_conv2d_shape *s, const FC
  *   gw[tap] = sum over q of spread[q] * framed[q + tap offset],
  * summed over the batch in per-lane partial sums (vector extensions, one
  * width per ISA) and reduced in a fixed order at the end. Taps go in
- * groups of GW_TAPS sharing each load of `spread`; a group's unused taps
- * read offset 0 and are dropped. A stride s computes on the s*s - 1 zeros
+ * groups sharing each load of `spread` (gw_frame); a group's unused taps
+ * read offset 0 and are dropped. A 3x3 kernel's nine taps in one group
+ * load 10 vectors per 9 multiply-adds, not 12, in nine chains, not three
+ * (mobilenet_dw's grad-weight 10% faster); a tap's sum runs in the same
+ * order either way. A stride s computes on the s*s - 1 zeros
  * between spread values. Row by row, without the frame, the loops were
  * out_w long and every tap re-read gy (benchmarks/RULES.md has the
  * measurement). */
@@ -245,8 +248,28 @@ static gw_frame FC_FN(grad_weight_frame)(const fc_conv2d_shape *s) {
     conv_frame(s, &f.ph, &f.pw);
     const int64_t extent = (s->out_h - 1) * s->stride_h * f.pw + (s->out_w - 1) * s->stride_w + 1;
     f.length = (extent + DOT_LANES - 1) / DOT_LANES * DOT_LANES;
-    f.taps = (s->kh * s->kw + GW_TAPS - 1) / GW_TAPS * GW_TAPS;
+    const int64_t taps = s->kh * s->kw, narrow = (taps + GW_TAPS - 1) / GW_TAPS * GW_TAPS;
+    const int64_t wide = (taps + GW_TAPS_WIDE - 1) / GW_TAPS_WIDE * GW_TAPS_WIDE;
+    f.group = fc_get_isa() == FC_ISA_AVX512 && wide == narrow ? GW_TAPS_WIDE : GW_TAPS;
+    f.taps = f.group == GW_TAPS ? narrow : wide;
     return f;
+}
+
+/* acc[t] += the dot products of `spread` with the frame at taps t's
+ * offsets, for every group of `group` taps (a constant, so the group's
+ * sums stay in registers). */
+static inline __attribute__((always_inline)) void FC_FN(grad_weight_taps)(
+    int64_t group, const gw_frame *f, const ptrdiff_t *off, const FC_T *restrict spread,
+    const FC_T *restrict framed, FC_FN(dot_vec) *restrict acc) {
+    for (int64_t t0 = 0; t0 < f->taps; t0 += group) {
+        FC_FN(dot_vec) sum[GW_TAPS_WIDE];
+        for (int64_t t = 0; t < group; t++) sum[t] = acc[t0 + t];
+        for (int64_t q = 0; q < f->length; q += DOT_LANES) {
+            const FC_FN(dot_vec) g = *(const FC_FN(dot_vec) *)(spread + q);
+            for (int64_t t = 0; t < group; t++) sum[t] += g * *(const FC_FN(dot_vec) *)(framed + q + off[t0 + t]);
+        }
+        for (int64_t t = 0; t < group; t++) acc[t0 + t] = sum[t];
+    }
 }
 
 FC_VECTOR_LOOP(direct_grad_weight_pair, (const fc_conv2d_shape *s, const gw_frame *f, const FC_T *gy,
@@ -262,15 +285,8 @@ FC_VECTOR_LOOP(direct_grad_weight_pair, (const fc_conv2d_shape *s, const gw_fram
         for (int64_t oh = 0; oh < s->out_h; oh++)
             for (int64_t ow = 0; ow < s->out_w; ow++)
                 spread[oh * s->stride_h * f->pw + ow * s->stride_w] = gyp[oh * s->out_w + ow];
-        for (int64_t t0 = 0; t0 < f->taps; t0 += GW_TAPS) {
-            FC_FN(dot_vec) sum[GW_TAPS];
-            for (int t = 0; t < GW_TAPS; t++) sum[t] = acc[t0 + t];
-            for (int64_t q = 0; q < f->length; q += DOT_LANES) {
-                const FC_FN(dot_vec) g = *(const FC_FN(dot_vec) *)(spread + q);
-                for (int t = 0; t < GW_TAPS; t++) sum[t] += g * *(const FC_FN(dot_vec) *)(framed + q + off[t0 + t]);
-            }
-            for (int t = 0; t < GW_TAPS; t++) acc[t0 + t] = sum[t];
-        }
+        if (f->group == GW_TAPS_WIDE) FC_FN(grad_weight_taps)(GW_TAPS_WIDE, f, off, spread, framed, acc);
+        else FC_FN(grad_weight_taps)(GW_TAPS, f, off, spread, framed, acc);
     }
     for (int64_t t = 0; t < s->kh * s->kw; t++) {
         FC_T total = 0;

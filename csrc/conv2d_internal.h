@@ -54,12 +54,15 @@ typedef struct {
     int64_t frame_size; /* a frame and what the last block's taps read past it */
 } df_frame;
 
-/* The direct grad-weight's frame (conv2d_direct.c): taps go in groups of
- * GW_TAPS sharing each load of gy. */
+/* The direct grad-weight's frame (conv2d_direct.c): taps go in groups
+ * sharing each load of gy, of GW_TAPS, or with AVX-512's 32 registers of
+ * GW_TAPS_WIDE where that wastes no more taps. */
 #define GW_TAPS 3 /* 3x3, 5x5 and 7x7 kernels waste 0, 2 and 2 taps */
+#define GW_TAPS_WIDE 9
 
 typedef struct {
     int64_t ph, pw, length; /* the frame, and the dot products' length (whole vectors) */
+    int64_t group;          /* GW_TAPS or GW_TAPS_WIDE */
     int64_t taps;           /* kh * kw rounded up to whole groups */
 } gw_frame;
 
