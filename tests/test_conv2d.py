@@ -142,6 +142,7 @@ WINOGRAD_EXTRA = {
     # 2x2 kernels: F(3x3, 2x2) ("winograd") and F(2x2, 2x2) ("winograd:2x2")
     "wino_k2": (2, 3, 6, 7, 4, (2, 2), 1, 0, 1, 1),
     "wino_k2_pad_groups": (2, 4, 8, 8, 6, (2, 2), 1, 1, 1, 2),
+    "wino_k2_wide": (2, 3, 6, 17, 4, (2, 2), 1, 0, 1, 1),  # rows of 5 F(3x3) tiles: 4 stored at once, 1 alone
     # strided kernels of 2 or 3 strides, by Winograd on the input's stride
     # phases: paddings that leave input rows and columns in no window, groups
     "wino_k4s2": (2, 3, 9, 7, 4, (4, 4), 2, 1, 1, 1),
@@ -149,6 +150,7 @@ WINOGRAD_EXTRA = {
     "wino_k4s2_pad3_groups": (1, 4, 9, 8, 4, (4, 4), 2, 3, 1, 2),
     "wino_k6s2": (1, 2, 11, 10, 3, (6, 6), 2, 0, 1, 1),
     "wino_k6s3": (2, 3, 12, 12, 4, (6, 6), 3, 1, 1, 1),
+    "wino_k4s2_wide": (1, 3, 8, 34, 4, (4, 4), 2, 1, 1, 1),
 }
 WINOGRADS = ["winograd", "winograd:2x2"]
 WINOGRAD_CASES = [name for name, c in CASES.items()
