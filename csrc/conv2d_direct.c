@@ -23,12 +23,15 @@
 /* While a lone channel's taps compute, the lines its next steps touch
  * are fetched, a block's share at a time: the next input plane, which the
  * frame copies in, and the output plane, which the last input channel
- * writes. A block covers `vecs` lines of a plane. Without this the loads and
- * stores stalled on memory (depthwise 3x3 on 56x56 maps, a read and a
- * write per 9 multiply-adds a pixel: 1.25x the time); with a block of
- * several channels the fetches cost LeNet-5's first layer 3%. A fetch
- * past a plane's end fetches the next, or nothing: prefetches do not
- * fault. */
+ * writes. A block covers `vecs` lines of a plane. Without this the loads
+ * and stores stalled on memory (depthwise 3x3 on 56x56 maps, a read and
+ * a write per 9 multiply-adds a pixel: 1.25x the time). Planes of a page
+ * or less did not stall, and the fetches cost them 5-7% (depthwise on
+ * 28x28 maps, LeNet-5's grad-input), as they did a block of several
+ * channels, whose loads each serve all of them (LeNet-5's first layer,
+ * 3%). A fetch past a plane's end fetches the next, or nothing:
+ * prefetches do not fault. */
+#define DF_AHEAD_BYTES 4096
 static inline __attribute__((always_inline)) void fetch_ahead(const void *p, int64_t lines, int64_t block,
                                                               int write) {
     const char *at = (const char *)p + 64 * lines * block;
@@ -62,7 +65,7 @@ static inline __attribute__((always_inline)) void FC_FN(direct_forward_taps)(
     FC_T *restrict wide, const void *read_ahead, void *write_ahead) {
     const int64_t pw = f->pw;
     for (int64_t q = 0, block = 0; q < f->wide; q += vecs * DOT_LANES, block++) {
-        if (cb == 1) { /* several channels reuse each load and wait on their multiply-adds instead */
+        if (read_ahead) {
             fetch_ahead(read_ahead, vecs, block, 0);
             if (write_ahead) fetch_ahead(write_ahead, vecs, block, 1);
         }
@@ -86,14 +89,17 @@ static inline __attribute__((always_inline)) void FC_FN(direct_forward_taps)(
 }
 
 /* The same with cb made a constant where it is 1, DF_VECS vectors a
- * channel then, one with several channels. */
+ * channel then, one with several channels; and with the fetches ahead
+ * compiled in only where a lone channel asks for them, so that the loops
+ * without them are the loops they were (28x28 maps ran 3% slower). */
 static inline __attribute__((always_inline)) void FC_FN(direct_forward_channel)(
     int64_t kh, int64_t kw, int64_t cb, const fc_conv2d_shape *s, const df_frame *f, const FC_T *restrict wc,
     int64_t ws, const FC_T *restrict framed, int first, const FC_T *bias, FC_T *restrict wide, const void *read_ahead,
     void *write_ahead) {
-    if (cb == 1)
+    if (cb == 1 && read_ahead)
         FC_FN(direct_forward_taps)(kh, kw, 1, DF_VECS, s, f, wc, ws, framed, first, bias, wide, read_ahead, write_ahead);
-    else FC_FN(direct_forward_taps)(kh, kw, cb, 1, s, f, wc, ws, framed, first, bias, wide, read_ahead, write_ahead);
+    else if (cb == 1) FC_FN(direct_forward_taps)(kh, kw, 1, DF_VECS, s, f, wc, ws, framed, first, bias, wide, NULL, NULL);
+    else FC_FN(direct_forward_taps)(kh, kw, cb, 1, s, f, wc, ws, framed, first, bias, wide, NULL, NULL);
 }
 
 /* Output planes y[n][co .. co + cb - 1] of the direct forward, cb > 1 only
@@ -115,9 +121,10 @@ FC_VECTOR_LOOP(direct_forward_planes, (const fc_conv2d_shape *s, const df_frame 
         const FC_T *wc = w + (co * cin_g + c) * taps;
         if (sh == 1 && sw == 1) {
             /* while the taps compute: the next plane of x, and the last
-             * channel's output planes, which the copy below writes */
-            const FC_T *next = xc + s->h * s->w;
-            FC_T *out = c == cin_g - 1 ? yp : NULL;
+             * channel's output plane, which the copy below writes */
+            const int ahead = cb == 1 && s->h * s->w * (int64_t)sizeof(FC_T) > DF_AHEAD_BYTES;
+            const FC_T *next = ahead ? xc + s->h * s->w : NULL;
+            FC_T *out = ahead && c == cin_g - 1 ? yp : NULL;
             const FC_T *bc = b ? b + co : NULL;
             const int64_t ws = cin_g * taps;
             if (s->kh == 3 && s->kw == 3)
