@@ -98,7 +98,8 @@ static inline __attribute__((always_inline)) void FC_FN(direct_forward_channel)(
     void *write_ahead) {
     if (cb == 1 && read_ahead)
         FC_FN(direct_forward_taps)(kh, kw, 1, DF_VECS, s, f, wc, ws, framed, first, bias, wide, read_ahead, write_ahead);
-    else if (cb == 1) FC_FN(direct_forward_taps)(kh, kw, 1, DF_VECS, s, f, wc, ws, framed, first, bias, wide, NULL, NULL);
+    else if (cb == 1)
+        FC_FN(direct_forward_taps)(kh, kw, 1, DF_VECS, s, f, wc, ws, framed, first, bias, wide, NULL, NULL);
     else FC_FN(direct_forward_taps)(kh, kw, cb, 1, s, f, wc, ws, framed, first, bias, wide, NULL, NULL);
 }
 
