@@ -248,7 +248,7 @@ static int FC_FN(fc_conv2d_grad_input_direct)(const fc_conv2d_shape *s, const FC
  * groups sharing each load of `spread` (gw_frame); a group's unused taps
  * read offset 0 and are dropped. A 3x3 kernel's nine taps in one group
  * load 10 vectors per 9 multiply-adds, not 12, in nine chains, not three
- * (mobilenet_dw's grad-weight 10% faster); a tap's sum runs in the same
+ * (mobilenet_dw's grad-weight 8% faster); a tap's sum runs in the same
  * order either way. A stride s computes on the s*s - 1 zeros
  * between spread values. Row by row, without the frame, the loops were
  * out_w long and every tap re-read gy (benchmarks/RULES.md has the
