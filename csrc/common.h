@@ -56,6 +56,16 @@ static inline void fc_valid_range(int64_t off, int64_t stride, int64_t in, int64
     if (*hi < *lo) *hi = *lo;
 }
 
+/* Starts loading the cache lines of `bytes` from p, for reading or (with
+ * `write`) for writing, while the caller computes on other data. A line
+ * past an object's end loads whatever lies there, or nothing: prefetches
+ * do not fault. */
+static inline __attribute__((always_inline)) void fc_fetch_lines(const void *p, int64_t bytes, int write) {
+    for (int64_t l = 0; l < bytes; l += 64)
+        if (write) __builtin_prefetch((const char *)p + l, 1, 3);
+        else __builtin_prefetch((const char *)p + l, 0, 3);
+}
+
 /* The kernels' temporaries (memory.c): malloc, calloc and free, except
  * that large blocks are kept between calls for the next to reuse. */
 void *fc_alloc(size_t bytes);

@@ -29,16 +29,8 @@
  * or less did not stall, and the fetches cost them 5-7% (depthwise on
  * 28x28 maps, LeNet-5's grad-input), as they did a block of several
  * channels, whose loads each serve all of them (LeNet-5's first layer,
- * 3%). A fetch past a plane's end fetches the next, or nothing:
- * prefetches do not fault. */
+ * 3%). */
 #define DF_AHEAD_BYTES 4096
-static inline __attribute__((always_inline)) void fetch_ahead(const void *p, int64_t lines, int64_t block,
-                                                              int write) {
-    const char *at = (const char *)p + 64 * lines * block;
-    for (int64_t l = 0; l < lines; l++)
-        if (write) __builtin_prefetch(at + 64 * l, 1, 3);
-        else __builtin_prefetch(at + 64 * l, 0, 3);
-}
 
 static df_frame direct_frame(const fc_conv2d_shape *s) {
     df_frame f;
@@ -66,8 +58,8 @@ static inline __attribute__((always_inline)) void FC_FN(direct_forward_taps)(
     const int64_t pw = f->pw;
     for (int64_t q = 0, block = 0; q < f->wide; q += vecs * DOT_LANES, block++) {
         if (read_ahead) {
-            fetch_ahead(read_ahead, vecs, block, 0);
-            if (write_ahead) fetch_ahead(write_ahead, vecs, block, 1);
+            fc_fetch_lines((const char *)read_ahead + 64 * vecs * block, 64 * vecs, 0);
+            if (write_ahead) fc_fetch_lines((char *)write_ahead + 64 * vecs * block, 64 * vecs, 1);
         }
         FC_FN(dot_vec) sum[DF_CHANNELS][DF_VECS];
         for (int64_t j = 0; j < cb; j++)
@@ -116,14 +108,14 @@ FC_VECTOR_LOOP(direct_forward_planes, (const fc_conv2d_shape *s, const df_frame 
     const FC_T bias = b ? b[co] : 0;
     if (sh != 1 || sw != 1)
         for (int64_t p = 0; p < OH * OW; p++) yp[p] = bias;
+    /* while a lone channel's taps compute: the next plane of x, and the
+     * last input channel's output plane, which the copy below writes */
+    const int ahead = cb == 1 && s->h * s->w * (int64_t)sizeof(FC_T) > DF_AHEAD_BYTES;
     for (int64_t c = 0; c < cin_g; c++) {
         const FC_T *xc = x + (n * s->c_in + co / cout_g * cin_g + c) * s->h * s->w;
         FC_FN(frame_planes)(s, xc, 1, f->ph, pw, framed);
         const FC_T *wc = w + (co * cin_g + c) * taps;
         if (sh == 1 && sw == 1) {
-            /* while the taps compute: the next plane of x, and the last
-             * channel's output plane, which the copy below writes */
-            const int ahead = cb == 1 && s->h * s->w * (int64_t)sizeof(FC_T) > DF_AHEAD_BYTES;
             const FC_T *next = ahead ? xc + s->h * s->w : NULL;
             FC_T *out = ahead && c == cin_g - 1 ? yp : NULL;
             const FC_T *bc = b ? b + co : NULL;

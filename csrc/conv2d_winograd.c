@@ -494,9 +494,7 @@ static inline __attribute__((always_inline)) void FC_FN(wino_input_f)(
                 /* the next channel's row, fetched while this channel's
                  * are spread: without it the copies waited on memory
                  * (cifar_3x3's forward and grad-input took 5-7% longer) */
-                if (ih >= 0 && ih < s->h)
-                    for (int64_t l = 0; l < hi - lo; l += 64 / (int64_t)sizeof(FC_T))
-                        __builtin_prefetch(src + s->h * s->w + l, 0, 3);
+                if (ih >= 0 && ih < s->h) fc_fetch_lines(src + s->h * s->w, (hi - lo) * (int64_t)sizeof(FC_T), 0);
                 if (ih < 0 || ih >= s->h)
                     memset(ri + lo, 0, (size_t)(hi - lo) * sizeof(FC_T));
                 else if (unpadded && src + width <= x_end)
@@ -602,8 +600,7 @@ static inline __attribute__((always_inline)) void FC_FN(wino_output_f)(
                 const FC_T *o = out + i * m * n + c * lanes + sp.lane;
                 const int64_t full = FC_MIN(t_hi, whole) - t_lo;
                 /* the next channel's row, as the input transform does */
-                for (int64_t l = 0; l < s->out_w - m * t_lo; l += 64 / (int64_t)sizeof(FC_T))
-                    __builtin_prefetch(row + PIXELS(s) + l, 1, 3);
+                fc_fetch_lines(row + PIXELS(s), (s->out_w - m * t_lo) * (int64_t)sizeof(FC_T), 1);
                 int64_t t = 0;
 #ifdef FC_HAVE_SHUFFLE
                 if (m == 4)
