@@ -35,7 +35,7 @@ def networks(torch, name):
     return _cache[name]
 
 
-@pytest.mark.parametrize("impl", ("fastconv", "torch"))
+@pytest.mark.parametrize("impl", ("torch", "fastconv"))
 @pytest.mark.parametrize("batch", (1, 8))
 @pytest.mark.parametrize("name", NETS)
 def test_network(measure, torch, name, batch, impl):

@@ -18,10 +18,11 @@ import common
 import fastconv
 from shapes import CONV_TRANSPOSE, POOL
 
-IMPLS = ("fastconv", "torch", "numpy")
+# the baseline first: the candidates after it take turns with it (conftest)
+IMPLS = ("torch", "fastconv", "numpy")
 # the transposed conv also by each of fastconv's algorithms ("fastconv" is
 # "auto"); Winograd runs a k4 s2 layer on its stride phases
-TRANSPOSE_IMPLS = ("fastconv", "gemm", "winograd", "winograd:2x2", "torch", "numpy")
+TRANSPOSE_IMPLS = ("torch", "fastconv", "gemm", "winograd", "winograd:2x2", "numpy")
 
 
 def pool_candidate(impl, shape, k, s, dtype, kind, pass_, torch):

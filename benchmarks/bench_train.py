@@ -74,7 +74,7 @@ def data(batch, seed=0):
     return rng.random((batch, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, batch)
 
 
-@pytest.mark.parametrize("impl", ("fastconv", "torch"))
+@pytest.mark.parametrize("impl", ("torch", "fastconv"))
 @pytest.mark.parametrize("kind, batch", [("step", 50), ("step", 128), ("infer", INFER_BATCH)],
                          ids=["step50", "step128", f"infer{INFER_BATCH}"])
 @pytest.mark.parametrize("name", MODELS)
