@@ -25,7 +25,10 @@
  * frame copies in, and the output plane, which the last input channel
  * writes. A block covers `vecs` lines of a plane. Without this the loads
  * and stores stalled on memory (depthwise 3x3 on 56x56 maps, a read and
- * a write per 9 multiply-adds a pixel: 1.25x the time). Planes of a page
+ * a write per 9 multiply-adds a pixel: 1.25x the time, measured when it
+ * ran on the wide plane; undilated depthwise now runs by rows,
+ * direct_forward_rows, and dilated or one channel of several on this
+ * loop). Planes of a page
  * or less did not stall, and the fetches cost them 5-7% (depthwise on
  * 28x28 maps, LeNet-5's grad-input), as they did a block of several
  * channels, whose loads each serve all of them (LeNet-5's first layer,
@@ -95,6 +98,47 @@ static inline __attribute__((always_inline)) void FC_FN(direct_forward_channel)(
     else FC_FN(direct_forward_taps)(kh, kw, cb, 1, s, f, wc, ws, framed, first, bias, wide, NULL, NULL);
 }
 
+/* A lone output channel of a lone input channel (depthwise) at stride 1,
+ * undilated, summed straight into its plane y, DF_ROWS rows a vector
+ * column at a time: each input vector loaded serves every output row it
+ * is a tap row of, (DF_ROWS + kh - 1) * kw loads per DF_ROWS * kh * kw
+ * multiply-adds, where the wide plane loads every tap. A row is vectors
+ * from its start and one that ends at its end, over the one before it,
+ * and the last block of rows ends at the last row the same way: outputs
+ * computed twice are stored twice alike, and nothing but y is stored
+ * (the wide plane was stored, then copied out). Each sum adds its taps
+ * in the same order as the wide plane's, so the bits are the same.
+ * Depthwise 3x3, forward and grad-input, ran 1.3x faster than on the wide
+ * plane. It fetches nothing ahead: the wide plane's fetches made it 8%
+ * slower on 56x56 maps, its loads now the bound, not memory. */
+#define DF_ROWS 4
+static inline __attribute__((always_inline)) void FC_FN(direct_forward_rows)(
+    int64_t kh, int64_t kw, const fc_conv2d_shape *s, const df_frame *f, const FC_T *restrict wc,
+    const FC_T *restrict framed, FC_T bias, FC_T *restrict y) {
+    typedef FC_FN(dot_vec) vec;
+    const int64_t OH = s->out_h, OW = s->out_w, pw = f->pw;
+    for (int64_t oh = 0; oh < OH; oh += DF_ROWS) {
+        const int64_t r0 = FC_MIN(oh, OH - DF_ROWS);
+        for (int64_t ow = 0; ow < OW; ow += DOT_LANES) {
+            const int64_t c0 = FC_MIN(ow, OW - DOT_LANES);
+            vec sum[DF_ROWS];
+            for (int j = 0; j < DF_ROWS; j++) sum[j] = (vec){0} + bias;
+            /* unrolled whole for constant kh and kw: the tests below fold,
+             * the sums stay in registers */
+#pragma GCC unroll 16
+            for (int64_t r = 0; r < DF_ROWS + kh - 1; r++)
+#pragma GCC unroll 16
+                for (int64_t t = 0; t < kw; t++) {
+                    const vec in = *(const vec *)(framed + (r0 + r) * pw + c0 + t);
+#pragma GCC unroll 16
+                    for (int64_t j = 0; j < DF_ROWS; j++)
+                        if (r - j >= 0 && r - j < kh) sum[j] += wc[(r - j) * kw + t] * in;
+                }
+            for (int j = 0; j < DF_ROWS; j++) *(vec *)(y + (r0 + j) * OW + c0) = sum[j];
+        }
+    }
+}
+
 /* Output planes y[n][co .. co + cb - 1] of the direct forward, cb > 1 only
  * at stride 1 (one group's channels). Scratch: `framed` (frame_size,
  * zero outside the input's place on entry and exit) and, at stride 1,
@@ -111,11 +155,17 @@ FC_VECTOR_LOOP(direct_forward_planes, (const fc_conv2d_shape *s, const df_frame 
     /* while a lone channel's taps compute: the next plane of x, and the
      * last input channel's output plane, which the copy below writes */
     const int ahead = cb == 1 && s->h * s->w * (int64_t)sizeof(FC_T) > DF_AHEAD_BYTES;
+    const int by_rows = sh == 1 && sw == 1 && cb == 1 && cin_g == 1 && s->dil_h == 1 && s->dil_w == 1 &&
+                        OW >= DOT_LANES && OH >= DF_ROWS;
     for (int64_t c = 0; c < cin_g; c++) {
         const FC_T *xc = x + (n * s->c_in + co / cout_g * cin_g + c) * s->h * s->w;
         FC_FN(frame_planes)(s, xc, 1, f->ph, pw, framed);
         const FC_T *wc = w + (co * cin_g + c) * taps;
-        if (sh == 1 && sw == 1) {
+        if (by_rows) {
+            if (s->kh == 3 && s->kw == 3) FC_FN(direct_forward_rows)(3, 3, s, f, wc, framed, bias, yp);
+            else if (s->kh == 5 && s->kw == 5) FC_FN(direct_forward_rows)(5, 5, s, f, wc, framed, bias, yp);
+            else FC_FN(direct_forward_rows)(s->kh, s->kw, s, f, wc, framed, bias, yp);
+        } else if (sh == 1 && sw == 1) {
             const FC_T *next = ahead ? xc + s->h * s->w : NULL;
             FC_T *out = ahead && c == cin_g - 1 ? yp : NULL;
             const FC_T *bc = b ? b + co : NULL;
@@ -134,7 +184,7 @@ FC_VECTOR_LOOP(direct_forward_planes, (const fc_conv2d_shape *s, const df_frame 
                         for (int64_t ow = 0; ow < OW; ow++) yp[oh * OW + ow] += wv * tap[oh * sh * pw + ow * sw];
                 }
     }
-    if (sh == 1 && sw == 1)
+    if (sh == 1 && sw == 1 && !by_rows)
         for (int64_t j = 0; j < cb; j++)
             for (int64_t oh = 0; oh < OH; oh++)
                 FC_FN(copy_row)(yp + j * OH * OW + oh * OW, wide + j * f->wide + oh * pw, OW);
