@@ -305,6 +305,8 @@ static gw_frame FC_FN(grad_weight_frame)(const fc_conv2d_shape *s) {
     const int64_t wide = (taps + GW_TAPS_WIDE - 1) / GW_TAPS_WIDE * GW_TAPS_WIDE;
     f.group = fc_get_isa() == FC_ISA_AVX512 && wide == narrow ? GW_TAPS_WIDE : GW_TAPS;
     f.taps = f.group == GW_TAPS ? narrow : wide;
+    f.rows = f.group == GW_TAPS_WIDE && s->kh == 3 && s->kw == 3 && s->stride_h == 1 && s->stride_w == 1 &&
+             s->dil_h == 1 && s->dil_w == 1 && s->out_w >= DOT_LANES && s->out_h >= DF_ROWS;
     return f;
 }
 
@@ -325,6 +327,47 @@ static inline __attribute__((always_inline)) void FC_FN(grad_weight_taps)(
     }
 }
 
+/* acc[i * kw + t] += gy's plane (gyp) times the frame at tap (i, t), lane
+ * by lane, at stride 1, undilated, without the spread plane: DF_ROWS rows
+ * of gy a vector column at a time, each frame vector loaded once for
+ * every row of gy it meets, (DF_ROWS + kh - 1) * kw + DF_ROWS loads per
+ * DF_ROWS * kh * kw multiply-adds, where the spread plane loads 10 per 9.
+ * Columns and rows end on a vector and a block overlapping the ones
+ * before, as in direct_forward_rows, but a sum must count each value
+ * once: the lanes and rows counted before are zeroed. All kh * kw sums
+ * stay in registers, so 3x3 only, and AVX-512 only (AVX2's 16 registers
+ * would spill them). */
+static inline __attribute__((always_inline)) void FC_FN(grad_weight_rows)(
+    int64_t kh, int64_t kw, const fc_conv2d_shape *s, const gw_frame *f, const FC_T *restrict gyp,
+    const FC_T *restrict framed, FC_FN(dot_vec) *restrict acc) {
+    typedef FC_FN(dot_vec) vec;
+    typedef __typeof__((vec){0} > 0) mask;
+    const int64_t OH = s->out_h, OW = s->out_w, pw = f->pw;
+    vec lane, sum[9];
+    for (int64_t l = 0; l < DOT_LANES; l++) lane[l] = (FC_T)l;
+    for (int64_t t = 0; t < kh * kw; t++) sum[t] = acc[t];
+    for (int64_t oh = 0; oh < OH; oh += DF_ROWS) {
+        const int64_t r0 = FC_MIN(oh, OH - DF_ROWS);
+        for (int64_t ow = 0; ow < OW; ow += DOT_LANES) {
+            const int64_t c0 = FC_MIN(ow, OW - DOT_LANES);
+            const mask fresh = lane >= (FC_T)(ow - c0); /* the lanes no column before counted */
+            vec g[DF_ROWS];
+            for (int j = 0; j < DF_ROWS; j++)
+                g[j] = r0 + j < oh ? (vec){0} : (vec)((mask) * (const vec *)(gyp + (r0 + j) * OW + c0) & fresh);
+#pragma GCC unroll 16
+            for (int64_t r = 0; r < DF_ROWS + kh - 1; r++)
+#pragma GCC unroll 16
+                for (int64_t t = 0; t < kw; t++) {
+                    const vec in = *(const vec *)(framed + (r0 + r) * pw + c0 + t);
+#pragma GCC unroll 16
+                    for (int64_t j = 0; j < DF_ROWS; j++)
+                        if (r - j >= 0 && r - j < kh) sum[(r - j) * kw + t] += g[j] * in;
+                }
+        }
+    }
+    for (int64_t t = 0; t < kh * kw; t++) acc[t] = sum[t];
+}
+
 FC_VECTOR_LOOP(direct_grad_weight_pair, (const fc_conv2d_shape *s, const gw_frame *f, const FC_T *gy,
                                          const FC_T *x, int64_t co, int64_t c, const ptrdiff_t *off,
                                          FC_T *restrict spread, FC_T *restrict framed,
@@ -335,6 +378,10 @@ FC_VECTOR_LOOP(direct_grad_weight_pair, (const fc_conv2d_shape *s, const gw_fram
     for (int64_t n = 0; n < s->n; n++) {
         FC_FN(frame_planes)(s, x + (n * s->c_in + ci) * s->h * s->w, 1, f->ph, f->pw, framed);
         const FC_T *gyp = gy + (n * s->c_out + co) * P;
+        if (f->rows) {
+            FC_FN(grad_weight_rows)(3, 3, s, f, gyp, framed, acc);
+            continue;
+        }
         for (int64_t oh = 0; oh < s->out_h; oh++)
             for (int64_t ow = 0; ow < s->out_w; ow++)
                 spread[oh * s->stride_h * f->pw + ow * s->stride_w] = gyp[oh * s->out_w + ow];

@@ -64,6 +64,7 @@ typedef struct {
     int64_t ph, pw, length; /* the frame, and the dot products' length (whole vectors) */
     int64_t group;          /* GW_TAPS or GW_TAPS_WIDE */
     int64_t taps;           /* kh * kw rounded up to whole groups */
+    int rows;               /* 3x3 at stride 1, undilated, on AVX-512: by rows of gy (grad_weight_rows) */
 } gw_frame;
 
 /* conv2d_ref.c: plain loops, double accumulation, the C oracle */
