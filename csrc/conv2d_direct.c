@@ -327,23 +327,25 @@ static inline __attribute__((always_inline)) void FC_FN(grad_weight_taps)(
     }
 }
 
-/* acc[i * kw + t] += gy's plane (gyp) times the frame at tap (i, t), lane
- * by lane, at stride 1, undilated, without the spread plane: DF_ROWS rows
- * of gy a vector column at a time, each frame vector loaded once for
- * every row of gy it meets, (DF_ROWS + kh - 1) * kw + DF_ROWS loads per
- * DF_ROWS * kh * kw multiply-adds, where the spread plane loads 10 per 9.
+/* acc[i * 3 + t] += gy's plane (gyp) times the frame at tap (i, t) of a
+ * 3x3 kernel, lane by lane, at stride 1, undilated, without the spread
+ * plane: DF_ROWS rows of gy a vector column at a time, each frame vector
+ * loaded once for every row of gy it meets, (DF_ROWS + 2) * 3 + DF_ROWS
+ * loads per DF_ROWS * 9 multiply-adds, where the spread plane loads 10
+ * per 9.
  * Columns and rows end on a vector and a block overlapping the ones
  * before, as in direct_forward_rows, but a sum must count each value
- * once: the lanes and rows counted before are zeroed. All kh * kw sums
- * stay in registers, so 3x3 only, and AVX-512 only (AVX2's 16 registers
- * would spill them). */
+ * once: the lanes and rows counted before are zeroed. All nine sums stay
+ * in registers, so 3x3 only, and AVX-512 only (AVX2's 16 registers would
+ * spill them). */
 static inline __attribute__((always_inline)) void FC_FN(grad_weight_rows)(
-    int64_t kh, int64_t kw, const fc_conv2d_shape *s, const gw_frame *f, const FC_T *restrict gyp,
-    const FC_T *restrict framed, FC_FN(dot_vec) *restrict acc) {
+    const fc_conv2d_shape *s, const gw_frame *f, const FC_T *restrict gyp, const FC_T *restrict framed,
+    FC_FN(dot_vec) *restrict acc) {
     typedef FC_FN(dot_vec) vec;
     typedef __typeof__((vec){0} > 0) mask;
+    enum { kh = 3, kw = 3 };
     const int64_t OH = s->out_h, OW = s->out_w, pw = f->pw;
-    vec lane, sum[9];
+    vec lane, sum[kh * kw];
     for (int64_t l = 0; l < DOT_LANES; l++) lane[l] = (FC_T)l;
     for (int64_t t = 0; t < kh * kw; t++) sum[t] = acc[t];
     for (int64_t oh = 0; oh < OH; oh += DF_ROWS) {
@@ -379,7 +381,7 @@ FC_VECTOR_LOOP(direct_grad_weight_pair, (const fc_conv2d_shape *s, const gw_fram
         FC_FN(frame_planes)(s, x + (n * s->c_in + ci) * s->h * s->w, 1, f->ph, f->pw, framed);
         const FC_T *gyp = gy + (n * s->c_out + co) * P;
         if (f->rows) {
-            FC_FN(grad_weight_rows)(3, 3, s, f, gyp, framed, acc);
+            FC_FN(grad_weight_rows)(s, f, gyp, framed, acc);
             continue;
         }
         for (int64_t oh = 0; oh < s->out_h; oh++)
