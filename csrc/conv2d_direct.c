@@ -98,6 +98,39 @@ static inline __attribute__((always_inline)) void FC_FN(direct_forward_channel)(
     else FC_FN(direct_forward_taps)(kh, kw, cb, 1, s, f, wc, ws, framed, first, bias, wide, NULL, NULL);
 }
 
+/* Output rows the depthwise loops below take at a time: with AVX-512, 2
+ * and 3 ran mobilenet_dw's forward 5-14% slower, 8 no faster. Kernels of
+ * up to DF_ROWS_TAPS taps (8x8) go by rows, their weights broadcast on the
+ * stack; larger ones keep the wide plane. */
+#define DF_ROWS 4
+#define DF_ROWS_TAPS 64
+
+/* The taps of DF_ROWS output rows, one vector column, at stride 1,
+ * undilated: tap (i, t) of row j reads the frame's row j + i at column t
+ * (from `framed`, rows pw apart), so each frame vector is loaded once and
+ * serves every row it is a tap row of. The forward adds the weight of tap
+ * (i, t), w[i * kw + t] (broadcast by the caller, once a plane), times it
+ * to row j's sum[j]; the grad-weight (`grad`) adds row j's gy, g[j], times
+ * it to tap (i, t)'s sum[i * kw + t]. Unrolled whole for constant kh and
+ * kw: the tests fold, and the sums stay in registers. */
+static inline __attribute__((always_inline)) void FC_FN(rows_taps)(int64_t kh, int64_t kw, int grad,
+                                                                    const FC_T *framed, int64_t pw,
+                                                                    const FC_FN(dot_vec) *w,
+                                                                    const FC_FN(dot_vec) *g, FC_FN(dot_vec) *sum) {
+#pragma GCC unroll 16
+    for (int64_t r = 0; r < DF_ROWS + kh - 1; r++)
+#pragma GCC unroll 16
+        for (int64_t t = 0; t < kw; t++) {
+            const FC_FN(dot_vec) in = *(const FC_FN(dot_vec) *)(framed + r * pw + t);
+#pragma GCC unroll 16
+            for (int64_t j = 0; j < DF_ROWS; j++)
+                if (r - j >= 0 && r - j < kh) {
+                    if (grad) sum[(r - j) * kw + t] += g[j] * in;
+                    else sum[j] += w[(r - j) * kw + t] * in;
+                }
+        }
+}
+
 /* A lone output channel of a lone input channel (depthwise) at stride 1,
  * undilated, summed straight into its plane y, DF_ROWS rows a vector
  * column at a time: each input vector loaded serves every output row it
@@ -111,29 +144,20 @@ static inline __attribute__((always_inline)) void FC_FN(direct_forward_channel)(
  * Depthwise 3x3, forward and grad-input, ran 1.3x faster than on the wide
  * plane. It fetches nothing ahead: the wide plane's fetches made it 8%
  * slower on 56x56 maps, its loads now the bound, not memory. */
-#define DF_ROWS 4
 static inline __attribute__((always_inline)) void FC_FN(direct_forward_rows)(
     int64_t kh, int64_t kw, const fc_conv2d_shape *s, const df_frame *f, const FC_T *restrict wc,
     const FC_T *restrict framed, FC_T bias, FC_T *restrict y) {
     typedef FC_FN(dot_vec) vec;
     const int64_t OH = s->out_h, OW = s->out_w, pw = f->pw;
+    vec wv[DF_ROWS_TAPS];
+    for (int64_t t = 0; t < kh * kw; t++) wv[t] = (vec){0} + wc[t];
     for (int64_t oh = 0; oh < OH; oh += DF_ROWS) {
         const int64_t r0 = FC_MIN(oh, OH - DF_ROWS);
         for (int64_t ow = 0; ow < OW; ow += DOT_LANES) {
             const int64_t c0 = FC_MIN(ow, OW - DOT_LANES);
             vec sum[DF_ROWS];
             for (int j = 0; j < DF_ROWS; j++) sum[j] = (vec){0} + bias;
-            /* unrolled whole for constant kh and kw: the tests below fold,
-             * the sums stay in registers */
-#pragma GCC unroll 16
-            for (int64_t r = 0; r < DF_ROWS + kh - 1; r++)
-#pragma GCC unroll 16
-                for (int64_t t = 0; t < kw; t++) {
-                    const vec in = *(const vec *)(framed + (r0 + r) * pw + c0 + t);
-#pragma GCC unroll 16
-                    for (int64_t j = 0; j < DF_ROWS; j++)
-                        if (r - j >= 0 && r - j < kh) sum[j] += wc[(r - j) * kw + t] * in;
-                }
+            FC_FN(rows_taps)(kh, kw, 0, framed + r0 * pw + c0, pw, wv, NULL, sum);
             for (int j = 0; j < DF_ROWS; j++) *(vec *)(y + (r0 + j) * OW + c0) = sum[j];
         }
     }
@@ -156,7 +180,7 @@ FC_VECTOR_LOOP(direct_forward_planes, (const fc_conv2d_shape *s, const df_frame 
      * last input channel's output plane, which the copy below writes */
     const int ahead = cb == 1 && s->h * s->w * (int64_t)sizeof(FC_T) > DF_AHEAD_BYTES;
     const int by_rows = sh == 1 && sw == 1 && cb == 1 && cin_g == 1 && s->dil_h == 1 && s->dil_w == 1 &&
-                        OW >= DOT_LANES && OH >= DF_ROWS;
+                        OW >= DOT_LANES && OH >= DF_ROWS && taps <= DF_ROWS_TAPS;
     for (int64_t c = 0; c < cin_g; c++) {
         const FC_T *xc = x + (n * s->c_in + co / cout_g * cin_g + c) * s->h * s->w;
         FC_FN(frame_planes)(s, xc, 1, f->ph, pw, framed);
@@ -356,15 +380,7 @@ static inline __attribute__((always_inline)) void FC_FN(grad_weight_rows)(
             vec g[DF_ROWS];
             for (int j = 0; j < DF_ROWS; j++)
                 g[j] = r0 + j < oh ? (vec){0} : (vec)((mask) * (const vec *)(gyp + (r0 + j) * OW + c0) & fresh);
-#pragma GCC unroll 16
-            for (int64_t r = 0; r < DF_ROWS + kh - 1; r++)
-#pragma GCC unroll 16
-                for (int64_t t = 0; t < kw; t++) {
-                    const vec in = *(const vec *)(framed + (r0 + r) * pw + c0 + t);
-#pragma GCC unroll 16
-                    for (int64_t j = 0; j < DF_ROWS; j++)
-                        if (r - j >= 0 && r - j < kh) sum[(r - j) * kw + t] += g[j] * in;
-                }
+            FC_FN(rows_taps)(kh, kw, 1, framed + r0 * pw + c0, pw, NULL, g, sum);
         }
     }
     for (int64_t t = 0; t < kh * kw; t++) acc[t] = sum[t];

@@ -47,14 +47,15 @@ CASES = {
     # the direct passes' depthwise rows: blocks of 4 output rows, rows of
     # whole vectors and one more ending at the row's end over the one
     # before it (the last block of rows ends at the last row the same
-    # way); 3x3 and 5x5 unrolled, other kernels not; the next plane fetched
-    # ahead on planes over a page; too few rows for a block
+    # way); 3x3 and 5x5 unrolled, other kernels not; planes over a page;
+    # too few rows for a block; a kernel of more taps than go by rows (9x9)
     "depthwise_rows": (2, 3, 18, 21, 3, (3, 3), 1, 1, 1, 3),
     "depthwise_rows_exact": (1, 2, 4, 16, 2, (3, 3), 1, 1, 1, 2),
     "depthwise_rows_5x5": (1, 2, 9, 35, 2, (5, 5), 1, 2, 1, 2),
     "depthwise_rows_k24": (1, 2, 6, 17, 2, (2, 4), 1, ((1, 0), (2, 1)), 1, 2),
     "depthwise_rows_ahead": (2, 3, 33, 40, 3, (3, 3), 1, 1, 1, 3),
     "depthwise_rows_short": (1, 2, 3, 20, 2, (3, 3), 1, 1, 1, 2),
+    "depthwise_rows_9x9": (1, 2, 10, 18, 2, (9, 9), 1, 4, 1, 2),
     "pointwise_1x1": (2, 7, 6, 5, 9, (1, 1), 1, 0, 1, 1),
     "pointwise_1x1_stride2": (1, 5, 7, 7, 3, (1, 1), 2, 0, 1, 1),
     "kernel_eq_input": (2, 3, 5, 5, 4, (5, 5), 1, 0, 1, 1),
