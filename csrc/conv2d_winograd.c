@@ -94,7 +94,7 @@ static inline int64_t wino_at(int64_t i, int64_t stride, int phases, const int64
 /* A layer's own kernels, (c_out, c_in/groups, r, r). */
 static wino_layout wino_dense(const fc_conv2d_shape *s) {
     const int64_t taps = s->kh * s->kw;
-    wino_layout l = {GROUP_OUT(s) * GROUP_IN(s) * taps, GROUP_IN(s) * taps, taps, 1, 1, {0}, {0}, {0}};
+    wino_layout l = {GROUP_OUT(s) * GROUP_IN(s) * taps, GROUP_IN(s) * taps, taps, 1, 1, {0}, {0}, {0}, 1};
     for (int q = 0; q < taps; q++) l.tap[q] = q;
     return l;
 }
@@ -103,7 +103,7 @@ static wino_layout wino_dense(const fc_conv2d_shape *s) {
  * axes swapped. */
 static wino_layout wino_turned(const wino_layout *l, int taps) {
     wino_layout t = *l;
-    t.rs = l->cs, t.rp = l->cp, t.cs = l->rs, t.cp = l->rp;
+    t.rs = l->cs, t.rp = l->cp, t.cs = l->rs, t.cp = l->rp, t.taps_dense = 0;
     for (int i = 0; i < 9; i++) t.rphase[i] = l->cphase[i], t.cphase[i] = l->rphase[i];
     for (int q = 0; q < taps; q++) t.tap[q] = l->tap[taps - 1 - q];
     return t;
@@ -961,6 +961,12 @@ static inline __attribute__((always_inline)) void FC_FN(wino_kernel_grads_f)(win
         for (int i = 0; i < a; i++) d[i] = t + (i * r + c) * n;
         for (int q = 0; q < r; q++) o[q] = out + (q * r + c) * n;
         FC_FN(gt_lanes)(f, d, o, n);
+    }
+    if (l->taps_dense) { /* a layer's own kernels: lane e0 + e is the kernel at gw + (e0 + e) * r * r */
+        FC_T *kernel = gw + e0 * r * r;
+        for (int64_t e = 0; e < n; e++, kernel += r * r)
+            for (int q = 0; q < r * r; q++) kernel[q] = out[q * n + e];
+        return;
     }
     /* lane e0 + e is (co, ci), ci = cq * cp + cr, counted up rather than divided out */
     int64_t co = e0 / K, ci = e0 % K, cq = ci / l->cp, cr = ci % l->cp, row = wino_at(co, l->rs, l->rp, l->rphase);
