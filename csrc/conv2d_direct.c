@@ -28,11 +28,10 @@
  * a write per 9 multiply-adds a pixel: 1.25x the time, measured when it
  * ran on the wide plane; undilated depthwise now runs by rows,
  * direct_forward_rows, and dilated or one channel of several on this
- * loop). Planes of a page
- * or less did not stall, and the fetches cost them 5-7% (depthwise on
- * 28x28 maps, LeNet-5's grad-input), as they did a block of several
- * channels, whose loads each serve all of them (LeNet-5's first layer,
- * 3%). */
+ * loop). Planes of a page or less did not stall, and the fetches cost
+ * them 5-7% (depthwise on 28x28 maps, LeNet-5's grad-input), as they did
+ * a block of several channels, whose loads each serve all of them
+ * (LeNet-5's first layer, 3%). */
 #define DF_AHEAD_BYTES 4096
 
 static df_frame direct_frame(const fc_conv2d_shape *s) {
@@ -113,10 +112,9 @@ static inline __attribute__((always_inline)) void FC_FN(direct_forward_channel)(
  * to row j's sum[j]; the grad-weight (`grad`) adds row j's gy, g[j], times
  * it to tap (i, t)'s sum[i * kw + t]. Unrolled whole for constant kh and
  * kw: the tests fold, and the sums stay in registers. */
-static inline __attribute__((always_inline)) void FC_FN(rows_taps)(int64_t kh, int64_t kw, int grad,
-                                                                    const FC_T *framed, int64_t pw,
-                                                                    const FC_FN(dot_vec) *w,
-                                                                    const FC_FN(dot_vec) *g, FC_FN(dot_vec) *sum) {
+static inline __attribute__((always_inline)) void FC_FN(rows_taps)(
+    int64_t kh, int64_t kw, int grad, const FC_T *framed, int64_t pw, const FC_FN(dot_vec) *w,
+    const FC_FN(dot_vec) *g, FC_FN(dot_vec) *sum) {
 #pragma GCC unroll 16
     for (int64_t r = 0; r < DF_ROWS + kh - 1; r++)
 #pragma GCC unroll 16
@@ -356,8 +354,7 @@ static inline __attribute__((always_inline)) void FC_FN(grad_weight_taps)(
  * plane: DF_ROWS rows of gy a vector column at a time, each frame vector
  * loaded once for every row of gy it meets, (DF_ROWS + 2) * 3 + DF_ROWS
  * loads per DF_ROWS * 9 multiply-adds, where the spread plane loads 10
- * per 9.
- * Columns and rows end on a vector and a block overlapping the ones
+ * per 9. Columns and rows end on a vector and a block overlapping the ones
  * before, as in direct_forward_rows, but a sum must count each value
  * once: the lanes and rows counted before are zeroed. All nine sums stay
  * in registers, so 3x3 only, and AVX-512 only (AVX2's 16 registers would

@@ -115,7 +115,6 @@ typedef struct {
     int64_t gs, rs, cs;
     int rp, cp;
     int64_t rphase[9], cphase[9], tap[9];
-    int taps_dense; /* wino_dense's: kernel (co, ci) of group g at gs * g + (co * c_in/groups + ci) * r * r */
 } wino_layout;
 
 static int winograd_applies(const fc_conv2d_shape *s);

@@ -94,7 +94,7 @@ static void FC_FN(move_phases)(const fc_conv2d_shape *s, const fc_conv2d_shape *
 static wino_layout polyphase_layout(const fc_conv2d_shape *s) {
     const int64_t st = s->stride_h, k = s->kh, r = k / st;
     wino_layout l = wino_dense(s);
-    l.cp = (int)(st * st), l.taps_dense = 0;
+    l.cp = (int)(st * st);
     for (int64_t a = 0; a < st; a++)
         for (int64_t b = 0; b < st; b++) l.cphase[a * st + b] = a * k + b;
     for (int64_t d = 0; d < r; d++)

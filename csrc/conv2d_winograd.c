@@ -94,7 +94,7 @@ static inline int64_t wino_at(int64_t i, int64_t stride, int phases, const int64
 /* A layer's own kernels, (c_out, c_in/groups, r, r). */
 static wino_layout wino_dense(const fc_conv2d_shape *s) {
     const int64_t taps = s->kh * s->kw;
-    wino_layout l = {GROUP_OUT(s) * GROUP_IN(s) * taps, GROUP_IN(s) * taps, taps, 1, 1, {0}, {0}, {0}, 1};
+    wino_layout l = {GROUP_OUT(s) * GROUP_IN(s) * taps, GROUP_IN(s) * taps, taps, 1, 1, {0}, {0}, {0}};
     for (int q = 0; q < taps; q++) l.tap[q] = q;
     return l;
 }
@@ -103,10 +103,20 @@ static wino_layout wino_dense(const fc_conv2d_shape *s) {
  * axes swapped. */
 static wino_layout wino_turned(const wino_layout *l, int taps) {
     wino_layout t = *l;
-    t.rs = l->cs, t.rp = l->cp, t.cs = l->rs, t.cp = l->rp, t.taps_dense = 0;
+    t.rs = l->cs, t.rp = l->cp, t.cs = l->rs, t.cp = l->rp;
     for (int i = 0; i < 9; i++) t.rphase[i] = l->cphase[i], t.cphase[i] = l->rphase[i];
     for (int q = 0; q < taps; q++) t.tap[q] = l->tap[taps - 1 - q];
     return t;
+}
+
+/* Whether l lays kernels out as wino_dense does: group g's kernel (co, ci)
+ * at (co * K + ci) * taps, its taps in order. */
+static int wino_is_dense(const wino_layout *l, int64_t K, int taps) {
+    if (l->rp != 1 || l->cp != 1 || l->rphase[0] != 0 || l->cphase[0] != 0 || l->cs != taps || l->rs != K * taps)
+        return 0;
+    for (int q = 0; q < taps; q++)
+        if (l->tap[q] != q) return 0;
+    return 1;
 }
 
 /* The three transforms as formulas on vectors of lanes, lane by lane over
@@ -962,7 +972,7 @@ static inline __attribute__((always_inline)) void FC_FN(wino_kernel_grads_f)(win
         for (int q = 0; q < r; q++) o[q] = out + (q * r + c) * n;
         FC_FN(gt_lanes)(f, d, o, n);
     }
-    if (l->taps_dense) { /* a layer's own kernels: lane e0 + e is the kernel at gw + (e0 + e) * r * r */
+    if (wino_is_dense(l, K, r * r)) { /* lane e0 + e is the kernel at gw + (e0 + e) * r * r */
         FC_T *kernel = gw + e0 * r * r;
         for (int64_t e = 0; e < n; e++, kernel += r * r)
             for (int q = 0; q < r * r; q++) kernel[q] = out[q * n + e];
