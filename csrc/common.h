@@ -10,6 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "fastconv.h"
 
@@ -64,6 +68,31 @@ static inline __attribute__((always_inline)) void fc_fetch_lines(const void *p, 
     for (int64_t l = 0; l < bytes; l += 64)
         if (write) __builtin_prefetch((const char *)p + l, 1, 3);
         else __builtin_prefetch((const char *)p + l, 0, 3);
+}
+
+/* Copies `bytes` from src to dst by stores that go past the caches (x86's
+ * non-temporal stores, 16 bytes at a time, the unaligned ends plainly;
+ * elsewhere a plain copy): for a large result that other threads read
+ * later, whose old lines a plain store would first read in, from memory
+ * where the machine's other tenants have evicted them. fc_stream_fence,
+ * after the last, orders them before what the thread stores next. */
+static inline void fc_stream_copy(void *dst, const void *src, int64_t bytes) {
+    char *d = dst;
+    const char *s = src;
+#if defined(__SSE2__)
+    const int64_t head = FC_MIN(bytes, (int64_t)(-(uintptr_t)d & 15));
+    memcpy(d, s, (size_t)head);
+    d += head, s += head, bytes -= head;
+    for (; bytes >= 16; d += 16, s += 16, bytes -= 16)
+        _mm_stream_si128((__m128i *)d, _mm_loadu_si128((const __m128i *)s));
+#endif
+    memcpy(d, s, (size_t)bytes);
+}
+
+static inline void fc_stream_fence(void) {
+#if defined(__SSE2__)
+    _mm_sfence();
+#endif
 }
 
 /* The kernels' temporaries (memory.c): malloc, calloc and free, except

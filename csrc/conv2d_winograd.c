@@ -281,7 +281,7 @@ static inline __attribute__((always_inline)) void FC_FN(gt_lanes)(wino_f f, cons
 }
 
 /* Input channels wino_kernels transforms at a time: its scratch, at most
- * 9 + 18 vectors of them for FC_MR output channels, stays in L1. */
+ * 9 + 18 + 6 vectors of them for FC_MR output channels, about fits L1. */
 #define WINO_KERNEL_CHANNELS 64
 #define WINO_KERNEL_AHEAD 8
 
@@ -298,13 +298,17 @@ static inline __attribute__((always_inline)) void FC_FN(gt_lanes)(wino_f f, cons
  * by l (the layer's weights, or turned and transposed for grad-input),
  * written as the GEMM's packing lays out a panel: element (j, ci) of
  * point p at u[p * ps + ci * FC_MR + j]. The lanes run along (ci, j), the
- * packed order itself, so the transforms write the operand directly. wq
- * (r^2 x n) and t (ra x n), n = WINO_KERNEL_CHANNELS * FC_MR, are scratch. */
+ * packed order itself, so the transforms write the operand directly
+ * (where `stream`, a row of points at a time through scratch, copied out
+ * past the caches). wq (r^2 x n) and t (ra x n, then a x n for the row),
+ * n = WINO_KERNEL_CHANNELS * FC_MR, are scratch. */
 static inline __attribute__((always_inline)) void FC_FN(wino_kernels_f)(wino_f f, const FC_T *w,
                                                                         const wino_layout *l, int64_t g, int64_t row,
                                                                         int64_t rows, int64_t k0, int64_t kc,
-                                                                        FC_T *u, int64_t ps, FC_T *wq, FC_T *t) {
+                                                                        FC_T *u, int64_t ps, FC_T *wq, FC_T *t,
+                                                                        int stream) {
     const int r = f.r, a = wino_side(f);
+    FC_T *ro = t + r * a * WINO_KERNEL_CHANNELS * FC_MR; /* a row of points on its way out, where `stream` */
     int64_t at[FC_MR]; /* the rows' offsets */
     for (int j = 0; j < rows; j++) at[j] = g * l->gs + wino_at(row + j, l->rs, l->rp, l->rphase);
     for (int64_t c0 = 0; c0 < kc; c0 += WINO_KERNEL_CHANNELS) { /* wq and t in L1 */
@@ -332,16 +336,19 @@ static inline __attribute__((always_inline)) void FC_FN(wino_kernels_f)(wino_f f
             const FC_T *d[3];
             FC_T *o[6];
             for (int j = 0; j < r; j++) d[j] = t + (i * r + j) * n;
-            for (int jj = 0; jj < a; jj++) o[jj] = u + (i * a + jj) * ps + c0 * FC_MR;
+            for (int jj = 0; jj < a; jj++) o[jj] = stream ? ro + jj * n : u + (i * a + jj) * ps + c0 * FC_MR;
             FC_FN(g_lanes)(f, d, o, n);
+            for (int jj = 0; stream && jj < a; jj++)
+                fc_stream_copy(u + (i * a + jj) * ps + c0 * FC_MR, o[jj], n * (int64_t)sizeof(FC_T));
         }
     }
+    if (stream) fc_stream_fence();
 }
 
 FC_VECTOR_LOOP(wino_kernels, (wino_f f, const FC_T *w, const wino_layout *l, int64_t g, int64_t row, int64_t rows,
-                              int64_t k0, int64_t kc, FC_T *u, int64_t ps, FC_T *wq, FC_T *t),
-               (f, w, l, g, row, rows, k0, kc, u, ps, wq, t)) {
-    WINO_SPECIALIZED(FC_FN(wino_kernels_f), f, w, l, g, row, rows, k0, kc, u, ps, wq, t);
+                              int64_t k0, int64_t kc, FC_T *u, int64_t ps, FC_T *wq, FC_T *t, int stream),
+               (f, w, l, g, row, rows, k0, kc, u, ps, wq, t, stream)) {
+    WINO_SPECIALIZED(FC_FN(wino_kernels_f), f, w, l, g, row, rows, k0, kc, u, ps, wq, t, stream);
 }
 
 /* A block is q consecutive tiles from T0 on, counted row by row over the
@@ -643,14 +650,16 @@ static unsigned wino_runs(int m) { return m == 4 ? FC_GEMM_SHORT_RUNS : 0u; }
 
 /* One panel of U for every point (wino_kernels): `rows` output channels
  * of group g from `row` on, input channels k0 .. k0 + kc - 1, into u,
- * points ps apart; wq holds wino_panel_scratch(f) elements of scratch. */
+ * points ps apart, past the caches where `stream`; wq holds
+ * wino_panel_scratch(f) elements of scratch. */
 static int64_t wino_panel_scratch(wino_f f) {
-    return f.r * (f.r + wino_side(f)) * WINO_KERNEL_CHANNELS * FC_MR;
+    return (f.r * (f.r + wino_side(f)) + wino_side(f)) * WINO_KERNEL_CHANNELS * FC_MR;
 }
 
 static void FC_FN(wino_panel)(const FC_FN(fc_kernels) *k, wino_f f, const FC_T *w, const wino_layout *l, int64_t g,
-                              int64_t row, int64_t rows, int64_t k0, int64_t kc, FC_T *u, int64_t ps, FC_T *wq) {
-    k->wino_kernels(f, w, l, g, row, rows, k0, kc, u, ps, wq, wq + f.r * f.r * WINO_KERNEL_CHANNELS * FC_MR);
+                              int64_t row, int64_t rows, int64_t k0, int64_t kc, FC_T *u, int64_t ps, FC_T *wq,
+                              int stream) {
+    k->wino_kernels(f, w, l, g, row, rows, k0, kc, u, ps, wq, wq + f.r * f.r * WINO_KERNEL_CHANNELS * FC_MR, stream);
 }
 
 /* Output channels a task transforms the kernels of at a time when it
@@ -673,6 +682,14 @@ static int wino_fused(int64_t points, int64_t M, int64_t K, int64_t G, int64_t b
     return bytes > 16 * mib || (blocks <= 8 && bytes > 4 * mib);
 }
 
+/* U larger than this (a core's L2) is written past the caches: its old
+ * lines are then never read in first, from memory where other tenants
+ * of the machine have evicted them. A DCGAN layer's 2 MiB U took 9% of
+ * its forward on a quiet machine and 29% on a busy one; streamed, 5-6%
+ * on a quiet one, and the layer runs within 7% of that on a busy one
+ * (benchmarks/RULES.md). */
+#define WINO_STREAM_BYTES ((size_t)1 << 20)
+
 /* U[g][p][part] = point p of the kernels of group g's part-th MP output
  * channels, packed as the GEMM's A (a_size elements each), transformed a
  * panel of FC_MR output channels and a k-block at a time; NULL, with
@@ -681,7 +698,9 @@ static FC_T *FC_FN(wino_pack_kernels)(const FC_FN(fc_kernels) *k, wino_f f, cons
                                       int64_t G, int64_t M, int64_t K, int64_t parts, int64_t MP, size_t a_size,
                                       int *status) {
     const int64_t points = wino_points(f), panels = (MP + FC_MR - 1) / FC_MR, jobs = G * parts * panels;
-    FC_T *upack = fc_alloc(a_size * (size_t)(G * points * parts) * sizeof(FC_T));
+    const size_t bytes = a_size * (size_t)(G * points * parts) * sizeof(FC_T);
+    FC_T *upack = fc_alloc(bytes);
+    const int stream = bytes > WINO_STREAM_BYTES;
     if (!upack) {
         *status = FC_ERR_NOMEM;
         return NULL;
@@ -698,7 +717,7 @@ static FC_T *FC_FN(wino_pack_kernels)(const FC_FN(fc_kernels) *k, wino_f f, cons
                 const int64_t kc = FC_MIN((int64_t)FC_KC, K - k0);
                 FC_FN(wino_panel)(k, f, w, l, g, m0 + i0, FC_MIN((int64_t)FC_MR, mp - i0), k0, kc,
                                   upack + (g * points * parts + part) * a_size + k0 * m_pad + i0 * kc,
-                                  (int64_t)(parts * a_size), wq);
+                                  (int64_t)(parts * a_size), wq, stream);
             }
         }
         fc_free(wq);
@@ -832,7 +851,7 @@ static int FC_FN(winograd_conv)(wino_f f, const fc_conv2d_shape *s, const FC_T *
                     const int64_t rc = FC_MIN((int64_t)WINO_FUSED_ROWS, mp - i0);
                     for (int64_t i1 = 0; i1 < rc; i1 += FC_MR)
                         FC_FN(wino_panel)(k, f, w, l, g, m0 + i0 + i1, FC_MIN((int64_t)FC_MR, rc - i1), k0, kc,
-                                          ub + i1 * kc, WINO_FUSED_ROWS * kc, wq);
+                                          ub + i1 * kc, WINO_FUSED_ROWS * kc, wq, 0);
                     for (int64_t p = 0; p < points; p++) {
                         const FC_FN(fc_operand) a = {NULL, NULL, ub + p * WINO_FUSED_ROWS * kc, NULL};
                         const FC_FN(fc_operand) bo = {NULL, NULL, vpack + p * kc * n_pad, NULL};

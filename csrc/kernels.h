@@ -56,7 +56,7 @@
     X(avg_row, (const FC_T *restrict row, FC_T *restrict out, int64_t n, int64_t kw, int64_t sw))                   \
     X(avg_row_adjoint, (const FC_T *restrict share, FC_T *restrict row, int64_t n, int64_t kw, int64_t sw))        \
     X(wino_kernels, (wino_f f, const FC_T *w, const wino_layout *l, int64_t g, int64_t row, int64_t rows,         \
-                     int64_t k0, int64_t kc, FC_T *u, int64_t ps, FC_T *wq, FC_T *t))                               \
+                     int64_t k0, int64_t kc, FC_T *u, int64_t ps, FC_T *wq, FC_T *t, int stream))                   \
     X(wino_input_block, (wino_f f, const fc_conv2d_shape *s, const FC_T *x, int64_t ci0, int64_t nc, int64_t T0,      \
                          int64_t q, int64_t th, int64_t tw, int64_t lanes, FC_T *scratch, FC_T *v,                 \
                          int64_t pstride))                                                                         \

@@ -151,6 +151,9 @@ WINOGRAD_EXTRA = {
     "wino_wide": (1, 300, 5, 6, 200, (3, 3), 1, 1, 1, 1),
     "wino_wide_groups": (1, 320, 5, 6, 320, (3, 3), 1, 1, 1, 2),
     "wino_gw_blocks": (40, 4, 10, 30, 5, (3, 3), 1, 1, 1, 1),
+    # transformed kernels of 1.2-2.7 MB, over WINO_STREAM_BYTES, stored past the
+    # caches; odd channel counts start their rows off 16-byte boundaries
+    "wino_streamed_kernels": (1, 129, 6, 5, 70, (3, 3), 1, 1, 1, 1),
     # 2x2 kernels: F(3x3, 2x2) ("winograd") and F(2x2, 2x2) ("winograd:2x2")
     "wino_k2": (2, 3, 6, 7, 4, (2, 2), 1, 0, 1, 1),
     "wino_k2_pad_groups": (2, 4, 8, 8, 6, (2, 2), 1, 1, 1, 2),
