@@ -10,14 +10,14 @@
  * request of up to their size takes one back: a thread of the team gets
  * the scratch it had last call, still in its own caches (one cache for
  * all threads handed each other's blocks, and a 28x28 layer by Winograd
- * ran 4-11% slower). A thread's blocks are freed when it exits. Every
- * block starts on a cache line: the kernels read and write their scratch
- * a 64-byte vector at a time, and malloc aligns to 16 bytes only: three
- * starts in four had every vector straddle two lines (Winograd layers
- * ran 2-4% slower).
- * New large blocks start at one of COLORS offsets a cache line apart:
- * blocks that all began at the same offset in their pages contended for
- * the same cache sets. */
+ * ran 4-11% slower). A thread's blocks are freed when it exits.
+ *
+ * Every block starts on a cache line: the kernels read and write their
+ * scratch a 64-byte vector at a time, and malloc aligns to 16 bytes only:
+ * three starts in four had every vector straddle two lines (Winograd
+ * layers ran 2-4% slower). New large blocks start at one of COLORS
+ * offsets a cache line apart: blocks that all began at the same offset in
+ * their pages contended for the same cache sets. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdint.h>
