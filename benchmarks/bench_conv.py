@@ -22,7 +22,8 @@ import fastconv
 from shapes import CONV
 
 PASSES = ("forward", "grad_input", "grad_weight")
-# "winograd" is F(4x4, 3x3), "winograd:2x2" F(2x2, 3x3); "auto" takes one
+# "winograd" is F(4x4, 3x3) (F(2x2, 3x3) on mnist_c1's single input channel,
+# within its error bound), "winograd:2x2" F(2x2, 3x3); "auto" takes one
 # or the other for wide enough 3x3 layers (conv2d.c's winograd_pays). The
 # baseline comes first: the candidates after it take turns with it (conftest)
 IMPLS = ("torch", "auto", "direct", "gemm", "winograd", "winograd:2x2", "numpy")

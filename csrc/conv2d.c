@@ -4,7 +4,7 @@
  * or col2im grad-input, dot products or an indirect grad-weight shared by
  * slots or by taps. Each rule is a line or two here; the measurements behind them
  * are in benchmarks/RULES.md. Every path also has a name
- * (FC_ALGO_GEMM_PACKED ... _TAPS, FC_ALGO_WINOGRAD_F2), so that a test can
+ * (FC_ALGO_GEMM_PACKED ... _TAPS, FC_ALGO_WINOGRAD_F2 and _F4), so that a test can
  * run it on any shape it can take.
  * The paths live one family to a file: conv2d_ref.c, conv2d_direct.c,
  * conv2d_forward.c, conv2d_grad_input.c, conv2d_grad_weight.c, and
@@ -132,8 +132,25 @@ static int winograd_pays(const fc_conv2d_shape *layer, conv_pass pass, int64_t n
     return winograd_gw_bytes(2, s, elem) <= most ? 2 : 0;
 }
 
-/* A Winograd path's tile: 2, or 4 for the larger (3x3 for 2x2 kernels: wino_variant). */
-static int winograd_tile(fc_algorithm algo) { return algo == FC_ALGO_WINOGRAD_F2 ? 2 : 4; }
+/* Whether a path is one of Winograd's. */
+static int is_winograd(fc_algorithm path) {
+    return path == FC_ALGO_WINOGRAD || path == FC_ALGO_WINOGRAD_F2 || path == FC_ALGO_WINOGRAD_F4;
+}
+
+/* A Winograd path's tile for a layer: 2, or 4 for the larger (3x3 for 2x2
+ * kernels: wino_variant). "winograd" runs 3x3 kernels (a strided layer's:
+ * of its phases' conv) by F(2x2, 3x3) where a group has fewer than 16
+ * channels on a side: there F(4x4, 3x3)'s float32 error ran up to 17x
+ * the GEMM's (1 input channel on 28x28 maps, 8 channels a side), past
+ * the 10x of docs/API.md; from 16 channels on, 4-10x. F(3x3, 2x2)'s
+ * stays within 5x on any width. */
+#define WINOGRAD_F4_CHANNELS 16
+static int winograd_tile(fc_algorithm path, const fc_conv2d_shape *layer) {
+    if (path != FC_ALGO_WINOGRAD) return path == FC_ALGO_WINOGRAD_F2 ? 2 : 4;
+    const fc_conv2d_shape t = polyphase_applies(layer) ? polyphase_shape(layer) : *layer;
+    const int narrow = GROUP_IN(&t) < WINOGRAD_F4_CHANNELS || GROUP_OUT(&t) < WINOGRAD_F4_CHANNELS;
+    return t.kh == 3 && narrow ? 2 : 4;
+}
 
 /* The path a call runs: "auto" by winograd_pays (for a strided layer, on
  * its phases' conv), then direct_or_gemm; "gemm" by the pass's rule; a
@@ -178,11 +195,12 @@ int FC_FN(fc_conv2d_forward)(const fc_conv2d_shape *s, fc_algorithm algo, const 
     case FC_ALGO_GEMM_INDIRECT:
         return FC_FN(forward_on_path)(path, s, x, w, b, act == FC_ACT_RELU ? FC_GEMM_RELU : 0, y);
     case FC_ALGO_WINOGRAD:
-    case FC_ALGO_WINOGRAD_F2: {
+    case FC_ALGO_WINOGRAD_F2:
+    case FC_ALGO_WINOGRAD_F4: {
         const unsigned flags = act == FC_ACT_RELU ? FC_GEMM_RELU : 0;
         if (winograd_applies(s))
-            return FC_FN(winograd_forward)(winograd_tile(path), s, x, w, wino_dense(s), b, flags, y);
-        return polyphase_applies(s) ? FC_FN(polyphase_forward)(winograd_tile(path), s, x, w, b, flags, y)
+            return FC_FN(winograd_forward)(winograd_tile(path, s), s, x, w, wino_dense(s), b, flags, y);
+        return polyphase_applies(s) ? FC_FN(polyphase_forward)(winograd_tile(path, s), s, x, w, b, flags, y)
                                     : FC_ERR_PATH;
     }
     default: return FC_ERR_PATH;
@@ -202,8 +220,9 @@ int FC_FN(fc_conv2d_grad_input)(const fc_conv2d_shape *s, fc_algorithm algo, con
     case FC_ALGO_GEMM_COL2IM: return FC_FN(fc_conv2d_grad_input_col2im)(s, gy, w, gx);
     case FC_ALGO_WINOGRAD:
     case FC_ALGO_WINOGRAD_F2:
-        if (winograd_applies(s)) return FC_FN(winograd_grad_input)(winograd_tile(path), s, gy, w, wino_dense(s), gx);
-        return polyphase_applies(s) ? FC_FN(polyphase_grad_input)(winograd_tile(path), s, gy, w, gx) : FC_ERR_PATH;
+    case FC_ALGO_WINOGRAD_F4:
+        if (winograd_applies(s)) return FC_FN(winograd_grad_input)(winograd_tile(path, s), s, gy, w, wino_dense(s), gx);
+        return polyphase_applies(s) ? FC_FN(polyphase_grad_input)(winograd_tile(path, s), s, gy, w, gx) : FC_ERR_PATH;
     default: return FC_ERR_PATH;
     }
 }
@@ -220,8 +239,11 @@ int FC_FN(fc_conv2d_grad_weight)(const fc_conv2d_shape *s, fc_algorithm algo, co
     case FC_ALGO_GEMM_TAPS: return FC_FN(fc_conv2d_grad_weight_indirect)(s, gy, x, 1, gw);
     case FC_ALGO_WINOGRAD:
     case FC_ALGO_WINOGRAD_F2:
-        if (winograd_applies(s)) return FC_FN(winograd_grad_weight)(winograd_tile(path), s, gy, x, wino_dense(s), gw);
-        return polyphase_applies(s) ? FC_FN(polyphase_grad_weight)(winograd_tile(path), s, gy, x, gw) : FC_ERR_PATH;
+    case FC_ALGO_WINOGRAD_F4: {
+        const int tile = winograd_tile(path, s);
+        if (winograd_applies(s)) return FC_FN(winograd_grad_weight)(tile, s, gy, x, wino_dense(s), gw);
+        return polyphase_applies(s) ? FC_FN(polyphase_grad_weight)(tile, s, gy, x, gw) : FC_ERR_PATH;
+    }
     default: return FC_ERR_PATH;
     }
 }
@@ -233,10 +255,10 @@ int FC_FN(fc_conv2d_forward_grad_weight)(const fc_conv2d_shape *s, fc_algorithm 
                                          const FC_T *gy, FC_T *y, FC_T *gw) {
     FC_CALL_SCOPE;
     const fc_algorithm path = FC_FN(choose)(s, algo, PASS_FORWARD);
-    if ((path == FC_ALGO_WINOGRAD || path == FC_ALGO_WINOGRAD_F2) && path == FC_FN(choose)(s, algo, PASS_GRAD_WEIGHT)) {
-        if (winograd_applies(s))
-            return FC_FN(winograd_forward_grad_weight)(winograd_tile(path), s, x, w, gy, wino_dense(s), y, gw);
-        if (polyphase_applies(s)) return FC_FN(polyphase_forward_grad_weight)(winograd_tile(path), s, x, w, gy, y, gw);
+    if (is_winograd(path) && path == FC_FN(choose)(s, algo, PASS_GRAD_WEIGHT)) {
+        const int tile = winograd_tile(path, s);
+        if (winograd_applies(s)) return FC_FN(winograd_forward_grad_weight)(tile, s, x, w, gy, wino_dense(s), y, gw);
+        if (polyphase_applies(s)) return FC_FN(polyphase_forward_grad_weight)(tile, s, x, w, gy, y, gw);
     }
     const int status = FC_FN(fc_conv2d_forward)(s, algo, x, w, NULL, FC_ACT_NONE, y);
     return status == FC_OK ? FC_FN(fc_conv2d_grad_weight)(s, algo, gy, x, gw) : status;

@@ -42,10 +42,15 @@ typedef enum fc_algorithm {
     FC_ALGO_GEMM_DOTS = 8,     /* grad-weight: dot products of gy and im2col rows */
     FC_ALGO_GEMM_SLOTS = 9,    /* grad-weight: indirect GEMM, threads share slots of images */
     FC_ALGO_GEMM_TAPS = 10,    /* grad-weight: indirect GEMM, threads share taps */
-    /* Winograd F(4x4, 3x3) and F(2x2, 3x3): every pass of 3x3, stride-1,
-     * undilated convs (FC_ERR_PATH otherwise). */
+    /* Winograd: every pass of 3x3 and 2x2, stride-1, undilated convs, and
+     * of strided ones whose stride phases are such (FC_ERR_PATH
+     * otherwise). WINOGRAD takes the larger tile (F(4x4, 3x3), F(3x3,
+     * 2x2)) but for 3x3 kernels on groups under 16 channels a side, where
+     * it takes F(2x2, 3x3) (conv2d.c, winograd_tile); F2 always the
+     * smaller tile, F4 always the larger (for tests). */
     FC_ALGO_WINOGRAD = 11,
     FC_ALGO_WINOGRAD_F2 = 12,
+    FC_ALGO_WINOGRAD_F4 = 13,
 } fc_algorithm;
 
 /* What a forward applies to its result in the same pass. */

@@ -14,9 +14,11 @@ ctypedef fused real:
     double
 
 # "im2col" is the GEMM family's old name, kept as an alias; "winograd" is
-# F(4x4, 3x3), "winograd:2x2" (private, as the GEMM paths) F(2x2, 3x3).
+# the larger tile (F(4x4, 3x3)) where its error bound holds (csrc/fastconv.h),
+# "winograd:2x2" and "winograd:4x4" (private, as the GEMM paths) one tile always.
 ALGORITHMS = {"auto": FC_ALGO_AUTO, "reference": FC_ALGO_REF, "direct": FC_ALGO_DIRECT, "gemm": FC_ALGO_GEMM,
-              "im2col": FC_ALGO_GEMM, "winograd": FC_ALGO_WINOGRAD, "winograd:2x2": FC_ALGO_WINOGRAD_F2}
+              "im2col": FC_ALGO_GEMM, "winograd": FC_ALGO_WINOGRAD, "winograd:2x2": FC_ALGO_WINOGRAD_F2,
+              "winograd:4x4": FC_ALGO_WINOGRAD_F4}
 # Each conv pass also takes its GEMM paths by name (private: for tests that
 # name the path they test; "gemm" lets the C rules choose).
 CONV_ALGORITHMS = {

@@ -216,9 +216,11 @@ ALGORITHMS = ("auto", "direct", "gemm", "winograd", "reference")
 _ALIASES = {"im2col": "gemm"}
 # The GEMM family's paths by name, each for one pass (private, for tests that
 # name the path they test; the binding refuses a path of another pass), and
-# Winograd's F(2x2, 3x3), which "auto" may choose ("winograd" is F(4x4, 3x3)).
+# Winograd's smaller and larger tiles on any width ("winograd" takes the
+# larger where its error bound holds, docs/API.md).
+WINOGRAD_TILES = ("winograd:2x2", "winograd:4x4")
 GEMM_PATHS = ("gemm:packed", "gemm:indirect", "gemm:phases", "gemm:col2im", "gemm:dots", "gemm:slots", "gemm:taps",
-              "winograd:2x2")
+              *WINOGRAD_TILES)
 
 
 def algorithm(fn, value, g):
@@ -227,7 +229,7 @@ def algorithm(fn, value, g):
     if value not in ALGORITHMS and value not in GEMM_PATHS:
         raise ValueError(f"{fn}: algorithm must be one of {ALGORITHMS} (or 'im2col', an alias of 'gemm'), "
                          f"got {value!r}")
-    if value in ("winograd", "winograd:2x2") and not winograd_takes(g):
+    if value in ("winograd", *WINOGRAD_TILES) and not winograd_takes(g):
         raise ValueError(f"{fn}: algorithm={value!r} needs a 3x3 or 2x2 kernel with stride 1, or a square kernel "
                          f"of 2 or 3 strides (4x4 with stride 2), and dilation 1; got kernel {(g.kh, g.kw)}, "
                          f"stride {g.stride}, dilation {g.dilation}")

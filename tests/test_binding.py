@@ -88,7 +88,7 @@ def test_conv_geometry_checks():
                          ["_C.conv2d_forward", "algorithm", "'fft'"])
     # a known algorithm the shape cannot take (Winograd, a 2x3 kernel): each pass's C entry point refuses it
     gy = buf(size["y"])
-    for winograd in ("winograd", "winograd:2x2"):
+    for winograd in ("winograd", "winograd:2x2", "winograd:4x4"):
         assert_raises_naming(lambda: _C.conv2d_forward(CONV, winograd, *args, None, buf(size["y"])), ValueError,
                              ["cannot take this shape", "winograd needs a 3x3 or 2x2 kernel"])
         assert_raises_naming(lambda: _C.conv2d_grad_input(CONV, winograd, gy, buf(size["w"]), buf(size["x"])),

@@ -154,7 +154,7 @@ WINOGRAD_EXTRA = {
     # transformed kernels of 1.2-2.7 MB, over WINO_STREAM_BYTES, stored past the
     # caches; odd channel counts start their rows off 16-byte boundaries
     "wino_streamed_kernels": (1, 129, 6, 5, 70, (3, 3), 1, 1, 1, 1),
-    # 2x2 kernels: F(3x3, 2x2) ("winograd") and F(2x2, 2x2) ("winograd:2x2")
+    # 2x2 kernels: F(3x3, 2x2) ("winograd:4x4") and F(2x2, 2x2) ("winograd:2x2")
     "wino_k2": (2, 3, 6, 7, 4, (2, 2), 1, 0, 1, 1),
     "wino_k2_pad_groups": (2, 4, 8, 8, 6, (2, 2), 1, 1, 1, 2),
     "wino_k2_wide": (2, 3, 6, 17, 4, (2, 2), 1, 0, 1, 1),  # rows of 5 F(3x3) tiles: 4 stored at once, 1 alone
@@ -167,7 +167,9 @@ WINOGRAD_EXTRA = {
     "wino_k6s3": (2, 3, 12, 12, 4, (6, 6), 3, 1, 1, 1),
     "wino_k4s2_wide": (1, 3, 8, 34, 4, (4, 4), 2, 1, 1, 1),
 }
-WINOGRADS = ["winograd", "winograd:2x2"]
+# Each tile on every case; "winograd" takes one of the two by the layer's width
+# (test_winograd_takes_the_smaller_tile_on_narrow_layers).
+WINOGRADS = ["winograd:4x4", "winograd:2x2"]
 WINOGRAD_CASES = [name for name, c in CASES.items()
                   if c[5] == (3, 3) and c[6] in (1, (1, 1)) and c[8] in (1, (1, 1))] + list(WINOGRAD_EXTRA)
 ALGORITHMS = ["reference", "direct", "gemm"]
@@ -342,16 +344,20 @@ def test_winograd_gradients_by_central_differences(algorithm, case):
 
 
 @pytest.mark.parametrize("kernel, stride", [(3, 1), (4, 2)])
-@pytest.mark.parametrize("channels, size", [(16, 20), (64, 14), (256, 10)])
+@pytest.mark.parametrize("channels, size", [((16, 16), 20), ((64, 64), 14), ((256, 256), 10), ((1, 64), 28),
+                                            ((8, 8), 28)])
 def test_winograd_float32_error_within_10x_the_gemms(channels, size, kernel, stride):
-    """The bound "auto" relies on (docs/API.md): each Winograd tile's
-    float32 forward and grad-input stay within 10x the GEMM path's largest
-    error against float64, relative to the largest value (measured: F(4x4,
-    3x3) 3.6-7x, F(2x2, 3x3) 0.7-2.6x, for 16 to 512 channels; k4 s2
-    layers' phases by F(3x3, 2x2) 1.3-3.1x, F(2x2, 2x2) 1.5-3.7x)."""
+    """The bound "auto" relies on (docs/API.md): "winograd" and the
+    smaller tile keep the float32 forward and grad-input within 10x the
+    GEMM path's largest error against float64, relative to the largest
+    value (measured: F(4x4, 3x3) 3.6-7x, F(2x2, 3x3) 0.7-2.6x, for 16 to
+    512 channels; k4 s2 layers' phases by F(3x3, 2x2) 1.3-3.1x, F(2x2, 2x2)
+    1.5-3.7x). On narrower layers F(4x4, 3x3) ran up to 16x, so "winograd"
+    takes F(2x2, 3x3) there."""
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((2, channels, size, size)).astype(np.float32)
-    w = (rng.standard_normal((channels, channels, kernel, kernel)) / np.sqrt(kernel**2 * channels)).astype(np.float32)
+    c_in, c_out = channels
+    x = rng.standard_normal((2, c_in, size, size)).astype(np.float32)
+    w = (rng.standard_normal((c_out, c_in, kernel, kernel)) / np.sqrt(kernel**2 * c_in)).astype(np.float32)
     kw = dict(padding=1, stride=stride)
     gy = rng.standard_normal(fastconv.conv2d(x, w, **kw).shape).astype(np.float32)
 
@@ -365,8 +371,34 @@ def test_winograd_float32_error_within_10x_the_gemms(channels, size, kernel, str
     def error(algorithm):
         return max(np.abs(y - e).max() / np.abs(e).max() for y, e in zip(passes(algorithm, x, w, gy), exact))
 
-    for algorithm in WINOGRADS:
+    for algorithm in ("winograd", "winograd:2x2"):
         assert error(algorithm) <= 10 * error("gemm"), algorithm
+
+
+@pytest.mark.parametrize("shape, kernel, stride, tile", [
+    ((1, 64), 3, 1, "2x2"), ((64, 1), 3, 1, "2x2"), ((8, 8), 3, 1, "2x2"), ((16, 15), 3, 1, "2x2"),
+    ((16, 16), 3, 1, "4x4"), ((1, 64), 2, 1, "4x4"),  # 2x2 kernels: F(3x3, 2x2) on any width
+    ((3, 16), 6, 2, "2x2"), ((4, 16), 6, 2, "4x4"),  # k6 s2: the phases' conv has 4x the input channels
+    ((2, 32), 4, 2, "4x4")])
+def test_winograd_takes_the_smaller_tile_on_narrow_layers(shape, kernel, stride, tile):
+    """"winograd" is F(4x4, 3x3) where a group has 16 channels or more on
+    each side, F(2x2, 3x3) on narrower 3x3 layers (of a strided layer: of
+    its phases' conv), in every pass: the bits of the tile it names."""
+    c_in, c_out = shape
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, c_in, 13, 12)).astype(np.float32)
+    w = rng.standard_normal((c_out, c_in, kernel, kernel)).astype(np.float32)
+    kw = dict(padding=1, stride=stride)
+    gy = rng.standard_normal(fastconv.conv2d(x, w, **kw).shape).astype(np.float32)
+
+    def passes(algorithm):
+        return (fastconv.conv2d(x, w, **kw, algorithm=algorithm),) + fastconv.conv2d_backward(
+            gy, x, w, **kw, needs=("input", "weight"), algorithm=algorithm)[:2]
+
+    other = "4x4" if tile == "2x2" else "2x2"
+    for got, same, differs in zip(passes("winograd"), passes(f"winograd:{tile}"), passes(f"winograd:{other}")):
+        np.testing.assert_array_equal(got, same)
+        assert not np.array_equal(got, differs)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
@@ -438,7 +470,7 @@ def test_auto_runs_winograd_on_k4s2_layers(shape, paths, dtype):
     ((5, 5), {}, ["kernel (5, 5)"]), ((3, 3), dict(stride=2), ["stride (2, 2)"]),
     ((4, 4), dict(stride=2, dilation=2), ["dilation (2, 2)"]), ((3, 1), {}, ["kernel (3, 1)"]),
     ((4, 4), dict(stride=(2, 1)), ["stride (2, 1)"])])
-@pytest.mark.parametrize("algorithm", WINOGRADS)
+@pytest.mark.parametrize("algorithm", ["winograd"] + WINOGRADS)
 def test_winograd_names_what_it_cannot_take(algorithm, kernel, kw, words):
     x, w = np.ones((1, 2, 9, 9)), np.ones((3, 2) + kernel)
     for call in (lambda: fastconv.conv2d(x, w, **kw, algorithm=algorithm),
