@@ -132,6 +132,12 @@ static int winograd_pays(const fc_conv2d_shape *layer, conv_pass pass, int64_t n
     return winograd_gw_bytes(2, s, elem) <= most ? 2 : 0;
 }
 
+/* The stride-1 conv Winograd runs for a layer: its own, or its stride
+ * phases' (conv2d_polyphase.c). */
+static fc_conv2d_shape winograd_grid(const fc_conv2d_shape *layer) {
+    return polyphase_applies(layer) ? polyphase_shape(layer) : *layer;
+}
+
 /* Whether a path is one of Winograd's. */
 static int is_winograd(fc_algorithm path) {
     return path == FC_ALGO_WINOGRAD || path == FC_ALGO_WINOGRAD_F2 || path == FC_ALGO_WINOGRAD_F4;
@@ -147,7 +153,7 @@ static int is_winograd(fc_algorithm path) {
 #define WINOGRAD_F4_CHANNELS 16
 static int winograd_tile(fc_algorithm path, const fc_conv2d_shape *layer) {
     if (path != FC_ALGO_WINOGRAD) return path == FC_ALGO_WINOGRAD_F2 ? 2 : 4;
-    const fc_conv2d_shape t = polyphase_applies(layer) ? polyphase_shape(layer) : *layer;
+    const fc_conv2d_shape t = winograd_grid(layer);
     const int narrow = GROUP_IN(&t) < WINOGRAD_F4_CHANNELS || GROUP_OUT(&t) < WINOGRAD_F4_CHANNELS;
     return t.kh == 3 && narrow ? 2 : 4;
 }
@@ -157,7 +163,7 @@ static int winograd_tile(fc_algorithm path, const fc_conv2d_shape *layer) {
  * named path or plain loops as given. */
 static fc_algorithm FC_FN(choose)(const fc_conv2d_shape *s, fc_algorithm algo, conv_pass pass) {
     if (algo == FC_ALGO_AUTO) {
-        const fc_conv2d_shape t = polyphase_applies(s) ? polyphase_shape(s) : *s;
+        const fc_conv2d_shape t = winograd_grid(s);
         const int tile = winograd_pays(&t, pass, FC_FN(gemm_nr)(), sizeof(FC_T));
         if (tile) return tile == 2 ? FC_ALGO_WINOGRAD_F2 : FC_ALGO_WINOGRAD;
         algo = FC_FN(direct_or_gemm)(s, pass);
@@ -198,10 +204,9 @@ int FC_FN(fc_conv2d_forward)(const fc_conv2d_shape *s, fc_algorithm algo, const 
     case FC_ALGO_WINOGRAD_F2:
     case FC_ALGO_WINOGRAD_F4: {
         const unsigned flags = act == FC_ACT_RELU ? FC_GEMM_RELU : 0;
-        if (winograd_applies(s))
-            return FC_FN(winograd_forward)(winograd_tile(path, s), s, x, w, wino_dense(s), b, flags, y);
-        return polyphase_applies(s) ? FC_FN(polyphase_forward)(winograd_tile(path, s), s, x, w, b, flags, y)
-                                    : FC_ERR_PATH;
+        const int tile = winograd_tile(path, s);
+        if (winograd_applies(s)) return FC_FN(winograd_forward)(tile, s, x, w, wino_dense(s), b, flags, y);
+        return polyphase_applies(s) ? FC_FN(polyphase_forward)(tile, s, x, w, b, flags, y) : FC_ERR_PATH;
     }
     default: return FC_ERR_PATH;
     }
@@ -220,9 +225,11 @@ int FC_FN(fc_conv2d_grad_input)(const fc_conv2d_shape *s, fc_algorithm algo, con
     case FC_ALGO_GEMM_COL2IM: return FC_FN(fc_conv2d_grad_input_col2im)(s, gy, w, gx);
     case FC_ALGO_WINOGRAD:
     case FC_ALGO_WINOGRAD_F2:
-    case FC_ALGO_WINOGRAD_F4:
-        if (winograd_applies(s)) return FC_FN(winograd_grad_input)(winograd_tile(path, s), s, gy, w, wino_dense(s), gx);
-        return polyphase_applies(s) ? FC_FN(polyphase_grad_input)(winograd_tile(path, s), s, gy, w, gx) : FC_ERR_PATH;
+    case FC_ALGO_WINOGRAD_F4: {
+        const int tile = winograd_tile(path, s);
+        if (winograd_applies(s)) return FC_FN(winograd_grad_input)(tile, s, gy, w, wino_dense(s), gx);
+        return polyphase_applies(s) ? FC_FN(polyphase_grad_input)(tile, s, gy, w, gx) : FC_ERR_PATH;
+    }
     default: return FC_ERR_PATH;
     }
 }

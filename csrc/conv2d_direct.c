@@ -104,6 +104,14 @@ static inline __attribute__((always_inline)) void FC_FN(direct_forward_channel)(
 #define DF_ROWS 4
 #define DF_ROWS_TAPS 64
 
+/* Whether a shape's planes can go by rows (direct_forward_rows,
+ * grad_weight_rows): stride 1, undilated, at least a vector wide and
+ * DF_ROWS rows high. */
+static int rows_fit(const fc_conv2d_shape *s) {
+    return s->stride_h == 1 && s->stride_w == 1 && s->dil_h == 1 && s->dil_w == 1 && s->out_w >= DOT_LANES &&
+           s->out_h >= DF_ROWS;
+}
+
 /* The taps of DF_ROWS output rows, one vector column, at stride 1,
  * undilated: tap (i, t) of row j reads the frame's row j + i at column t
  * (from `framed`, rows pw apart), so each frame vector is loaded once and
@@ -177,8 +185,7 @@ FC_VECTOR_LOOP(direct_forward_planes, (const fc_conv2d_shape *s, const df_frame 
     /* while a lone channel's taps compute: the next plane of x, and the
      * last input channel's output plane, which the copy below writes */
     const int ahead = cb == 1 && s->h * s->w * (int64_t)sizeof(FC_T) > DF_AHEAD_BYTES;
-    const int by_rows = sh == 1 && sw == 1 && cb == 1 && cin_g == 1 && s->dil_h == 1 && s->dil_w == 1 &&
-                        OW >= DOT_LANES && OH >= DF_ROWS && taps <= DF_ROWS_TAPS;
+    const int by_rows = rows_fit(s) && cb == 1 && cin_g == 1 && taps <= DF_ROWS_TAPS;
     for (int64_t c = 0; c < cin_g; c++) {
         const FC_T *xc = x + (n * s->c_in + co / cout_g * cin_g + c) * s->h * s->w;
         FC_FN(frame_planes)(s, xc, 1, f->ph, pw, framed);
@@ -327,8 +334,7 @@ static gw_frame FC_FN(grad_weight_frame)(const fc_conv2d_shape *s) {
     const int64_t wide = (taps + GW_TAPS_WIDE - 1) / GW_TAPS_WIDE * GW_TAPS_WIDE;
     f.group = fc_get_isa() == FC_ISA_AVX512 && wide == narrow ? GW_TAPS_WIDE : GW_TAPS;
     f.taps = f.group == GW_TAPS ? narrow : wide;
-    f.rows = f.group == GW_TAPS_WIDE && s->kh == 3 && s->kw == 3 && s->stride_h == 1 && s->stride_w == 1 &&
-             s->dil_h == 1 && s->dil_w == 1 && s->out_w >= DOT_LANES && s->out_h >= DF_ROWS;
+    f.rows = f.group == GW_TAPS_WIDE && s->kh == 3 && s->kw == 3 && rows_fit(s);
     return f;
 }
 
